@@ -1,0 +1,90 @@
+//! `brasa`: import weights, run a model natively, and serve the demo.
+
+mod import;
+mod predict;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "brasa", version, about = "Serve Burn models in browsers and at the edge")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert a PyTorch state dict (.pth) into burnpack weights for a brasa model.
+    Import {
+        /// The architecture the weights are for.
+        #[arg(long, default_value = "mnist")]
+        model: String,
+        /// The PyTorch file to read.
+        input: PathBuf,
+        /// Where to write the burnpack file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Describe a burnpack weights file (tensors, shapes, parameter count) after validating it.
+    Inspect {
+        /// The burnpack file.
+        weights: PathBuf,
+    },
+    /// Run a model natively on images and print its predictions.
+    Predict {
+        /// The architecture.
+        #[arg(long, default_value = "mnist")]
+        model: String,
+        /// Burnpack weights.
+        #[arg(long)]
+        weights: PathBuf,
+        /// `cpu` (burn-flex) or `webgpu` (wgpu: Vulkan, Metal or DX12 natively).
+        #[arg(long, default_value = "cpu")]
+        backend: String,
+        /// Invert intensities, for dark digits on a light background.
+        #[arg(long)]
+        invert: bool,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// PNG images (any size; converted to 28x28 grayscale).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Serve a folder over HTTP with the headers brasa's pages need (cross-origin isolation,
+    /// wasm MIME type).
+    Serve {
+        /// The folder to serve.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Address to bind.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port; 0 picks a free one.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Import { model, input, output } => import::run(&model, &input, &output),
+        Command::Inspect { weights } => import::inspect(&weights),
+        Command::Predict { model, weights, backend, invert, json, images } => {
+            predict::run(&model, &weights, &backend, invert, json, &images)
+        }
+        Command::Serve { dir, host, port } => serve::run(&dir, &host, port),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

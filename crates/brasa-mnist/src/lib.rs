@@ -1,0 +1,108 @@
+//! The MNIST digit classifier that brasa serves by default.
+//!
+//! The network matches `ccexam`'s `MNISTNet` (PyPI `ccexam` 1.0.0, MIT): two 3x3 convolutions
+//! (1→32→64 channels, padding 1), each followed by ReLU and 2x2 max-pooling, then a 3136→128
+//! linear layer, ReLU, and a 128→10 linear layer. Inputs are 28x28 grayscale intensities in
+//! `[0, 1]` (1 = ink); the model applies MNIST's normalisation (mean 0.1307, std 0.3081) itself
+//! so callers never need to know it.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor};
+use brasa::{Architecture, Signature, TensorSpec};
+
+/// Side of the square input image.
+pub const IMAGE_SIDE: usize = 28;
+/// Mean of MNIST's training pixels, in `[0, 1]` units.
+pub const PIXEL_MEAN: f32 = 0.1307;
+/// Standard deviation of MNIST's training pixels.
+pub const PIXEL_STD: f32 = 0.3081;
+
+/// How the PyTorch state dict of `ccexam`'s `MNISTNet` maps onto [`MnistNet`]'s parameter
+/// paths (regex, replacement), for `brasa import`.
+pub const PYTORCH_KEY_MAP: &[(&str, &str)] = &[
+    (r"^features\.0\.", "conv1."),
+    (r"^features\.3\.", "conv2."),
+    (r"^classifier\.0\.", "fc1."),
+    (r"^classifier\.2\.", "fc2."),
+];
+
+/// The burn module.
+#[derive(Module, Debug)]
+pub struct MnistNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+    relu: Relu,
+}
+
+impl MnistNet {
+    /// A fresh module (random parameters) on `device`.
+    pub fn new(device: &Device) -> Self {
+        let conv = |channels| {
+            Conv2dConfig::new(channels, [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        Self {
+            conv1: conv([1, 32]),
+            conv2: conv([32, 64]),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(64 * 7 * 7, 128).init(device),
+            fc2: LinearConfig::new(128, 10).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[batch, 784]` intensities in `[0, 1]` → `[batch, 10]` logits.
+    pub fn forward(&self, pixels: Tensor<2>) -> Tensor<2> {
+        let [batch, _] = pixels.dims();
+        let x = pixels.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
+        let x = (x - PIXEL_MEAN) / PIXEL_STD;
+        let x = self.pool.forward(self.relu.forward(self.conv1.forward(x)));
+        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
+        // Flattening NCHW in C, H, W order is what PyTorch's `flatten(start_dim=1)` does.
+        let x = x.reshape([batch, 64 * 7 * 7]);
+        let x = self.relu.forward(self.fc1.forward(x));
+        self.fc2.forward(x)
+    }
+}
+
+/// The MNIST architecture, as brasa serves it.
+#[derive(Debug, Clone, Copy)]
+pub struct Mnist;
+
+impl Architecture for Mnist {
+    const NAME: &'static str = "mnist";
+    type Net = MnistNet;
+
+    fn signature() -> Signature {
+        Signature {
+            input: TensorSpec {
+                name: "pixels",
+                shape: vec![1, IMAGE_SIDE, IMAGE_SIDE],
+                datatype: "FP32",
+                description: "28x28 grayscale, row-major, values in [0, 1], 1 = ink (white digit on black)",
+            },
+            output: TensorSpec {
+                name: "logits",
+                shape: vec![10],
+                datatype: "FP32",
+                description: "unnormalised scores of the digits 0-9",
+            },
+            labels: (0..10).map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn init(device: &Device) -> MnistNet {
+        MnistNet::new(device)
+    }
+
+    fn forward(net: &MnistNet, input: Tensor<2>) -> Tensor<2> {
+        net.forward(input)
+    }
+}

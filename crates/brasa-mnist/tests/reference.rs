@@ -1,0 +1,156 @@
+//! brasa's MNIST model against the independent numpy reference, on every native backend,
+//! and its handling of bad weights and bad input.
+//!
+//! Needs the artefacts `cargo xtask setup` makes: `.cache/models/mnist.bpk` (imported from
+//! ccexam's state dict) and `.cache/fixtures/mnist-reference.json` (numpy). Point
+//! `BRASA_CACHE_DIR` elsewhere to use another copy.
+
+use std::path::PathBuf;
+
+use brasa::burn::module::Module;
+use brasa::burn::nn::LinearConfig;
+use brasa::burn::tensor::Device;
+use brasa::{BackendKind, BrasaError, ErrorCode, Session};
+use brasa_mnist::Mnist;
+use serde::Deserialize;
+
+const TOLERANCE: f32 = 1e-4;
+
+#[derive(Deserialize)]
+struct Reference {
+    items: Vec<Item>,
+}
+
+#[derive(Deserialize)]
+struct Item {
+    name: String,
+    label: Option<u32>,
+    pixels: Vec<f32>,
+    logits: Vec<f32>,
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("BRASA_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    let path = cache_dir().join(rel);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; run `cargo xtask setup` to import the weights and build the reference", path.display())
+    })
+}
+
+fn weights() -> Vec<u8> {
+    read("models/mnist.bpk")
+}
+
+fn reference() -> Reference {
+    let reference: Reference = serde_json::from_slice(&read("fixtures/mnist-reference.json")).unwrap();
+    assert!(reference.items.len() >= 16, "the reference holds too few inputs");
+    reference
+}
+
+fn session(kind: BackendKind) -> Session<Mnist> {
+    pollster::block_on(Session::<Mnist>::load(&weights(), kind)).expect("weights load")
+}
+
+fn check_against_reference(kind: BackendKind) {
+    let session = session(kind);
+    let reference = reference();
+    // One item at a time, then all together: batching must not change any row.
+    let batch: Vec<f32> = reference.items.iter().flat_map(|i| i.pixels.clone()).collect();
+    let batched = pollster::block_on(session.run(&batch)).unwrap();
+    let mut worst = 0.0f32;
+    for (row, item) in reference.items.iter().enumerate() {
+        let single = pollster::block_on(session.run(&item.pixels)).unwrap();
+        for (k, expected) in item.logits.iter().enumerate() {
+            for got in [single.logits[k], batched.logits[row * 10 + k]] {
+                let diff = (got - expected).abs();
+                worst = worst.max(diff);
+                assert!(diff <= TOLERANCE, "{kind}: {} logit {k}: got {got}, numpy {expected}", item.name);
+            }
+        }
+        if let Some(label) = item.label {
+            assert_eq!(single.labels[0], label, "{kind}: {} misclassified", item.name);
+        }
+    }
+    eprintln!("{kind}: {} items, worst |logit - numpy| = {worst:e}", reference.items.len());
+}
+
+#[test]
+fn flex_matches_numpy_reference() {
+    check_against_reference(BackendKind::Cpu);
+}
+
+#[test]
+fn wgpu_matches_numpy_reference() {
+    check_against_reference(BackendKind::WebGpu);
+}
+
+fn assert_invalid_weights(bytes: &[u8], what: &str) {
+    match Session::<Mnist>::load_on(bytes, Device::flex(), BackendKind::Cpu) {
+        Ok(_) => panic!("{what}: loaded"),
+        Err(err) => assert_eq!(err.code(), ErrorCode::InvalidWeights, "{what}: {err}"),
+    }
+}
+
+#[test]
+fn truncated_weights_are_rejected_without_panicking() {
+    let good = weights();
+    for cut in [0, 1, 7, 8, 16, 64, 200, 1000, good.len() / 2, good.len() - 4, good.len() - 1] {
+        assert_invalid_weights(&good[..cut], &format!("truncated to {cut} bytes"));
+    }
+}
+
+#[test]
+fn corrupt_headers_and_garbage_are_rejected() {
+    let good = weights();
+    assert_invalid_weights(b"definitely not a burnpack file", "text");
+    assert_invalid_weights(&vec![0u8; 4096], "zeros");
+    for pos in 0..64.min(good.len()) {
+        let mut bad = good.clone();
+        bad[pos] ^= 0xff;
+        // A flipped header byte must give an error or (if it hit padding) a valid model, never a panic.
+        let _ = Session::<Mnist>::load_on(&bad, Device::flex(), BackendKind::Cpu);
+    }
+}
+
+#[test]
+fn non_finite_weights_are_rejected() {
+    let mut bad = weights();
+    // The last four bytes are the final value of the last tensor's data; make it NaN.
+    let n = bad.len();
+    bad[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let err = Session::<Mnist>::load_on(&bad, Device::flex(), BackendKind::Cpu).unwrap_err();
+    assert!(matches!(err, BrasaError::NonFiniteWeights { .. }), "{err}");
+}
+
+#[test]
+fn weights_of_another_architecture_are_rejected() {
+    let device = Device::flex();
+    let other = LinearConfig::new(784, 10).init(&device);
+    let bytes = other.into_record().into_bytes().unwrap();
+    let err = Session::<Mnist>::load_on(&bytes[..], device, BackendKind::Cpu).unwrap_err();
+    assert!(matches!(err, BrasaError::ArchitectureMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("mnist"), "{err}");
+}
+
+#[test]
+fn a_session_keeps_working_after_bad_weights_and_bad_input() {
+    let mut session = session(BackendKind::Cpu);
+    let item = &reference().items[0];
+    let before = session.run_blocking(&item.pixels).unwrap();
+
+    let good = weights();
+    assert!(session.replace_weights(&good[..good.len() / 3]).is_err());
+    assert!(session.run_blocking(&[]).is_err());
+    assert!(session.run_blocking(&[0.5; 783]).is_err());
+    assert!(session.run_blocking(&[f32::INFINITY; 784]).is_err());
+
+    let after = session.run_blocking(&item.pixels).unwrap();
+    assert_eq!(before, after);
+    session.replace_weights(&good).unwrap();
+    assert_eq!(session.run_blocking(&item.pixels).unwrap(), before);
+}

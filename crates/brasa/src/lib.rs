@@ -1,0 +1,24 @@
+//! brasa's runtime core: what a servable model is, how a backend is chosen, how weights are
+//! loaded from bytes and how inference runs.
+//!
+//! Everything here is plain Rust and compiles for native targets (tests, the CLI) and for
+//! `wasm32-unknown-unknown` (the browser and edge builds). Input and weights are validated
+//! before they reach burn, so bad input yields a [`BrasaError`] instead of a panic: in wasm a
+//! panic aborts the whole instance.
+
+mod backend;
+mod error;
+mod output;
+mod servable;
+mod session;
+mod weights;
+
+pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends};
+pub use error::{BrasaError, ErrorCode, Result};
+pub use output::{Prediction, softmax_rows};
+pub use servable::{Architecture, Signature, TensorSpec};
+pub use session::{MAX_BATCH, Session};
+pub use weights::{WeightsSummary, inspect_weights};
+
+/// Re-export of the exact burn version brasa is built on, for model crates.
+pub use burn;

@@ -1,0 +1,68 @@
+use burn::tensor::{Bytes, DType};
+
+use crate::error::{BrasaError, Result};
+
+/// What a weights file holds, as found by [`inspect_weights`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightsSummary {
+    /// Each tensor's path and shape, in name order.
+    pub tensors: Vec<(String, Vec<usize>)>,
+    /// Total number of scalar parameters.
+    pub parameters: usize,
+    /// Size of the file in bytes.
+    pub bytes: usize,
+}
+
+/// Decode a burnpack buffer and check every tensor before anything touches a model: the
+/// container must parse, each tensor's byte length must match its shape, and every value must
+/// be a finite `f32`. Bit rot or tampering that still parses usually shows up here as NaN,
+/// infinity or an absurd shape; content hashes (the registry) catch the rest.
+pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
+    if bytes.is_empty() {
+        return Err(BrasaError::CorruptWeights("the weights buffer is empty".into()));
+    }
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
+    let tensors = reader
+        .into_tensors()
+        .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
+    if tensors.is_empty() {
+        return Err(BrasaError::CorruptWeights("the file holds no tensors".into()));
+    }
+
+    let mut summary = WeightsSummary { tensors: Vec::new(), parameters: 0, bytes: bytes.len() };
+    for tensor in tensors {
+        let name = tensor.name.clone();
+        let dtype = tensor.dtype;
+        let shape = tensor.shape.clone().to_vec();
+        if dtype != DType::F32 {
+            return Err(BrasaError::ArchitectureMismatch {
+                model: "brasa".into(),
+                detail: format!("tensor `{name}` is {dtype:?}; this runtime loads f32 weights"),
+            });
+        }
+        let elements = shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| BrasaError::CorruptWeights(format!("tensor `{name}` has an absurd shape {shape:?}")))?;
+        let data = tensor
+            .into_bytes()
+            .map_err(|e| BrasaError::CorruptWeights(format!("tensor `{name}`: {e}")))?;
+        if data.len() != elements * 4 {
+            return Err(BrasaError::CorruptWeights(format!(
+                "tensor `{name}` of shape {shape:?} needs {} bytes but has {}",
+                elements * 4,
+                data.len()
+            )));
+        }
+        let non_finite = data
+            .chunks_exact(4)
+            .any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+        if non_finite {
+            return Err(BrasaError::NonFiniteWeights { tensor: name });
+        }
+        summary.parameters += elements;
+        summary.tensors.push((name, shape));
+    }
+    Ok(summary)
+}
