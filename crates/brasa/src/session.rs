@@ -49,6 +49,12 @@ impl<A: Architecture> Session<A> {
         Ok(())
     }
 
+    /// A new session with other `weights` on the same device; `self` is untouched, so callers
+    /// can swap sessions atomically and in-flight runs finish on the old weights.
+    pub fn with_weights(&self, weights: &[u8]) -> Result<Self> {
+        Self::load_on(weights, self.device.clone(), self.backend)
+    }
+
     /// The backend this session runs on.
     pub fn backend(&self) -> BackendKind {
         self.backend

@@ -1,0 +1,49 @@
+/**
+ * brasa for Node.js (20+): the CPU build, weights from files, `file:` URLs or HTTP.
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+
+import { createLoader, type Platform } from './core.js';
+import { BrasaError } from './errors.js';
+import type { Backend, WasmSource } from './types.js';
+
+const node: Platform = {
+  async instantiate(build: Backend, source: WasmSource | undefined) {
+    const glue = build === 'webgpu' ? await import('../wasm/webgpu/brasa_wasm.js') : await import('../wasm/cpu/brasa_wasm.js');
+    const dir = build === 'webgpu' ? '../wasm/webgpu/' : '../wasm/cpu/';
+    let module: WebAssembly.Module | BufferSource;
+    if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
+      module = source;
+    } else {
+      // Node's fetch does not read file: URLs, so read the module from disk.
+      const url = source === undefined ? new URL(`${dir}brasa_wasm_bg.wasm`, import.meta.url) : new URL(String(source), pathToFileURL(process.cwd() + '/'));
+      module = url.protocol === 'file:' ? await readFile(url) : new Uint8Array(await (await fetch(url)).arrayBuffer());
+    }
+    glue.initSync({ module });
+    return glue;
+  },
+  async fetchBytes(url: URL, signal?: AbortSignal) {
+    if (url.protocol === 'file:') {
+      try {
+        return new Uint8Array(await readFile(url, { signal }));
+      } catch (err) {
+        throw new BrasaError('network', `could not read weights ${url.pathname}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    const response = await fetch(url, { signal });
+    if (!response.ok) throw new BrasaError('network', `GET ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
+    return new Uint8Array(await response.arrayBuffer());
+  },
+  baseUrl() {
+    // Relative paths are files relative to the working directory, as with fs.
+    return pathToFileURL(process.cwd() + '/').href;
+  },
+};
+
+/** Load a model; see {@link createLoader}. */
+export const loadModel = createLoader(node);
+export { BrasaModel } from './core.js';
+export { BrasaError, type BrasaErrorCode } from './errors.js';
+export type * from './types.js';
