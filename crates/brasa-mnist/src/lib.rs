@@ -6,12 +6,12 @@
 //! `[0, 1]` (1 = ink); the model applies MNIST's normalisation (mean 0.1307, std 0.3081) itself
 //! so callers never need to know it.
 
+use brasa::{Architecture, Signature, TensorSpec};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor};
-use brasa::{Architecture, Signature, TensorSpec};
 
 /// Side of the square input image.
 pub const IMAGE_SIDE: usize = 28;

@@ -38,7 +38,10 @@ fn cache_dir() -> PathBuf {
 fn read(rel: &str) -> Vec<u8> {
     let path = cache_dir().join(rel);
     std::fs::read(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; run `cargo xtask setup` to import the weights and build the reference", path.display())
+        panic!(
+            "{}: {e}; run `cargo xtask setup` to import the weights and build the reference",
+            path.display()
+        )
     })
 }
 

@@ -67,7 +67,9 @@ impl AnySession {
 
     fn info(&self) -> ModelInfo {
         match self {
-            AnySession::Mnist(s) => ModelInfo::new(<Mnist as brasa::Architecture>::NAME, s.backend(), &s.signature(), s.weights()),
+            AnySession::Mnist(s) => {
+                ModelInfo::new(<Mnist as brasa::Architecture>::NAME, s.backend(), &s.signature(), s.weights())
+            }
         }
     }
 }
@@ -95,7 +97,12 @@ struct ModelInfo {
 }
 
 impl ModelInfo {
-    fn new(name: &str, backend: BackendKind, sig: &brasa::Signature, weights: &brasa::WeightsSummary) -> Self {
+    fn new(
+        name: &str,
+        backend: BackendKind,
+        sig: &brasa::Signature,
+        weights: &brasa::WeightsSummary,
+    ) -> Self {
         let tensor = |t: &brasa::TensorSpec| TensorInfo {
             name: t.name.into(),
             shape: t.shape.clone(),
@@ -160,7 +167,10 @@ pub async fn load_model(name: String, weights: Vec<u8>, backend: String) -> Resu
     let session = match name.as_str() {
         "mnist" => AnySession::Mnist(Session::<Mnist>::load(&weights, kind).await.map_err(|e| js_error(&e))?),
         other => {
-            return Err(js_error(&BrasaError::UnknownModel { name: other.into(), known: model_names().join(", ") }));
+            return Err(js_error(&BrasaError::UnknownModel {
+                name: other.into(),
+                known: model_names().join(", "),
+            }));
         }
     };
     Ok(WasmModel { session: RefCell::new(Rc::new(session)) })
@@ -187,6 +197,7 @@ impl WasmModel {
 
     /// Name, backend, signature and weight summary.
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        serde_wasm_bindgen::to_value(&self.session.borrow().info()).map_err(|e| JsValue::from_str(&e.to_string()))
+        serde_wasm_bindgen::to_value(&self.session.borrow().info())
+            .map_err(|e| JsValue::from_str(&e.to_string()))
     }
 }

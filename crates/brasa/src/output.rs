@@ -16,16 +16,14 @@ pub struct Prediction {
 impl Prediction {
     /// Build a prediction from row-major logits, computing probabilities and labels.
     pub fn from_logits(logits: Vec<f32>, classes: usize) -> Self {
-        let batch = if classes == 0 { 0 } else { logits.len() / classes };
+        let batch = logits.len().checked_div(classes).unwrap_or(0);
         let probabilities = softmax_rows(&logits, classes);
         let labels = logits
             .chunks_exact(classes.max(1))
             .map(|row| {
                 row.iter()
                     .enumerate()
-                    .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 { (i, v) } else { best }
-                    })
+                    .fold((0usize, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
                     .0 as u32
             })
             .collect();

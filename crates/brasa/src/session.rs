@@ -119,10 +119,9 @@ impl<A: Architecture> Session<A> {
 fn build_net<A: Architecture>(weights: &[u8], device: &Device) -> Result<A::Net> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
         .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
-    A::init(device).try_load_record(record).map_err(|e| BrasaError::ArchitectureMismatch {
-        model: A::NAME.to_string(),
-        detail: e.to_string(),
-    })
+    A::init(device)
+        .try_load_record(record)
+        .map_err(|e| BrasaError::ArchitectureMismatch { model: A::NAME.to_string(), detail: e.to_string() })
 }
 
 /// Check a flat batch against `signature`: non-empty, a whole number of items, at most
@@ -132,7 +131,7 @@ pub fn validate_input(signature: &Signature, input: &[f32]) -> Result<usize> {
     if input.is_empty() {
         return Err(BrasaError::EmptyInput { item_len, shape: signature.input.shape_text() });
     }
-    if input.len() % item_len != 0 {
+    if !input.len().is_multiple_of(item_len) {
         return Err(BrasaError::WrongLength {
             len: input.len(),
             item_len,
@@ -144,11 +143,7 @@ pub fn validate_input(signature: &Signature, input: &[f32]) -> Result<usize> {
         return Err(BrasaError::BatchTooLarge { batch, max: MAX_BATCH });
     }
     if let Some(index) = input.iter().position(|v| !v.is_finite()) {
-        return Err(BrasaError::NonFinite {
-            index,
-            item: index / item_len,
-            value: input[index].to_string(),
-        });
+        return Err(BrasaError::NonFinite { index, item: index / item_len, value: input[index].to_string() });
     }
     Ok(batch)
 }

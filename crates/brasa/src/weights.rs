@@ -23,9 +23,7 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
     }
     let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
         .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
-    let tensors = reader
-        .into_tensors()
-        .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
+    let tensors = reader.into_tensors().map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
     if tensors.is_empty() {
         return Err(BrasaError::CorruptWeights("the file holds no tensors".into()));
     }
@@ -41,13 +39,11 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
                 detail: format!("tensor `{name}` is {dtype:?}; this runtime loads f32 weights"),
             });
         }
-        let elements = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| BrasaError::CorruptWeights(format!("tensor `{name}` has an absurd shape {shape:?}")))?;
-        let data = tensor
-            .into_bytes()
-            .map_err(|e| BrasaError::CorruptWeights(format!("tensor `{name}`: {e}")))?;
+        let elements = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
+            BrasaError::CorruptWeights(format!("tensor `{name}` has an absurd shape {shape:?}"))
+        })?;
+        let data =
+            tensor.into_bytes().map_err(|e| BrasaError::CorruptWeights(format!("tensor `{name}`: {e}")))?;
         if data.len() != elements * 4 {
             return Err(BrasaError::CorruptWeights(format!(
                 "tensor `{name}` of shape {shape:?} needs {} bytes but has {}",
@@ -55,9 +51,8 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
                 data.len()
             )));
         }
-        let non_finite = data
-            .chunks_exact(4)
-            .any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+        let non_finite =
+            data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
         if non_finite {
             return Err(BrasaError::NonFiniteWeights { tensor: name });
         }

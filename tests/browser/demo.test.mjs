@@ -1,0 +1,207 @@
+// The demo page and the npm package in real headless Chromium, served by `brasa serve`:
+// WebGPU (SwiftShader) with --enable-unsafe-webgpu, the CPU fallback without it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+import { BAD_INPUT_ROUND, CACHE, TOLERANCE, chromium, maxDiff, open, reference, serve } from '../support.mjs';
+
+const REF = reference();
+let server;
+
+before(async () => { server = await serve(join(CACHE, 'site')); });
+after(() => server?.stop());
+
+/** Run every reference item in the page, one at a time and as one batch. */
+async function runReference(page) {
+  return page.evaluate(async (items) => {
+    const model = window.brasaDemo.model;
+    const singles = [];
+    for (const item of items) {
+      const r = await model.run(new Float32Array(item.pixels));
+      singles.push({ logits: [...r.logits], label: r.label });
+    }
+    const batch = new Float32Array(items.flatMap((i) => i.pixels));
+    const all = await model.run(batch);
+    return { singles, batched: [...all.logits], batch: all.batch, backend: model.backend };
+  }, REF.items.map(({ pixels }) => ({ pixels })));
+}
+
+function assertMatchesNumpy(result, backend) {
+  assert.equal(result.backend, backend);
+  assert.equal(result.batch, REF.items.length);
+  REF.items.forEach((item, i) => {
+    const single = maxDiff(result.singles[i].logits, item.logits);
+    const batched = maxDiff(result.batched.slice(i * 10, i * 10 + 10), item.logits);
+    assert.ok(single <= TOLERANCE, `${backend} ${item.name}: |single - numpy| = ${single}`);
+    assert.ok(batched <= TOLERANCE, `${backend} ${item.name}: |batched - numpy| = ${batched}`);
+    if (item.label !== null) assert.equal(result.singles[i].label, item.label, `${backend} misclassifies ${item.name}`);
+  });
+}
+
+/** Draw a 7 with the mouse: a top bar, then a long diagonal. */
+async function drawSeven(page) {
+  const box = await page.getByTestId('pad').boundingBox();
+  await page.mouse.move(box.x + 80, box.y + 60);
+  await page.mouse.down();
+  await page.mouse.move(box.x + 200, box.y + 60, { steps: 10 });
+  await page.mouse.move(box.x + 120, box.y + 240, { steps: 15 });
+  await page.mouse.up();
+  await page.waitForFunction(() => document.body.dataset.prediction === '7', null, { timeout: 30000 });
+}
+
+/** What the model saw for the current drawing, and its logits. */
+async function drawnPixels(page) {
+  return page.evaluate(async () => {
+    const { toMnistInput } = await import('./preprocess.js');
+    const pixels = toMnistInput(document.getElementById('pad'));
+    const r = await window.brasaDemo.run(pixels);
+    return { pixels: [...pixels], logits: [...r.logits], label: r.label };
+  });
+}
+
+const results = {};
+
+describe('with WebGPU (SwiftShader adapter)', () => {
+  let browser, page, errors;
+  before(async () => {
+    browser = await chromium({ webgpu: true });
+    ({ page, errors } = await open(browser.context, server.url));
+    await page.evaluate(() => window.brasaDemo.ready);
+    await page.addScriptTag({ content: BAD_INPUT_ROUND });
+  });
+  after(() => browser?.close());
+
+  test('the page loads the model on WebGPU and says so', async () => {
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'webgpu');
+    assert.match(await page.getByTestId('backend').textContent(), /WebGPU/);
+    assert.equal(await page.getByTestId('notice').isHidden(), true);
+    const adapter = await page.evaluate(() => window.brasaDemo.model.adapter);
+    assert.equal(adapter.isFallbackAdapter, true, 'headless Chromium exposes SwiftShader');
+  });
+
+  test('logits match numpy within 1e-4 on WebGPU, singly and batched', async () => {
+    results.webgpu = await runReference(page);
+    assertMatchesNumpy(results.webgpu, 'webgpu');
+  });
+
+  test('drawing strokes on the canvas produces a prediction and a bar chart', async () => {
+    await drawSeven(page);
+    assert.equal(await page.getByTestId('digit').textContent(), '7');
+    assert.match(await page.getByTestId('latency').textContent(), /ms this prediction .* webgpu/);
+    const widths = await page.$$eval('[data-testid=bars] .fill', (els) => els.map((e) => parseFloat(e.style.width)));
+    assert.equal(widths.length, 10);
+    assert.ok(Math.abs(widths.reduce((a, b) => a + b, 0) - 100) < 1, `bars sum to ${widths}`);
+    results.drawnWebgpu = await drawnPixels(page);
+    await page.getByTestId('clear').click();
+    assert.equal(await page.getByTestId('digit').textContent(), '?');
+  });
+
+  test('switching the backend control moves the model to CPU and back', async () => {
+    await page.getByTestId('backend-select').selectOption('cpu');
+    await page.waitForFunction(() => document.body.dataset.backend === 'cpu' && document.body.dataset.state === 'ready');
+    assert.match(await page.getByTestId('backend').textContent(), /CPU/);
+    await page.getByTestId('backend-select').selectOption('webgpu');
+    await page.waitForFunction(() => document.body.dataset.backend === 'webgpu' && document.body.dataset.state === 'ready');
+  });
+
+  test('bad input gives typed errors and the model keeps working', async () => {
+    const outcome = await page.evaluate(async () => badInputRound());
+    assertBadInputOutcome(outcome);
+  });
+
+  test('no uncaught errors on the page', () => {
+    assert.deepEqual(errors, []);
+  });
+});
+
+describe('without WebGPU (no adapter)', () => {
+  let browser, page, errors;
+  before(async () => {
+    browser = await chromium({ webgpu: false });
+    ({ page, errors } = await open(browser.context, server.url));
+    await page.evaluate(() => window.brasaDemo.ready);
+    await page.addScriptTag({ content: BAD_INPUT_ROUND });
+  });
+  after(() => browser?.close());
+
+  test('auto falls back to the CPU build and tells the person and the code why', async () => {
+    assert.equal(await page.evaluate(() => document.body.dataset.backend), 'cpu');
+    const notice = page.getByTestId('notice');
+    assert.equal(await notice.isVisible(), true);
+    assert.match(await notice.textContent(), /WebGPU is unavailable.*requestAdapter\(\) returned no adapter/);
+    const model = await page.evaluate(() => ({ backend: window.brasaDemo.model.backend, reason: window.brasaDemo.model.fallbackReason }));
+    assert.equal(model.backend, 'cpu');
+    assert.match(model.reason, /no adapter/);
+    // Only the CPU build was fetched: the WebGPU wasm never crossed the network.
+    const fetched = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
+    assert.ok(fetched.some((u) => u.includes('/wasm/cpu/brasa_wasm_bg.wasm')), fetched.join('\n'));
+    assert.ok(!fetched.some((u) => u.includes('/wasm/webgpu/')), fetched.join('\n'));
+  });
+
+  test('onFallback reports the reason, and asking for webgpu is a clear error', async () => {
+    const outcome = await page.evaluate(async () => {
+      const { loadModel } = await import('brasa');
+      const weights = new Uint8Array(await (await fetch('./models/mnist.bpk')).arrayBuffer());
+      const events = [];
+      const m = await loadModel('mnist', { weights, onFallback: (e) => events.push(e) });
+      m.dispose();
+      try {
+        await loadModel('mnist', { weights, backend: 'webgpu' });
+        return { events, error: null };
+      } catch (e) {
+        return { events, error: { name: e.name, code: e.code, message: e.message } };
+      }
+    });
+    assert.equal(outcome.events.length, 1);
+    assert.equal(outcome.events[0].to, 'cpu');
+    assert.match(outcome.events[0].reason, /no adapter/);
+    assert.equal(outcome.error?.name, 'BrasaError');
+    assert.equal(outcome.error.code, 'backend_unavailable');
+    assert.match(outcome.error.message, /webgpu/);
+  });
+
+  test('logits match numpy within 1e-4 on the CPU wasm build, singly and batched', async () => {
+    results.cpu = await runReference(page);
+    assertMatchesNumpy(results.cpu, 'cpu');
+  });
+
+  test('drawing strokes produces a prediction on CPU', async () => {
+    await drawSeven(page);
+    assert.match(await page.getByTestId('latency').textContent(), /cpu/);
+    results.drawnCpu = await drawnPixels(page);
+  });
+
+  test('bad input gives typed errors and the model keeps working', async () => {
+    const outcome = await page.evaluate(async () => badInputRound());
+    assertBadInputOutcome(outcome);
+  });
+
+  test('no uncaught errors on the page', () => {
+    // The fallback is announced with console.warn, never as an error.
+    assert.deepEqual(errors, []);
+  });
+});
+
+test('both backends give the same answers', () => {
+  assert.ok(results.webgpu && results.cpu, 'both backend suites ran');
+  const worst = maxDiff(results.webgpu.batched, results.cpu.batched);
+  assert.ok(worst <= 2 * TOLERANCE, `|webgpu - cpu| = ${worst}`);
+  assert.deepEqual(results.webgpu.singles.map((s) => s.label), results.cpu.singles.map((s) => s.label));
+  // The same drawing, rasterised by the same code, gets the same answer on both.
+  assert.equal(results.drawnWebgpu.label, results.drawnCpu.label);
+});
+
+function assertBadInputOutcome(outcome) {
+  const expected = {
+    empty: 'invalid_input', short: 'invalid_input', nan: 'invalid_input', infinity: 'invalid_input',
+    string: 'invalid_input', bytes: 'invalid_input', objects: 'invalid_input', nothing: 'invalid_input',
+    truncatedWeights: 'invalid_weights', garbageWeights: 'invalid_weights', otherModel: 'unknown_model',
+  };
+  for (const [name, code] of Object.entries(expected)) {
+    assert.equal(outcome.errors[name]?.name, 'BrasaError', `${name}: ${JSON.stringify(outcome.errors[name])}`);
+    assert.equal(outcome.errors[name].code, code, `${name}: ${outcome.errors[name].message}`);
+    assert.ok(outcome.errors[name].message.length > 10);
+  }
+  assert.deepEqual(outcome.after, outcome.before, 'the model answers the same after the bad calls');
+}

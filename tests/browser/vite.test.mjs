@@ -1,0 +1,38 @@
+// A Vite production build of examples/vite-app, served by `brasa serve`, run in Chromium.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { CACHE, ROOT, chromium, open, serve, weightsPath } from '../support.mjs';
+
+test('a Vite production build of an app that imports brasa runs in the browser', async () => {
+  const out = join(CACHE, 'vite-app-dist');
+  rmSync(out, { recursive: true, force: true });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', out, '--emptyOutDir'], {
+    cwd: join(ROOT, 'examples/vite-app'),
+    stdio: 'inherit',
+  });
+  const assets = readdirSync(join(out, 'assets'));
+  const wasm = assets.filter((f) => f.endsWith('.wasm'));
+  assert.equal(wasm.length, 2, `both wasm builds are emitted as assets: ${assets}`);
+  copyFileSync(weightsPath(), join(out, 'mnist.bpk'));
+
+  const server = await serve(out);
+  const browser = await chromium({ webgpu: false });
+  try {
+    const { page, errors } = await open(browser.context, server.url);
+    await page.waitForFunction(() => document.body.dataset.done === 'true', null, { timeout: 30000 });
+    assert.equal(await page.locator('#answer').textContent(), '1');
+    assert.equal(await page.locator('#backend').textContent(), 'cpu');
+    const fetched = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((n) => n.endsWith('.wasm')));
+    assert.equal(fetched.length, 1, `only the CPU build is fetched: ${fetched}`);
+    const size = statSync(join(out, 'assets', wasm.find((f) => fetched[0].endsWith(f)))).size;
+    assert.ok(size < 8 * 1024 * 1024, `the CPU build is the small one (${size} bytes)`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    server.stop();
+  }
+});
