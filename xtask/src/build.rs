@@ -102,5 +102,19 @@ pub fn test() -> Result<()> {
         cmd
     };
     util::run(&mut node_tests("tests/node"))?;
-    util::run(&mut node_tests("tests/browser"))
+    util::run(&mut node_tests("tests/browser"))?;
+    // The benchmark harness, in smoke mode, so it cannot rot. Timings are never asserted.
+    bench(true)
+}
+
+/// The browser latency benchmark.
+pub fn bench(smoke: bool) -> Result<()> {
+    let mut cmd = in_root("node");
+    cmd.arg("bench/browser-latency.mjs")
+        .env("BRASA_CACHE_DIR", paths::local_cache())
+        .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+    if smoke {
+        cmd.arg("--smoke");
+    }
+    util::run(&mut cmd)
 }

@@ -50,6 +50,15 @@ enum Command {
     },
     /// Report raw, gzip and brotli sizes of the wasm builds.
     Sizes,
+    /// Measure latency per backend in headless Chromium (median/p90, batch 1 and 32).
+    Bench {
+        /// A few iterations only: checks the harness, measures nothing.
+        #[arg(long)]
+        smoke: bool,
+        /// Run wasm-opt on the WebGPU build too, as shipped.
+        #[arg(long)]
+        opt: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -83,5 +92,12 @@ fn main() -> Result<()> {
             build::test()
         }
         Command::Sizes => sizes::report(),
+        Command::Bench { smoke, opt } => {
+            setup::run()?;
+            build::all(opt)?;
+            build::site()?;
+            sizes::report()?;
+            build::bench(smoke)
+        }
     }
 }

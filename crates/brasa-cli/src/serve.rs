@@ -77,7 +77,7 @@ fn mime_for(path: &Path) -> String {
 /// Map a request path to a file under `root`, refusing anything that escapes it.
 fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
-    let path = percent_decode(path)?;
+    let path = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
     let mut resolved = root.to_path_buf();
     for component in Path::new(path.trim_start_matches('/')).components() {
         match component {
@@ -90,23 +90,6 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
         resolved.push("index.html");
     }
     resolved.is_file().then_some(resolved)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

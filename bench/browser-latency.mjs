@@ -1,0 +1,73 @@
+// Latency of brasa in headless Chromium, per backend: median and p90 ms per call at batch 1
+// and 32 (input copy-in and result copy-out included), after a warm-up long enough for V8
+// to tier up; plus time from navigation to the first prediction.
+//
+// `cargo xtask bench` runs this. SwiftShader's WebGPU is a CPU emulation: its numbers are a
+// smoke check, not a GPU measurement.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+import { CACHE, ROOT, chromium, open, serve } from '../tests/support.mjs';
+
+const smoke = process.argv.includes('--smoke');
+const PLAN = smoke
+  ? { b1: { warm: 20, runs: 20 }, b32: { warm: 3, runs: 5 } }
+  : { b1: { warm: 500, runs: 300 }, b32: { warm: 50, runs: 40 } };
+
+function stats(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { median: at(0.5), p90: at(0.9), n: s.length };
+}
+
+const server = await serve(join(CACHE, 'site'));
+const results = { date: new Date().toISOString(), machine: `${cpus().length} x ${cpus()[0].model}`, plan: PLAN, backends: {} };
+try {
+  for (const backend of ['cpu', 'webgpu']) {
+    const browser = await chromium({ webgpu: backend === 'webgpu' });
+    try {
+      const { page } = await open(browser.context, `${server.url}?backend=${backend}`);
+      const version = browser.context.browser()?.version() ?? (await page.evaluate(() => navigator.userAgent));
+      const coldMs = await page.evaluate(async () => {
+        await window.brasaDemo.ready;
+        await window.brasaDemo.run(new Float32Array(784));
+        return performance.now(); // since navigation start
+      });
+      const timings = await page.evaluate(async (plan) => {
+        const model = window.brasaDemo.model;
+        const out = {};
+        for (const [name, batch] of [['b1', 1], ['b32', 32]]) {
+          const input = new Float32Array(784 * batch).map((_, i) => ((i * 7919) % 255) / 255);
+          for (let i = 0; i < plan[name].warm; i++) await model.run(input);
+          const samples = [];
+          for (let i = 0; i < plan[name].runs; i++) {
+            const t = performance.now();
+            await model.run(input);
+            samples.push(performance.now() - t);
+          }
+          out[name] = samples;
+        }
+        return { out, backend: model.backend };
+      }, PLAN);
+      if (timings.backend !== backend) throw new Error(`asked for ${backend}, ran on ${timings.backend}`);
+      results.browser = version;
+      results.backends[backend] = { coldStartMs: coldMs, batch1: stats(timings.out.b1), batch32: stats(timings.out.b32) };
+    } finally {
+      await browser.close();
+    }
+  }
+} finally {
+  server.stop();
+}
+
+const dir = join(ROOT, 'bench/out');
+mkdirSync(dir, { recursive: true });
+writeFileSync(join(dir, 'latency.json'), JSON.stringify(results, null, 2));
+console.log(`\nbrasa latency, headless Chromium ${results.browser}, ${results.machine}${smoke ? ' (SMOKE: too few runs to mean anything)' : ''}\n`);
+console.log('| backend | batch 1 median | batch 1 p90 | batch 32 median | batch 32 p90 | navigation → first prediction |');
+console.log('|---|---|---|---|---|---|');
+for (const [name, r] of Object.entries(results.backends)) {
+  const ms = (v) => `${v.toFixed(3)} ms`;
+  console.log(`| ${name} | ${ms(r.batch1.median)} | ${ms(r.batch1.p90)} | ${ms(r.batch32.median)} | ${ms(r.batch32.p90)} | ${r.coldStartMs.toFixed(0)} ms |`);
+}

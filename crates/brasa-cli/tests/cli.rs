@@ -1,0 +1,73 @@
+//! The `brasa` binary end to end: import ccexam's PyTorch weights, inspect them, predict
+//! its sample digits on both native backends, and refuse bad files with a non-zero exit.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn cache() -> PathBuf {
+    std::env::var_os("BRASA_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
+}
+
+fn brasa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_brasa")).args(args).output().expect("brasa runs")
+}
+
+fn pth() -> PathBuf {
+    let path = cache().join("ccexam/ccexam/weights/mnist.pth");
+    assert!(path.exists(), "{} missing: run `cargo xtask setup`", path.display());
+    path
+}
+
+#[test]
+fn import_inspect_and_predict_the_sample_digits() {
+    let dir = std::env::temp_dir().join(format!("brasa-cli-test-{}", std::process::id()));
+    let out = dir.join("mnist.bpk");
+    let import = brasa(&["import", "--model", "mnist", pth().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    assert!(String::from_utf8_lossy(&import.stdout).contains("421642 parameters"));
+
+    let inspect = brasa(&["inspect", out.to_str().unwrap()]);
+    assert!(inspect.status.success());
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("fc1.weight       [3136, 128]"));
+
+    let samples = cache().join("ccexam/ccexam/samples");
+    let images: Vec<String> =
+        ["mnist_test_0_label_7.png", "mnist_test_1_label_2.png", "mnist_test_2_label_1.png"]
+            .iter()
+            .map(|f| samples.join(f).display().to_string())
+            .collect();
+    for backend in ["cpu", "webgpu"] {
+        let mut args = vec!["predict", "--json", "--backend", backend, "--weights", out.to_str().unwrap()];
+        args.extend(images.iter().map(String::as_str));
+        let predict = brasa(&args);
+        assert!(predict.status.success(), "{backend}: {}", String::from_utf8_lossy(&predict.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
+        let labels: Vec<u64> =
+            json["predictions"].as_array().unwrap().iter().map(|p| p["label"].as_u64().unwrap()).collect();
+        assert_eq!(labels, [7, 2, 1], "{backend}");
+        assert_eq!(json["backend"], backend);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn bad_files_fail_with_a_message_and_a_non_zero_exit() {
+    let dir = std::env::temp_dir().join(format!("brasa-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let junk = dir.join("junk.bpk");
+    std::fs::write(&junk, b"not weights at all").unwrap();
+    let inspect = brasa(&["inspect", junk.to_str().unwrap()]);
+    assert!(!inspect.status.success());
+    assert!(String::from_utf8_lossy(&inspect.stderr).contains("could not be decoded"));
+
+    let import = brasa(&["import", junk.to_str().unwrap(), "-o", dir.join("x.bpk").to_str().unwrap()]);
+    assert!(!import.status.success());
+    assert!(!dir.join("x.bpk").exists(), "a failed import leaves no output");
+
+    let unknown = brasa(&["import", "--model", "resnet", pth().to_str().unwrap(), "-o", "x.bpk"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown model"));
+    std::fs::remove_dir_all(dir).ok();
+}
