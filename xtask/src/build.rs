@@ -101,10 +101,10 @@ pub fn test() -> Result<()> {
             .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
         cmd
     };
-    util::run(&mut node_tests("tests/node"))?;
-    util::run(&mut node_tests("tests/browser"))?;
     // The benchmark harness, in smoke mode, so it cannot rot. Timings are never asserted.
-    bench(true)
+    bench(true)?;
+    util::run(&mut node_tests("tests/node"))?;
+    util::run(&mut node_tests("tests/browser"))
 }
 
 /// The browser latency benchmark.
