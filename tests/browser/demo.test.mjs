@@ -110,7 +110,85 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     assertBadInputOutcome(outcome);
   });
 
+  test('a dedicated Web Worker loads and runs the model on WebGPU', async () => {
+    const item = REF.items[1];
+    const result = await runInWorker(page, item.pixels);
+    assert.equal(result.error, undefined, result.error);
+    assert.equal(result.backend, 'webgpu');
+    assert.ok(maxDiff(result.logits, item.logits) <= TOLERANCE);
+  });
+
   test('no uncaught errors on the page', () => {
+    assert.deepEqual(errors, []);
+  });
+});
+
+/** Load brasa in a module worker (the `worker` export) and run one item there. */
+function runInWorker(page, pixels) {
+  return page.evaluate(async (pixels) => {
+    const source = `
+      import { loadModel } from '${new URL('./brasa/dist/index.js', location.href)}';
+      onmessage = async ({ data }) => {
+        try {
+          const model = await loadModel('mnist', { weights: '${new URL('./models/mnist.bpk', location.href)}' });
+          const r = await model.run(new Float32Array(data));
+          postMessage({ backend: model.backend, logits: [...r.logits] });
+        } catch (e) {
+          postMessage({ error: e.code + ': ' + e.message });
+        }
+      };`;
+    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });
+    const result = await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(new Error(e.message));
+      worker.postMessage(pixels);
+    });
+    worker.terminate();
+    return result;
+  }, pixels);
+}
+
+describe('with a WebGPU adapter whose device cannot be created', () => {
+  let browser, page, errors;
+  before(async () => {
+    browser = await chromium({ webgpu: true });
+    page = await browser.context.newPage();
+    errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    // The adapter is there (so the WebGPU build is chosen) but the GPU fails to initialise.
+    await page.addInitScript(() => {
+      GPUAdapter.prototype.requestDevice = () => Promise.reject(new DOMException('simulated: device creation failed', 'OperationError'));
+    });
+    await page.goto(server.url);
+    await page.evaluate(() => window.brasaDemo.ready);
+  });
+  after(() => browser?.close());
+
+  test('auto falls back to CPU and reports the GPU failure', async () => {
+    const model = await page.evaluate(() => ({ backend: window.brasaDemo.model.backend, reason: window.brasaDemo.model.fallbackReason }));
+    assert.equal(model.backend, 'cpu');
+    assert.match(model.reason, /WebGPU initialisation failed/);
+    assert.match(await page.getByTestId('notice').textContent(), /WebGPU initialisation failed/);
+  });
+
+  test('backend webgpu turns the same failure into backend_unavailable', async () => {
+    const error = await page.evaluate(async () => {
+      const { loadModel } = await import('brasa');
+      try {
+        await loadModel('mnist', { weights: './models/mnist.bpk', backend: 'webgpu' });
+        return null;
+      } catch (e) {
+        return { name: e.name, code: e.code, message: e.message };
+      }
+    });
+    assert.equal(error?.code, 'backend_unavailable');
+    assert.match(error.message, /WebGPU initialisation failed/);
+  });
+
+  test('the CPU model answers correctly after the GPU failure', async () => {
+    const item = REF.items[0];
+    const logits = await page.evaluate(async (pixels) => [...(await window.brasaDemo.run(new Float32Array(pixels))).logits], item.pixels);
+    assert.ok(maxDiff(logits, item.logits) <= TOLERANCE);
     assert.deepEqual(errors, []);
   });
 });
@@ -164,6 +242,14 @@ describe('without WebGPU (no adapter)', () => {
   test('logits match numpy within 1e-4 on the CPU wasm build, singly and batched', async () => {
     results.cpu = await runReference(page);
     assertMatchesNumpy(results.cpu, 'cpu');
+  });
+
+  test('a dedicated Web Worker loads and runs the model on the CPU build', async () => {
+    const item = REF.items[2];
+    const result = await runInWorker(page, item.pixels);
+    assert.equal(result.error, undefined, result.error);
+    assert.equal(result.backend, 'cpu');
+    assert.ok(maxDiff(result.logits, item.logits) <= TOLERANCE);
   });
 
   test('drawing strokes produces a prediction on CPU', async () => {

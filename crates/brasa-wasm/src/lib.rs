@@ -33,6 +33,7 @@ pub fn start() {
     unsafe {
         __wasm_call_ctors()
     };
+    console_error_panic_hook::set_once();
 }
 
 /// The backends compiled into this build, best first (`"webgpu"`, `"cpu"`).
