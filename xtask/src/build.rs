@@ -87,6 +87,23 @@ pub fn site() -> Result<PathBuf> {
 /// Every test suite, in order of cost.
 pub fn test() -> Result<()> {
     util::run(cargo().args(["fmt", "--all", "--check"]))?;
+    util::run(cargo().args(["clippy", "--workspace", "--exclude", "brasa-wasm", "--all-targets", "--", "-D", "warnings"]))?;
+    for (_, features) in WASM_BUILDS {
+        util::run(cargo().args([
+            "clippy",
+            "-p",
+            "brasa-wasm",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--release",
+            "--no-default-features",
+            "--features",
+            features,
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
     let node_tests = |dir: &str| {
         let mut cmd = in_root("node");
