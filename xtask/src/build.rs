@@ -87,7 +87,16 @@ pub fn site() -> Result<PathBuf> {
 /// Every test suite, in order of cost.
 pub fn test() -> Result<()> {
     util::run(cargo().args(["fmt", "--all", "--check"]))?;
-    util::run(cargo().args(["clippy", "--workspace", "--exclude", "brasa-wasm", "--all-targets", "--", "-D", "warnings"]))?;
+    util::run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--exclude",
+        "brasa-wasm",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     for (_, features) in WASM_BUILDS {
         util::run(cargo().args([
             "clippy",

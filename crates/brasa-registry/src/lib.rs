@@ -1,0 +1,24 @@
+//! The logic of brasa's model registry, with no I/O: what a manifest is and when it is valid,
+//! how a model spec (`mnist`, `mnist@canary`, `mnist@1.2.0`, `mnist@^1`) resolves to a version,
+//! how a client is bucketed into a staged rollout, and how file integrity is checked.
+//!
+//! A registry is a folder any static host can serve: `<model>/manifest.json` plus
+//! content-addressed files (`<model>/files/sha256-<hex>.<ext>`), which never change and can be
+//! cached forever. The CLI writes it; every runtime's fetcher reads it through this logic
+//! (natively here, and mirrored in the npm package).
+
+mod error;
+mod integrity;
+mod manifest;
+mod resolve;
+mod rollout;
+mod spec;
+
+pub use error::{RegistryError, Result};
+pub use integrity::{content_address, sha256_hex, verify_bytes};
+pub use manifest::{
+    Channel, ChannelMove, FileEntry, GoldenCheck, Manifest, MoveKind, Rollout, SCHEMA_VERSION, VersionEntry,
+};
+pub use resolve::{Resolution, resolve};
+pub use rollout::{bucket, in_rollout};
+pub use spec::{DEFAULT_CHANNEL, ModelSpec, Selector};
