@@ -2,6 +2,7 @@
 
 mod import;
 mod predict;
+mod registry;
 mod serve;
 
 use std::path::PathBuf;
@@ -55,6 +56,14 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Manage a static model registry (a folder any static host or CDN can serve).
+    Registry {
+        /// The registry's root folder.
+        #[arg(long, default_value = "registry")]
+        registry: PathBuf,
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
+    },
     /// Serve a folder over HTTP with the headers brasa's pages need (cross-origin isolation,
     /// wasm MIME type).
     Serve {
@@ -78,6 +87,7 @@ fn main() -> ExitCode {
         Command::Predict { model, weights, backend, invert, json, images } => {
             predict::run(&model, &weights, &backend, invert, json, &images)
         }
+        Command::Registry { registry, command } => registry::run(&registry, command),
         Command::Serve { dir, host, port } => serve::run(&dir, &host, port),
     };
     match result {

@@ -71,3 +71,72 @@ fn bad_files_fail_with_a_message_and_a_non_zero_exit() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown model"));
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn registry_publish_promote_rollback_verify() {
+    let dir = std::env::temp_dir().join(format!("brasa-registry-test-{}", std::process::id()));
+    let reg = dir.join("registry");
+    let weights = cache().join("models/mnist.bpk");
+    let r = reg.to_str().unwrap();
+    let w = weights.to_str().unwrap();
+    let ok = |args: &[&str]| {
+        let out = brasa(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&[
+        "registry",
+        "--registry",
+        r,
+        "publish",
+        "--version",
+        "1.0.0",
+        "--weights",
+        w,
+        "--channel",
+        "stable",
+    ]);
+    ok(&[
+        "registry",
+        "--registry",
+        r,
+        "publish",
+        "--version",
+        "1.1.0",
+        "--weights",
+        w,
+        "--channel",
+        "canary",
+    ]);
+    ok(&["registry", "--registry", r, "promote", "--channel", "stable", "--version", "1.1.0"]);
+    assert!(
+        ok(&["registry", "--registry", r, "rollback", "--channel", "stable"])
+            .contains("rolled back to 1.0.0")
+    );
+
+    let manifest = std::fs::read(reg.join("mnist/manifest.json")).unwrap();
+    let manifest = brasa_registry::Manifest::from_json(&manifest).unwrap();
+    assert_eq!(manifest.channels["stable"].version.to_string(), "1.0.0");
+    assert_eq!(manifest.history.len(), 4);
+    let golden = manifest.versions.values().next().unwrap().golden.as_ref().unwrap();
+    assert_eq!(golden.input.len(), 784);
+    assert_eq!(golden.expected.len(), 10);
+
+    // Versions are immutable.
+    assert!(
+        !brasa(&["registry", "--registry", r, "publish", "--version", "1.0.0", "--weights", w])
+            .status
+            .success()
+    );
+    assert!(ok(&["registry", "--registry", r, "verify"]).contains("verified 2 files"));
+
+    // Tampering is caught, with a non-zero exit.
+    let file = reg.join("mnist").join(&manifest.versions.values().next().unwrap().files[0].path);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[1000] ^= 0x40;
+    std::fs::write(&file, bytes).unwrap();
+    let verify = brasa(&["registry", "--registry", r, "verify"]);
+    assert!(!verify.status.success());
+    assert!(String::from_utf8_lossy(&verify.stderr).contains("integrity check failed"));
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -10,6 +10,7 @@
 mod error;
 mod integrity;
 mod manifest;
+mod ops;
 mod resolve;
 mod rollout;
 mod spec;
