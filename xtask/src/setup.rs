@@ -82,7 +82,7 @@ fn system_packages() -> Result<()> {
         cmd
     };
     util::run(&mut apt(&["update", "-q"]))?;
-    let mut install = apt(&["install", "-y", "-q", "--no-install-recommends"]);
+    let mut install = apt(&["install", "-y", "-q"]);
     install.args(&missing);
     util::run(&mut install)
 }
