@@ -5,6 +5,8 @@
 //! the browser's WebGPU). The npm package's loader picks one; this crate never panics on bad
 //! input, because a panic aborts the wasm instance.
 
+mod registry;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
