@@ -17,18 +17,19 @@ pub fn all(opt_webgpu: bool) -> Result<()> {
     util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))
 }
 
-fn wasm(name: &str, features: &str, optimise: bool) -> Result<()> {
-    util::run(cargo().args([
-        "build",
-        "-p",
-        "brasa-wasm",
-        "--target",
-        "wasm32-unknown-unknown",
-        "--release",
+/// `cargo <subcommand>` of one wasm build of `brasa-wasm`.
+fn wasm_cargo(subcommand: &str, features: &str) -> std::process::Command {
+    let mut cmd = cargo();
+    cmd.args([subcommand, "-p", "brasa-wasm", "--target", "wasm32-unknown-unknown", "--release"]).args([
         "--no-default-features",
         "--features",
         features,
-    ]))?;
+    ]);
+    cmd
+}
+
+fn wasm(name: &str, features: &str, optimise: bool) -> Result<()> {
+    util::run(&mut wasm_cargo("build", features))?;
     let artefact = paths::target_dir().join("wasm32-unknown-unknown/release/brasa_wasm.wasm");
     let out = paths::root().join("npm/wasm").join(name);
     if out.exists() {
@@ -98,20 +99,7 @@ pub fn test() -> Result<()> {
         "warnings",
     ]))?;
     for (_, features) in WASM_BUILDS {
-        util::run(cargo().args([
-            "clippy",
-            "-p",
-            "brasa-wasm",
-            "--target",
-            "wasm32-unknown-unknown",
-            "--release",
-            "--no-default-features",
-            "--features",
-            features,
-            "--",
-            "-D",
-            "warnings",
-        ]))?;
+        util::run(wasm_cargo("clippy", features).args(["--", "-D", "warnings"]))?;
     }
     util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
     let node_tests = |dir: &str| {

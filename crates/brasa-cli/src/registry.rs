@@ -38,32 +38,31 @@ pub enum RegistryCommand {
     },
     /// Point a channel at a published version.
     Promote {
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        #[arg(long)]
-        channel: String,
+        #[command(flatten)]
+        target: ChannelArgs,
+        /// The version to point it at.
         #[arg(long)]
         version: Version,
+        /// Why, for the history.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Return a channel to the version it pointed at before its latest move.
     Rollback {
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        #[arg(long)]
-        channel: String,
+        #[command(flatten)]
+        target: ChannelArgs,
+        /// Why, for the history.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Roll a version out to a share of a channel's clients (0 ends the rollout).
     Rollout {
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        #[arg(long)]
-        channel: String,
+        #[command(flatten)]
+        target: ChannelArgs,
+        /// The version to roll out.
         #[arg(long)]
         version: Version,
+        /// Share of the channel's clients, 0-100.
         #[arg(long)]
         percent: f64,
     },
@@ -78,6 +77,17 @@ pub enum RegistryCommand {
         #[arg(long)]
         model: Option<String>,
     },
+}
+
+/// A model's channel.
+#[derive(clap::Args)]
+pub struct ChannelArgs {
+    /// Model name.
+    #[arg(long, default_value = "mnist")]
+    model: String,
+    /// Channel name, e.g. stable or canary.
+    #[arg(long)]
+    channel: String,
 }
 
 pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
@@ -115,21 +125,21 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
                 channel.map(|c| format!(" on {c}")).unwrap_or_default()
             );
         }
-        RegistryCommand::Promote { model, channel, version, reason } => {
+        RegistryCommand::Promote { target: ChannelArgs { model, channel }, version, reason } => {
             let dir = registry.join(&model);
             let mut manifest = load(&dir)?;
             manifest.promote(&channel, &version, &now, &reason)?;
             write_atomic(&dir.join("manifest.json"), manifest.to_json().as_bytes())?;
             println!("{model}@{channel} -> {version}");
         }
-        RegistryCommand::Rollback { model, channel, reason } => {
+        RegistryCommand::Rollback { target: ChannelArgs { model, channel }, reason } => {
             let dir = registry.join(&model);
             let mut manifest = load(&dir)?;
             let version = manifest.rollback(&channel, &now, &reason)?;
             write_atomic(&dir.join("manifest.json"), manifest.to_json().as_bytes())?;
             println!("{model}@{channel} rolled back to {version}");
         }
-        RegistryCommand::Rollout { model, channel, version, percent } => {
+        RegistryCommand::Rollout { target: ChannelArgs { model, channel }, version, percent } => {
             let dir = registry.join(&model);
             let mut manifest = load(&dir)?;
             manifest.set_rollout(&channel, &version, percent, &now)?;
