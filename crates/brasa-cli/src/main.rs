@@ -43,8 +43,9 @@ enum Command {
         /// Burnpack weights.
         #[arg(long)]
         weights: PathBuf,
-        /// `cpu` (burn-flex) or `webgpu` (wgpu: Vulkan, Metal or DX12 natively).
-        #[arg(long, default_value = "cpu")]
+        /// `auto` (GPU when present, else CPU), `cpu` (burn-flex) or `webgpu` (wgpu: Vulkan,
+        /// Metal or DX12 natively).
+        #[arg(long, default_value = "auto")]
         backend: String,
         /// Invert intensities, for dark digits on a light background.
         #[arg(long)]

@@ -30,12 +30,23 @@ pub fn run(
     if model != "mnist" {
         bail!("unknown model `{model}`; this CLI serves: mnist");
     }
-    let kind = match backend.parse::<BackendPreference>()? {
-        BackendPreference::Cpu => BackendKind::Cpu,
-        BackendPreference::WebGpu | BackendPreference::Auto => BackendKind::WebGpu,
-    };
     let bytes = std::fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;
-    let session = pollster::block_on(Session::<Mnist>::load(&bytes, kind))?;
+    let session = match backend.parse::<BackendPreference>()? {
+        BackendPreference::Cpu => pollster::block_on(Session::<Mnist>::load(&bytes, BackendKind::Cpu))?,
+        BackendPreference::WebGpu => pollster::block_on(Session::<Mnist>::load(&bytes, BackendKind::WebGpu))?,
+        // As in the browser: the GPU when there is one, else the CPU, saying why.
+        BackendPreference::Auto => {
+            match pollster::block_on(Session::<Mnist>::load(&bytes, BackendKind::WebGpu)) {
+                Ok(session) => session,
+                Err(err @ brasa::BrasaError::BackendUnavailable { .. }) => {
+                    eprintln!("note: running on CPU: {err}");
+                    pollster::block_on(Session::<Mnist>::load(&bytes, BackendKind::Cpu))?
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    };
+    let kind = session.backend();
     let mut batch = Vec::new();
     for path in images {
         batch.extend(load_digit(path, invert)?);
