@@ -17,6 +17,12 @@ import type * as Bindings from '../wasm/cpu/brasa_wasm.js';
 export type WasmBindings = Pick<typeof Bindings, 'loadModel' | 'compiledBackends' | 'modelNames'>;
 type WasmModel = Bindings.WasmModel;
 
+/** A build's glue module: its exports plus wasm-bindgen's two initialisers. */
+export type Glue = WasmBindings & {
+  initSync(init: { module: BufferSource | WebAssembly.Module }): unknown;
+  default(init?: { module_or_path: unknown }): Promise<unknown>;
+};
+
 /** What differs between browsers, workers, Deno and Node. */
 export interface Platform {
   /** Instantiate one build of the wasm module. */
@@ -28,6 +34,18 @@ export interface Platform {
 }
 
 const MODELS = ['mnist'] as const;
+
+/** The wasm-bindgen glue of one build. Literal specifiers, so bundlers see both builds and
+ * split them into their own chunks; only the one needed is ever fetched. */
+export function importGlue(build: Backend): Promise<Glue> {
+  return build === 'webgpu' ? import('../wasm/webgpu/brasa_wasm.js') : import('../wasm/cpu/brasa_wasm.js');
+}
+
+/** The body of a successful response; an HTTP error status is a `network` error. */
+export async function responseBytes(response: Response, url: string): Promise<Uint8Array> {
+  if (!response.ok) throw new BrasaError('network', `GET ${url}: HTTP ${response.status} ${response.statusText}`.trim());
+  return new Uint8Array(await response.arrayBuffer());
+}
 
 /** Builds a `loadModel` for one platform. */
 export function createLoader(platform: Platform) {
@@ -131,11 +149,6 @@ export function createLoader(platform: Platform) {
     }
     return model;
   };
-
-  async function responseBytes(response: Response, url: string): Promise<Uint8Array> {
-    if (!response.ok) throw new BrasaError('network', `GET ${url}: HTTP ${response.status} ${response.statusText}`.trim());
-    return new Uint8Array(await response.arrayBuffer());
-  }
 }
 
 type Probe = { ok: true; adapter: AdapterInfo } | { ok: false; reason: string };

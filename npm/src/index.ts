@@ -8,15 +8,12 @@
  * ```
  * @module
  */
-import { createLoader, type Platform } from './core.js';
-import { BrasaError } from './errors.js';
+import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
 import type { Backend, WasmSource } from './types.js';
 
 const web: Platform = {
   async instantiate(build: Backend, source: WasmSource | undefined) {
-    // Literal specifiers, so bundlers see both builds and split them into their own chunks;
-    // only the one needed is ever fetched.
-    const glue = build === 'webgpu' ? await import('../wasm/webgpu/brasa_wasm.js') : await import('../wasm/cpu/brasa_wasm.js');
+    const glue = await importGlue(build);
     if (source instanceof WebAssembly.Module) {
       glue.initSync({ module: source });
     } else {
@@ -25,9 +22,7 @@ const web: Platform = {
     return glue;
   },
   async fetchBytes(url: URL, signal?: AbortSignal) {
-    const response = await fetch(url, { signal });
-    if (!response.ok) throw new BrasaError('network', `GET ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
-    return new Uint8Array(await response.arrayBuffer());
+    return responseBytes(await fetch(url, { signal }), url.href);
   },
   baseUrl() {
     return (globalThis as { location?: { href: string } }).location?.href;

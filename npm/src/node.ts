@@ -5,13 +5,13 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 
-import { createLoader, type Platform } from './core.js';
+import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
 import { BrasaError } from './errors.js';
 import type { Backend, WasmSource } from './types.js';
 
 const node: Platform = {
   async instantiate(build: Backend, source: WasmSource | undefined) {
-    const glue = build === 'webgpu' ? await import('../wasm/webgpu/brasa_wasm.js') : await import('../wasm/cpu/brasa_wasm.js');
+    const glue = await importGlue(build);
     const dir = build === 'webgpu' ? '../wasm/webgpu/' : '../wasm/cpu/';
     let module: WebAssembly.Module | BufferSource;
     if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
@@ -19,7 +19,7 @@ const node: Platform = {
     } else {
       // Node's fetch does not read file: URLs, so read the module from disk.
       const url = source === undefined ? new URL(`${dir}brasa_wasm_bg.wasm`, import.meta.url) : new URL(String(source), pathToFileURL(process.cwd() + '/'));
-      module = url.protocol === 'file:' ? await readFile(url) : new Uint8Array(await (await fetch(url)).arrayBuffer());
+      module = url.protocol === 'file:' ? await readFile(url) : await responseBytes(await fetch(url), url.href);
     }
     glue.initSync({ module });
     return glue;
@@ -32,9 +32,7 @@ const node: Platform = {
         throw new BrasaError('network', `could not read weights ${url.pathname}: ${(err as Error).message}`, { cause: err });
       }
     }
-    const response = await fetch(url, { signal });
-    if (!response.ok) throw new BrasaError('network', `GET ${url.href}: HTTP ${response.status} ${response.statusText}`.trim());
-    return new Uint8Array(await response.arrayBuffer());
+    return responseBytes(await fetch(url, { signal }), url.href);
   },
   baseUrl() {
     // Relative paths are files relative to the working directory, as with fs.

@@ -62,14 +62,18 @@ async function drawnPixels(page) {
 
 const results = {};
 
+/** A fresh browser on the demo page, the model loaded, `badInputRound()` defined. */
+async function openDemo({ webgpu }) {
+  const browser = await chromium({ webgpu });
+  const { page, errors } = await open(browser.context, server.url);
+  await page.evaluate(() => window.brasaDemo.ready);
+  await page.addScriptTag({ content: BAD_INPUT_ROUND });
+  return { browser, page, errors };
+}
+
 describe('with WebGPU (SwiftShader adapter)', () => {
   let browser, page, errors;
-  before(async () => {
-    browser = await chromium({ webgpu: true });
-    ({ page, errors } = await open(browser.context, server.url));
-    await page.evaluate(() => window.brasaDemo.ready);
-    await page.addScriptTag({ content: BAD_INPUT_ROUND });
-  });
+  before(async () => { ({ browser, page, errors } = await openDemo({ webgpu: true })); });
   after(() => browser?.close());
 
   test('the page loads the model on WebGPU and says so', async () => {
@@ -195,12 +199,7 @@ describe('with a WebGPU adapter whose device cannot be created', () => {
 
 describe('without WebGPU (no adapter)', () => {
   let browser, page, errors;
-  before(async () => {
-    browser = await chromium({ webgpu: false });
-    ({ page, errors } = await open(browser.context, server.url));
-    await page.evaluate(() => window.brasaDemo.ready);
-    await page.addScriptTag({ content: BAD_INPUT_ROUND });
-  });
+  before(async () => { ({ browser, page, errors } = await openDemo({ webgpu: false })); });
   after(() => browser?.close());
 
   test('auto falls back to the CPU build and tells the person and the code why', async () => {

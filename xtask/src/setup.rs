@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use sha2::{Digest, Sha256};
 
 use crate::paths;
 use crate::util::{self, in_root, output};
@@ -141,7 +140,7 @@ fn ccexam() -> Result<()> {
                 .arg(&downloads),
         )?;
     }
-    let digest = hex(&Sha256::digest(std::fs::read(&wheel)?));
+    let digest = brasa_registry::sha256_hex(&std::fs::read(&wheel)?);
     if digest != CCEXAM_SHA256 {
         std::fs::remove_file(&wheel)?;
         bail!("{CCEXAM_WHEEL} has sha256 {digest}, expected {CCEXAM_SHA256}; removed it, run setup again");
@@ -195,8 +194,4 @@ fn reference() -> Result<()> {
         )?;
     }
     Ok(())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

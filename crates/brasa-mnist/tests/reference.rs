@@ -140,6 +140,30 @@ fn weights_of_another_architecture_are_rejected() {
     assert!(err.to_string().contains("mnist"), "{err}");
 }
 
+/// Same parameter names as MnistNet, other shapes: a checkpoint of a wider variant.
+#[derive(brasa::burn::module::Module, Debug)]
+struct WiderMnist {
+    conv1: brasa::burn::nn::conv::Conv2d,
+    conv2: brasa::burn::nn::conv::Conv2d,
+    fc1: brasa::burn::nn::Linear,
+    fc2: brasa::burn::nn::Linear,
+}
+
+#[test]
+fn same_names_with_other_shapes_are_rejected() {
+    use brasa::burn::nn::conv::Conv2dConfig;
+    let device = Device::flex();
+    let wider = WiderMnist {
+        conv1: Conv2dConfig::new([1, 16], [3, 3]).init(&device),
+        conv2: Conv2dConfig::new([16, 64], [3, 3]).init(&device),
+        fc1: LinearConfig::new(3136, 256).init(&device),
+        fc2: LinearConfig::new(256, 10).init(&device),
+    };
+    let bytes = wider.into_record().into_bytes().unwrap();
+    let err = Session::<Mnist>::load_on(&bytes[..], device, BackendKind::Cpu).unwrap_err();
+    assert!(matches!(err, BrasaError::ArchitectureMismatch { .. }), "{err}");
+}
+
 #[test]
 fn a_session_keeps_working_after_bad_weights_and_bad_input() {
     let mut session = session(BackendKind::Cpu);

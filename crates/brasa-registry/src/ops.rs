@@ -57,12 +57,18 @@ impl Manifest {
             .ok_or_else(|| self.invalid(format!("no channel `{channel}` to roll back")))?
             .version
             .clone();
-        // The move that brought the channel to its current version says where it was before.
+        // The publish or promotion that brought the channel to its current version says where it
+        // was before. Rollbacks are skipped, so rolling back twice steps back twice instead of
+        // toggling between two versions.
         let previous = self
             .history
             .iter()
             .rev()
-            .find(|m| m.channel == channel && m.to == current && m.kind != MoveKind::Rollout)
+            .find(|m| {
+                m.channel == channel
+                    && m.to == current
+                    && matches!(m.kind, MoveKind::Publish | MoveKind::Promote)
+            })
             .and_then(|m| m.from.clone())
             .ok_or_else(|| {
                 self.invalid(format!("channel `{channel}` has no earlier version to return to"))
@@ -87,14 +93,7 @@ impl Manifest {
         }
         current.rollout = (percent > 0.0).then(|| Rollout { version: version.clone(), percent });
         let from = Some(current.version.clone());
-        next.history.push(ChannelMove {
-            channel: channel.into(),
-            from,
-            to: version.clone(),
-            kind: MoveKind::Rollout,
-            at: at.into(),
-            reason: format!("rollout at {percent}%"),
-        });
+        next.record(channel, from, version.clone(), MoveKind::Rollout, at, &format!("rollout at {percent}%"));
         next.validate()?;
         *self = next;
         Ok(())
@@ -103,14 +102,20 @@ impl Manifest {
     fn move_channel(&mut self, channel: &str, to: Version, kind: MoveKind, at: &str, reason: &str) {
         let from = self.channels.get(channel).map(|c| c.version.clone());
         self.channels.insert(channel.into(), Channel { version: to.clone(), rollout: None });
-        self.history.push(ChannelMove {
-            channel: channel.into(),
-            from,
-            to,
-            kind,
-            at: at.into(),
-            reason: reason.into(),
-        });
+        self.record(channel, from, to, kind, at, reason);
+    }
+
+    fn record(
+        &mut self,
+        channel: &str,
+        from: Option<Version>,
+        to: Version,
+        kind: MoveKind,
+        at: &str,
+        reason: &str,
+    ) {
+        let (channel, at, reason) = (channel.into(), at.into(), reason.into());
+        self.history.push(ChannelMove { channel, from, to, kind, at, reason });
     }
 
     fn invalid(&self, reason: String) -> RegistryError {
@@ -161,6 +166,20 @@ mod tests {
         assert_eq!(m.history.len(), 4);
         assert_eq!(m.history.last().unwrap().kind, MoveKind::Rollback);
         m.validate().unwrap();
+    }
+
+    #[test]
+    fn repeated_rollbacks_step_back_through_history() {
+        let mut m = Manifest::new("mnist");
+        let versions: Vec<Version> = (0..3).map(|minor| Version::new(1, minor, 0)).collect();
+        m.publish(versions[0].clone(), entry(0), Some("stable"), AT).unwrap();
+        for (n, v) in versions.iter().enumerate().skip(1) {
+            m.publish(v.clone(), entry(n as u8), None, AT).unwrap();
+            m.promote("stable", v, AT, "").unwrap();
+        }
+        assert_eq!(m.rollback("stable", AT, "").unwrap(), versions[1]);
+        assert_eq!(m.rollback("stable", AT, "").unwrap(), versions[0]);
+        assert!(m.rollback("stable", AT, "").is_err(), "nothing before the first version");
     }
 
     #[test]

@@ -71,7 +71,7 @@ impl AnySession {
     fn info(&self) -> ModelInfo {
         match self {
             AnySession::Mnist(s) => {
-                ModelInfo::new(<Mnist as brasa::Architecture>::NAME, s.backend(), &s.signature(), s.weights())
+                ModelInfo::new(<Mnist as brasa::Architecture>::NAME, s.backend(), s.signature(), s.weights())
             }
         }
     }

@@ -44,7 +44,13 @@ pub fn registry_resolve(manifest: &str, spec: &str, client_id: &str) -> Result<J
     };
     let client_bucket = bucket(client_id, &spec.name, channel);
     let resolution = resolve(&manifest, &spec, client_bucket).map_err(|e| registry_error(&e))?;
-    let entry = &manifest.versions[&resolution.version];
+    let entry = manifest.versions.get(&resolution.version).ok_or_else(|| {
+        registry_error(&RegistryError::NoMatchingVersion {
+            model: manifest.model.clone(),
+            wanted: resolution.version.to_string(),
+            available: String::new(),
+        })
+    })?;
     let out = ResolvedVersion {
         model: &manifest.model,
         version: resolution.version.to_string(),

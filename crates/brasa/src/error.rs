@@ -94,6 +94,14 @@ pub enum BrasaError {
         /// What did not fit.
         detail: String,
     },
+    /// A tensor has an element type this runtime does not load.
+    #[error("tensor `{tensor}` is {dtype}; this runtime loads f32 weights")]
+    UnsupportedDtype {
+        /// The tensor's path.
+        tensor: String,
+        /// Its element type.
+        dtype: String,
+    },
     /// A weight value is NaN or infinite.
     #[error("weights contain a non-finite value in tensor `{tensor}`; the file is corrupt")]
     NonFiniteWeights {
@@ -137,6 +145,7 @@ impl BrasaError {
             | BrasaError::WrongType(_) => ErrorCode::InvalidInput,
             BrasaError::CorruptWeights(_)
             | BrasaError::ArchitectureMismatch { .. }
+            | BrasaError::UnsupportedDtype { .. }
             | BrasaError::NonFiniteWeights { .. } => ErrorCode::InvalidWeights,
             BrasaError::BackendUnavailable { .. } => ErrorCode::BackendUnavailable,
             BrasaError::Execution { .. } => ErrorCode::Execution,

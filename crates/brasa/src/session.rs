@@ -22,6 +22,8 @@ pub struct Session<A: Architecture> {
     device: Device,
     backend: BackendKind,
     weights: WeightsSummary,
+    // Built once: every run validates against it and it allocates (names, labels).
+    signature: Signature,
 }
 
 impl<A: Architecture> Session<A> {
@@ -30,22 +32,27 @@ impl<A: Architecture> Session<A> {
         // Validate before acquiring a device: bad bytes should fail fast and cheaply.
         let summary = inspect_weights(weights)?;
         let device = acquire_device(backend).await?;
-        let net = build_net::<A>(weights, &device)?;
-        Ok(Session { net, device, backend, weights: summary })
+        Self::assemble(weights, summary, device, backend)
     }
 
     /// Load `weights` on an already acquired `device` (synchronous; native callers and tests).
     pub fn load_on(weights: &[u8], device: Device, backend: BackendKind) -> Result<Self> {
-        let summary = inspect_weights(weights)?;
+        Self::assemble(weights, inspect_weights(weights)?, device, backend)
+    }
+
+    fn assemble(
+        weights: &[u8],
+        summary: WeightsSummary,
+        device: Device,
+        backend: BackendKind,
+    ) -> Result<Self> {
         let net = build_net::<A>(weights, &device)?;
-        Ok(Session { net, device, backend, weights: summary })
+        Ok(Session { net, device, backend, weights: summary, signature: A::signature() })
     }
 
     /// Replace the weights, keeping the backend. On error the current weights stay.
     pub fn replace_weights(&mut self, weights: &[u8]) -> Result<()> {
-        let summary = inspect_weights(weights)?;
-        self.net = build_net::<A>(weights, &self.device)?;
-        self.weights = summary;
+        *self = self.with_weights(weights)?;
         Ok(())
     }
 
@@ -61,8 +68,8 @@ impl<A: Architecture> Session<A> {
     }
 
     /// The architecture's signature.
-    pub fn signature(&self) -> Signature {
-        A::signature()
+    pub fn signature(&self) -> &Signature {
+        &self.signature
     }
 
     /// What the loaded weights hold.
@@ -72,7 +79,7 @@ impl<A: Architecture> Session<A> {
 
     /// Check `input` against the signature and return the batch size.
     pub fn validate_input(&self, input: &[f32]) -> Result<usize> {
-        validate_input(&A::signature(), input)
+        validate_input(&self.signature, input)
     }
 
     /// Run a forward pass on a flat, row-major batch. Reads results back asynchronously,
@@ -91,15 +98,14 @@ impl<A: Architecture> Session<A> {
     }
 
     fn forward(&self, input: &[f32]) -> Result<(usize, Tensor<2>)> {
-        let signature = A::signature();
-        let batch = validate_input(&signature, input)?;
-        let data = TensorData::new(input.to_vec(), [batch, signature.input.item_len()]);
+        let batch = validate_input(&self.signature, input)?;
+        let data = TensorData::new(input.to_vec(), [batch, self.signature.input.item_len()]);
         let tensor = Tensor::<2>::from_data(data, &self.device);
         Ok((batch, A::forward(&self.net, tensor)))
     }
 
     fn prediction(&self, batch: usize, data: TensorData) -> Result<Prediction> {
-        let classes = A::signature().output.item_len();
+        let classes = self.signature.output.item_len();
         let logits: Vec<f32> = data.try_into_vec().map_err(|e| self.execution_error(format!("{e:?}")))?;
         if logits.len() != batch * classes {
             return Err(self.execution_error(format!(

@@ -34,10 +34,7 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
         let dtype = tensor.dtype;
         let shape = tensor.shape.clone().to_vec();
         if dtype != DType::F32 {
-            return Err(BrasaError::ArchitectureMismatch {
-                model: "brasa".into(),
-                detail: format!("tensor `{name}` is {dtype:?}; this runtime loads f32 weights"),
-            });
+            return Err(BrasaError::UnsupportedDtype { tensor: name, dtype: format!("{dtype:?}") });
         }
         let elements = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
             BrasaError::CorruptWeights(format!("tensor `{name}` has an absurd shape {shape:?}"))
