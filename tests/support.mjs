@@ -1,6 +1,6 @@
 // Shared helpers of the JS test suites: the real `brasa serve` on 127.0.0.1, Debian's
 // Chromium through playwright-core, and the numpy reference.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,32 @@ export function reference() {
 
 export function weightsPath() {
   return join(CACHE, 'models/mnist.bpk');
+}
+
+/** The recalibrated weights (version 1.1.0 of the test registry). */
+export function variantWeightsPath() {
+  return join(CACHE, 'models/mnist-recalibrated.bpk');
+}
+
+/** Deno from npm (`deno` devDependency; its platform package holds the binary). */
+export const DENO = process.env.DENO ?? join(ROOT, 'node_modules/@deno/linux-x64-glibc/deno');
+
+/**
+ * A registry written by the real CLI in a temporary folder: 1.0.0 (ccexam's weights) on
+ * `stable`, 1.1.0 (recalibrated) on `canary`. Resolves to { dir, remove }.
+ */
+export function makeRegistry() {
+  const dir = mkdtempSync(join(tmpdir(), 'brasa-registry-'));
+  const cli = (...args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
+  cli('publish', '--version', '1.0.0', '--weights', weightsPath(), '--channel', 'stable', '--notes', 'ccexam MNISTNet');
+  cli('publish', '--version', '1.1.0', '--weights', variantWeightsPath(), '--channel', 'canary', '--notes', 'recalibrated output layer');
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** One reference input with the numpy logits of both registry versions. */
+export function expectedLogits() {
+  const ref = reference();
+  return { input: ref.items[0].pixels, v100: ref.items[0].logits, v110: ref.variant.logits[0] };
 }
 
 /** Start `brasa serve` on a free port; resolves to { url, stop }. */

@@ -1,4 +1,6 @@
+import type { ModelCache } from './cache.js';
 import { BrasaError } from './errors.js';
+import { RegistryClient, Store, cacheKey, type Fetcher, type ParsedSpec, type RegistryWasm } from './registry.js';
 import type {
   AdapterInfo,
   Backend,
@@ -8,13 +10,17 @@ import type {
   ModelInfo,
   ModelInput,
   Prediction,
+  RegistryEvent,
+  ResolvedVersion,
+  UpdateCheck,
+  UpdateResult,
   WasmSource,
   WeightsSource,
 } from './types.js';
 import type * as Bindings from '../wasm/cpu/brasa_wasm.js';
 
 /** The wasm-bindgen exports both builds share. */
-export type WasmBindings = Pick<typeof Bindings, 'loadModel' | 'compiledBackends' | 'modelNames'>;
+export type WasmBindings = Pick<typeof Bindings, 'loadModel' | 'compiledBackends' | 'modelNames'> & RegistryWasm;
 type WasmModel = Bindings.WasmModel;
 
 /** A build's glue module: its exports plus wasm-bindgen's two initialisers. */
@@ -31,7 +37,14 @@ export interface Platform {
   fetchBytes(url: URL, signal?: AbortSignal): Promise<Uint8Array>;
   /** The base relative URLs resolve against. */
   baseUrl(): string | undefined;
+  /** GET for the registry fetcher (manifests must bypass any HTTP cache: brasa revalidates). */
+  fetch: Fetcher;
+  /** The cache registry-backed models use unless told otherwise. */
+  defaultCache(): ModelCache;
 }
+
+const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 30_000;
 
 const MODELS = ['mnist'] as const;
 
@@ -86,36 +99,17 @@ export function createLoader(platform: Platform) {
     throw new BrasaError('invalid_weights', `weights must be a URL, ArrayBuffer, typed array or Response; got ${describe(source)}`);
   }
 
-  /**
-   * Load a model and its weights on the best (or the requested) backend.
-   *
-   * With `backend: 'auto'` brasa uses WebGPU when `navigator.gpu` gives an adapter and the GPU
-   * initialises; otherwise it runs on the CPU build and says why (`onFallback`,
-   * `model.fallbackReason`). With `backend: 'webgpu'` a missing GPU is an error.
-   */
-  return async function loadModel(name: string, options: LoadOptions): Promise<BrasaModel> {
-    if (!options || typeof options !== 'object') {
-      throw new BrasaError('invalid_weights', 'loadModel(name, { weights }) needs an options object with weights');
-    }
-    if (!(MODELS as readonly string[]).includes(name)) {
-      throw new BrasaError('unknown_model', `unknown model \`${name}\`; brasa serves: ${MODELS.join(', ')}`);
-    }
-    const preference: BackendPreference = options.backend ?? 'auto';
-    if (!['auto', 'webgpu', 'cpu'].includes(preference)) {
-      throw new BrasaError('backend_unavailable', `unknown backend \`${String(preference)}\`; use 'auto', 'webgpu' or 'cpu'`);
-    }
-    const weights = await weightBytes(options.weights, options.signal);
-
+  /** A model on the best acceptable backend, falling back from WebGPU to CPU. */
+  async function instantiate(name: string, weights: Uint8Array, preference: BackendPreference, probe: Probe | null, options: LoadOptions): Promise<Loaded> {
     let fallbackReason: string | null = null;
     let adapter: AdapterInfo | null = null;
-    if (preference !== 'cpu') {
-      const probe = await probeWebGpu();
+    if (preference !== 'cpu' && probe) {
       let gpuError: BrasaError | null = null;
       if (probe.ok) {
         try {
           const wasm = await bindings('webgpu', options.wasm?.webgpu);
           const inner = await wasm.loadModel(name, weights, 'webgpu');
-          return new BrasaModel(name, inner, 'webgpu', preference, null, probe.adapter);
+          return { inner, wasm, backend: 'webgpu', fallbackReason: null, adapter: probe.adapter };
         } catch (err) {
           gpuError = BrasaError.from(err);
           // Bad weights are bad on every backend: no fallback hides them.
@@ -130,25 +124,368 @@ export function createLoader(platform: Platform) {
       }
       fallbackReason = reason;
     }
-
     const wasm = await bindings('cpu', options.wasm?.cpu);
-    let inner: WasmModel;
     try {
-      inner = await wasm.loadModel(name, weights, 'cpu');
+      const inner = await wasm.loadModel(name, weights, 'cpu');
+      return { inner, wasm, backend: 'cpu', fallbackReason, adapter };
     } catch (err) {
       const error = BrasaError.from(err);
       if (error.code === 'internal') instances.delete('cpu');
       throw error;
     }
-    const model = new BrasaModel(name, inner, 'cpu', preference, fallbackReason, adapter);
-    if (fallbackReason !== null) {
-      const info: FallbackInfo = { from: 'webgpu', to: 'cpu', reason: fallbackReason };
-      // Where a GPU could have been expected (a browser, Deno), say so in the console too.
-      if ((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) console.warn(`brasa: running ${name} on CPU: ${fallbackReason}`);
-      options.onFallback?.(info);
+  }
+
+  function reportFallback(name: string, loaded: Loaded, options: LoadOptions): void {
+    if (loaded.fallbackReason === null) return;
+    const info: FallbackInfo = { from: 'webgpu', to: 'cpu', reason: loaded.fallbackReason };
+    // Where a GPU could have been expected (a browser, Deno), say so in the console too.
+    if ((globalThis as { navigator?: { gpu?: unknown } }).navigator?.gpu) console.warn(`brasa: running ${name} on CPU: ${loaded.fallbackReason}`);
+    options.onFallback?.(info);
+  }
+
+  function checkPreference(options: LoadOptions): BackendPreference {
+    const preference: BackendPreference = options.backend ?? 'auto';
+    if (!['auto', 'webgpu', 'cpu'].includes(preference)) {
+      throw new BrasaError('backend_unavailable', `unknown backend \`${String(preference)}\`; use 'auto', 'webgpu' or 'cpu'`);
     }
+    return preference;
+  }
+
+  /** Load a spec from a registry: resolve, fetch or read the cache, verify, load, golden-check. */
+  async function loadVersioned(specText: string, options: LoadOptions): Promise<BrasaModel> {
+    const preference = checkPreference(options);
+    let registry: URL;
+    try {
+      registry = new URL(String(options.registry), platform.baseUrl());
+    } catch (err) {
+      throw new BrasaError('network', `registry ${String(options.registry)} is not a valid URL`, { cause: err });
+    }
+    if (!registry.pathname.endsWith('/')) registry = new URL(`${registry.pathname}/${registry.search}`, registry);
+    const probe = preference === 'cpu' ? null : await probeWebGpu();
+    // The registry logic is in both builds: use the one the model will most likely run on.
+    const logic = await bindings(probe?.ok ? 'webgpu' : 'cpu', probe?.ok ? options.wasm?.webgpu : options.wasm?.cpu).catch(() =>
+      bindings('cpu', options.wasm?.cpu),
+    );
+    let spec: ParsedSpec;
+    try {
+      spec = logic.registryParseSpec(String(specText)) as ParsedSpec;
+    } catch (err) {
+      throw BrasaError.from(err, 'invalid_spec');
+    }
+    if (!(MODELS as readonly string[]).includes(spec.name)) {
+      throw new BrasaError('unknown_model', `unknown model \`${spec.name}\`; brasa serves: ${MODELS.join(', ')}`);
+    }
+    const store = Store.of(options.cache ?? platform.defaultCache());
+    const clientId = options.clientId ?? (await store.update((state) => state.clientId));
+    let model: BrasaModel | null = null;
+    const early: RegistryEvent[] = [];
+    const client = new RegistryClient({
+      registry,
+      manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
+      spec,
+      store,
+      wasm: logic,
+      fetch: platform.fetch,
+      clientId,
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      cacheBudget: options.cacheBudget ?? DEFAULT_CACHE_BUDGET,
+      onProgress: options.onProgress,
+      emit(event) {
+        options.onEvent?.(event);
+        if (model) model.dispatchEvent(new BrasaEvent(event));
+        else early.push(event);
+      },
+    });
+
+    /** Load one version; a version that fails integrity, loading or its golden check is refused for good. */
+    async function tryVersion(version: ResolvedVersion): Promise<Loaded> {
+      const refused = await client.rejection(version.version);
+      if (refused) {
+        throw new BrasaError(refused.code as BrasaError['code'], `version ${version.version} was refused earlier: ${refused.reason}`);
+      }
+      try {
+        const { bytes } = await client.weights(version, options.signal);
+        const loaded = await instantiate(spec.name, bytes, preference, probe, options);
+        try {
+          if (version.golden) await runGolden(loaded.inner, version.golden, client);
+        } catch (err) {
+          loaded.inner.free();
+          throw err;
+        }
+        return loaded;
+      } catch (err) {
+        const error = BrasaError.from(err);
+        if (REFUSALS.has(error.code)) await client.reject(version.version, error);
+        throw error;
+      }
+    }
+
+    function finish(loaded: Loaded, version: ResolvedVersion, check: Promise<UpdateCheck> | null): BrasaModel {
+      const versioned = new Versioned(client, version, options);
+      model = new BrasaModel(spec.name, loaded.inner, loaded.backend, preference, loaded.fallbackReason, loaded.adapter, loaded.wasm, versioned);
+      reportFallback(spec.name, loaded, options);
+      for (const event of early.splice(0)) model.dispatchEvent(new BrasaEvent(event));
+      versioned.start(model, check);
+      return model;
+    }
+
+    // Cache first: start on the last version that worked (or a verified pending update).
+    const good = await client.lastGood();
+    if ((options.freshness ?? 'cache-first') === 'cache-first' && good && (await client.isCached(good))) {
+      const pending = await client.pending();
+      if (pending && pending.version !== good.version && (await client.isCached(pending))) {
+        try {
+          const loaded = await tryVersion(pending);
+          await client.adopt(pending);
+          client.o.emit({ type: 'updated', from: good.version, to: pending.version });
+          return finish(loaded, pending, null);
+        } catch (err) {
+          const error = BrasaError.from(err);
+          client.o.emit({ type: 'rollback', rejected: pending.version, version: good.version, code: error.code, reason: error.message });
+        }
+      }
+      try {
+        const loaded = await tryVersion(good);
+        await client.adopt(good);
+        return finish(loaded, good, null);
+      } catch {
+        // Fall through to the registry.
+      }
+    }
+
+    // Network first (or nothing usable cached): ask the registry.
+    const answer = await client.fetchManifest(options.signal);
+    let target: ResolvedVersion | null = null;
+    let registryError: BrasaError | null = answer.ok ? null : answer.error;
+    if (answer.ok) {
+      try {
+        target = client.resolve(answer.body);
+        await client.rememberManifest(answer.body, answer.etag);
+      } catch (err) {
+        registryError = BrasaError.from(err, 'invalid_manifest');
+      }
+    }
+    if (target) {
+      const current: UpdateCheck = { outcome: 'current', version: target.version, status: answer.ok ? answer.status : null, reason: null };
+      try {
+        const loaded = await tryVersion(target);
+        await client.adopt(target);
+        return finish(loaded, target, Promise.resolve(current));
+      } catch (err) {
+        const error = BrasaError.from(err);
+        if (!good || good.version === target.version || !(await client.isCached(good))) throw error;
+        client.o.emit({ type: 'rollback', rejected: target.version, version: good.version, code: error.code, reason: error.message });
+        const loaded = await tryVersion(good);
+        await client.adopt(good);
+        return finish(loaded, good, Promise.resolve({ ...current, outcome: 'rejected', reason: error.message }));
+      }
+    }
+
+    // The registry cannot answer: the last good version, or what the last good manifest says.
+    const error = registryError!;
+    let fallback: ResolvedVersion | null = good && (await client.isCached(good)) ? good : null;
+    if (!fallback) {
+      const body = await client.cachedManifest();
+      if (body) {
+        try {
+          const resolved = client.resolve(body);
+          if (await client.isCached(resolved)) fallback = resolved;
+        } catch {
+          // An old manifest that no longer resolves this spec: nothing to fall back on.
+        }
+      }
+    }
+    if (!fallback) {
+      throw new BrasaError(error.code, `${error.message} (and no version of ${spec.canonical} is cached)`, { cause: error });
+    }
+    client.o.emit({ type: 'offline', version: fallback.version, reason: error.message, code: error.code });
+    const loaded = await tryVersion(fallback);
+    await client.adopt(fallback);
+    const failed: UpdateCheck = { outcome: 'failed', version: fallback.version, status: null, reason: error.message };
+    return finish(loaded, fallback, Promise.resolve(failed));
+  }
+
+  /**
+   * Load a model on the best (or the requested) backend.
+   *
+   * With `weights`, those bytes are loaded. With `registry`, `name` is a spec (`mnist`,
+   * `mnist@canary`, `mnist@1.2.0`, `mnist@^1`) resolved against the registry's manifest; files
+   * are verified (sha256) before use and cached, and the model follows its channel
+   * (`model.version`, `update-available`, `model.update()`).
+   *
+   * With `backend: 'auto'` brasa uses WebGPU when `navigator.gpu` gives an adapter and the GPU
+   * initialises; otherwise it runs on the CPU build and says why (`onFallback`,
+   * `model.fallbackReason`). With `backend: 'webgpu'` a missing GPU is an error.
+   */
+  return async function loadModel(name: string, options: LoadOptions): Promise<BrasaModel> {
+    if (!options || typeof options !== 'object') {
+      throw new BrasaError('invalid_weights', 'loadModel(name, options) needs an options object with `weights` or `registry`');
+    }
+    if (options.registry !== undefined) {
+      if (options.weights !== undefined) throw new BrasaError('invalid_weights', 'give either `weights` or `registry`, not both');
+      return loadVersioned(name, options);
+    }
+    if (options.weights === undefined) {
+      throw new BrasaError('invalid_weights', 'loadModel(name, options) needs `weights` (bytes or a URL) or a `registry`');
+    }
+    if (!(MODELS as readonly string[]).includes(name)) {
+      throw new BrasaError('unknown_model', `unknown model \`${name}\`; brasa serves: ${MODELS.join(', ')}`);
+    }
+    const preference = checkPreference(options);
+    const weights = await weightBytes(options.weights, options.signal);
+    const probe = preference === 'cpu' ? null : await probeWebGpu();
+    const loaded = await instantiate(name, weights, preference, probe, options);
+    const model = new BrasaModel(name, loaded.inner, loaded.backend, preference, loaded.fallbackReason, loaded.adapter, loaded.wasm, null);
+    reportFallback(name, loaded, options);
     return model;
   };
+}
+
+/** Error codes that mean "this version is bad", as opposed to "the network is". */
+const REFUSALS = new Set<string>(['integrity', 'invalid_weights', 'golden_check']);
+
+interface Loaded {
+  inner: WasmModel;
+  wasm: WasmBindings;
+  backend: Backend;
+  fallbackReason: string | null;
+  adapter: AdapterInfo | null;
+}
+
+/** Run a version's golden input through `inner` and judge the output. */
+async function runGolden(inner: WasmModel, golden: NonNullable<ResolvedVersion['golden']>, client: RegistryClient): Promise<void> {
+  let logits: Float32Array;
+  try {
+    logits = (await inner.run(Float32Array.from(golden.input))).logits;
+  } catch (err) {
+    throw new BrasaError('golden_check', `golden check failed: the golden input does not run (${BrasaError.from(err).message})`, { cause: err });
+  }
+  client.judgeGolden(golden, logits);
+}
+
+/** An event of a registry-backed model; `detail` is the {@link RegistryEvent}. */
+export class BrasaEvent<E extends RegistryEvent = RegistryEvent> extends Event {
+  readonly detail: E;
+  constructor(detail: E) {
+    super(detail.type);
+    this.detail = detail;
+  }
+}
+
+/** A model's link to its registry: the version it runs, update checks and switches. */
+class Versioned {
+  readonly client: RegistryClient;
+  current: ResolvedVersion;
+  check: Promise<UpdateCheck> | null = null;
+  #options: LoadOptions;
+  #release: () => void;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(client: RegistryClient, current: ResolvedVersion, options: LoadOptions) {
+    this.client = client;
+    this.current = current;
+    this.#options = options;
+    this.#release = client.o.store.hold(current.files.map(cacheKey));
+  }
+
+  start(model: BrasaModel, check: Promise<UpdateCheck> | null): void {
+    // Served from the cache: check the registry in the background.
+    this.check = check ?? model.checkForUpdate();
+    this.check.catch(() => undefined);
+    const every = this.#options.updateInterval;
+    if (every && every > 0) {
+      this.#timer = setInterval(() => void model.checkForUpdate().catch(() => undefined), every);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** One update check or switch at a time per model. */
+  serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async checkForUpdate(model: BrasaModel): Promise<UpdateCheck> {
+    const client = this.client;
+    const from = this.current.version;
+    const done = (result: UpdateCheck): UpdateCheck => {
+      client.o.emit({ type: 'update-check', outcome: result.outcome, version: result.version, status: result.status, reason: result.reason });
+      return result;
+    };
+    const answer = await client.fetchManifest();
+    if (!answer.ok) return done({ outcome: 'failed', version: from, status: null, reason: answer.error.message });
+    let target: ResolvedVersion;
+    try {
+      target = client.resolve(answer.body);
+    } catch (err) {
+      return done({ outcome: 'failed', version: from, status: answer.status, reason: BrasaError.from(err).message });
+    }
+    await client.rememberManifest(answer.body, answer.etag);
+    if (target.version === from) {
+      await client.setPending(null);
+      return done({ outcome: 'current', version: from, status: answer.status, reason: null });
+    }
+    const refused = await client.rejection(target.version);
+    if (refused) return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: refused.reason });
+    try {
+      // Download and verify now, so update() (or the next load) switches without waiting.
+      await client.weights(target);
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (REFUSALS.has(error.code)) {
+        await client.reject(target.version, error);
+        client.o.emit({ type: 'rollback', rejected: target.version, version: from, code: error.code, reason: error.message });
+        return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: error.message });
+      }
+      return done({ outcome: 'failed', version: target.version, status: answer.status, reason: error.message });
+    }
+    await client.setPending(target);
+    client.o.emit({ type: 'update-available', from, to: target.version, channel: target.channel, viaRollout: target.viaRollout, notes: target.notes });
+    const result = done({ outcome: 'available', version: target.version, status: answer.status, reason: null });
+    if (this.#options.autoUpdate) await this.update(model);
+    return result;
+  }
+
+  async update(model: BrasaModel): Promise<UpdateResult> {
+    const client = this.client;
+    let pending = await client.pending();
+    if (!pending || pending.version === this.current.version) {
+      await this.checkForUpdate(model);
+      pending = await client.pending();
+    }
+    const from = this.current.version;
+    if (!pending || pending.version === from) return { updated: false, version: from, reason: null };
+    try {
+      const { bytes } = await client.weights(pending);
+      const inner = await model._wasm.loadModel(model.name, bytes, model.backend);
+      try {
+        if (pending.golden) await runGolden(inner, pending.golden, client);
+      } catch (err) {
+        inner.free();
+        throw err;
+      }
+      const release = client.o.store.hold(pending.files.map(cacheKey));
+      model._swap(inner);
+      this.#release();
+      this.#release = release;
+      this.current = pending;
+      await client.adopt(pending);
+      client.o.emit({ type: 'updated', from, to: pending.version });
+      return { updated: true, version: pending.version, reason: null };
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (REFUSALS.has(error.code)) await client.reject(pending.version, error);
+      client.o.emit({ type: 'rollback', rejected: pending.version, version: from, code: error.code, reason: error.message });
+      return { updated: false, version: from, reason: error.message };
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#release();
+  }
 }
 
 type Probe = { ok: true; adapter: AdapterInfo } | { ok: false; reason: string };
@@ -199,6 +536,9 @@ export class BrasaModel extends EventTarget {
   readonly adapter: AdapterInfo | null;
   #inner: WasmModel | null;
   #info: ModelInfo;
+  #versioned: Versioned | null;
+  /** @internal The wasm build the model runs in. */
+  readonly _wasm: WasmBindings;
 
   /** @internal */
   constructor(
@@ -208,6 +548,8 @@ export class BrasaModel extends EventTarget {
     requested: BackendPreference,
     fallbackReason: string | null,
     adapter: AdapterInfo | null,
+    wasm: WasmBindings,
+    versioned: Versioned | null,
   ) {
     super();
     this.name = name;
@@ -216,7 +558,70 @@ export class BrasaModel extends EventTarget {
     this.requestedBackend = requested;
     this.fallbackReason = fallbackReason;
     this.adapter = adapter;
+    this._wasm = wasm;
+    this.#versioned = versioned;
     this.#info = inner.info() as ModelInfo;
+  }
+
+  /** The registry version running (`null` for a model loaded from `weights`). */
+  get version(): string | null {
+    return this.#versioned?.current.version ?? null;
+  }
+
+  /** The channel it came through (`null` for exact versions, ranges and plain weights). */
+  get channel(): string | null {
+    return this.#versioned?.current.channel ?? null;
+  }
+
+  /** Everything the registry says about the running version (files, rollout, notes). */
+  get release(): ResolvedVersion | null {
+    return this.#versioned?.current ?? null;
+  }
+
+  /** The spec it follows, e.g. `mnist@stable` (`null` without a registry). */
+  get spec(): string | null {
+    return this.#versioned?.client.o.spec.canonical ?? null;
+  }
+
+  /** The most recent update check (started in the background after a load from cache). */
+  get updateCheck(): Promise<UpdateCheck> | null {
+    return this.#versioned?.check ?? null;
+  }
+
+  /**
+   * Ask the registry whether the spec now resolves to another version (revalidating the
+   * manifest with its ETag). A new version is downloaded and verified, then announced with
+   * `update-available`; nothing switches until {@link update} (or the next load).
+   */
+  checkForUpdate(): Promise<UpdateCheck> {
+    const versioned = this.#registryLink();
+    const check = versioned.serial(() => versioned.checkForUpdate(this));
+    versioned.check = check;
+    return check;
+  }
+
+  /**
+   * Switch to the version the last update check found (checking first if none is pending).
+   * The new weights must load and pass the version's golden check; otherwise the model stays
+   * on its version and emits `rollback`. Runs in flight finish on the old weights.
+   */
+  update(): Promise<UpdateResult> {
+    const versioned = this.#registryLink();
+    return versioned.serial(() => versioned.update(this));
+  }
+
+  /** @internal Replace the wasm model (after an update passed its checks). */
+  _swap(inner: WasmModel): void {
+    const old = this.#live();
+    this.#inner = inner;
+    this.#info = inner.info() as ModelInfo;
+    old.free();
+  }
+
+  #registryLink(): Versioned {
+    this.#live();
+    if (!this.#versioned) throw new BrasaError('invalid_spec', `model ${this.name} was loaded from weights, not from a registry: it has no versions`);
+    return this.#versioned;
   }
 
   /** Signature, parameter count and weight size. */
@@ -264,6 +669,7 @@ export class BrasaModel extends EventTarget {
   dispose(): void {
     const inner = this.#inner;
     this.#inner = null;
+    this.#versioned?.stop();
     inner?.free();
   }
 

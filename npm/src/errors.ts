@@ -10,8 +10,18 @@ export type BrasaErrorCode =
   | 'execution'
   /** No model of that name is compiled into brasa. */
   | 'unknown_model'
-  /** Weights could not be fetched. */
+  /** Weights or a manifest could not be fetched (HTTP error, timeout, no network). */
   | 'network'
+  /** A model spec does not parse (`mnist@Canary!`). */
+  | 'invalid_spec'
+  /** The registry has no such channel or no version matching the spec. */
+  | 'not_found'
+  /** A registry manifest is malformed, breaks a rule, or has a newer schema. */
+  | 'invalid_manifest'
+  /** A downloaded file's size or sha256 differs from the manifest. */
+  | 'integrity'
+  /** A version's output on its golden input differs from what its publisher recorded. */
+  | 'golden_check'
   /** The wasm module could not be fetched or instantiated. */
   | 'wasm_load'
   /** The model was disposed. */

@@ -5,11 +5,24 @@
  * import { loadModel } from 'brasa';
  * const model = await loadModel('mnist', { weights: '/models/mnist.bpk' });
  * const { label, probabilities } = await model.run(pixels);
+ *
+ * // Versioned, cached, verified, following a channel:
+ * const m = await loadModel('mnist@stable', { registry: 'https://cdn.example.com/models/' });
+ * m.addEventListener('update-available', () => m.update());
  * ```
  * @module
  */
+import { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
 import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
 import type { Backend, WasmSource } from './types.js';
+
+// A page or a Web Worker: there the browser's HTTP cache stays out of the way. brasa revalidates
+// manifests itself, and keeps verified weights in its own cache: a second copy in the HTTP
+// cache would double the storage of every model. (workerd refuses the `cache` option; there
+// and in Deno no HTTP cache sits in between.)
+const inBrowser = typeof document !== 'undefined' || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
+
+let sharedCache: ModelCache | null = null;
 
 const web: Platform = {
   async instantiate(build: Backend, source: WasmSource | undefined) {
@@ -27,10 +40,18 @@ const web: Platform = {
   baseUrl() {
     return (globalThis as { location?: { href: string } }).location?.href;
   },
+  fetch(url, init) {
+    return fetch(url, inBrowser ? { ...init, cache: 'no-store' } : init);
+  },
+  defaultCache() {
+    sharedCache ??= typeof globalThis.caches?.open === 'function' ? new CacheStorageCache() : new MemoryCache();
+    return sharedCache;
+  },
 };
 
 /** Load a model; see {@link createLoader}. */
 export const loadModel = createLoader(web);
-export { BrasaModel } from './core.js';
+export { BrasaEvent, BrasaModel } from './core.js';
+export { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
 export { BrasaError, type BrasaErrorCode } from './errors.js';
 export type * from './types.js';

@@ -5,8 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 
+import type { ModelCache } from './cache.js';
 import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
 import { BrasaError } from './errors.js';
+import { FileCache } from './file-cache.js';
+
+let sharedCache: ModelCache | null = null;
 import type { Backend, WasmSource } from './types.js';
 
 const node: Platform = {
@@ -38,10 +42,28 @@ const node: Platform = {
     // Relative paths are files relative to the working directory, as with fs.
     return pathToFileURL(process.cwd() + '/').href;
   },
+  async fetch(url, init) {
+    // A registry may be a local folder: serve its files as responses (no ETags: always fresh).
+    if (url.protocol === 'file:') {
+      try {
+        return new Response(await readFile(url, { signal: init.signal ?? undefined }), { status: 200 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Response(null, { status: 404, statusText: 'Not Found' });
+        throw err;
+      }
+    }
+    return fetch(url, init);
+  },
+  defaultCache() {
+    sharedCache ??= new FileCache();
+    return sharedCache;
+  },
 };
 
 /** Load a model; see {@link createLoader}. */
 export const loadModel = createLoader(node);
-export { BrasaModel } from './core.js';
+export { BrasaEvent, BrasaModel } from './core.js';
+export { MemoryCache, CacheStorageCache, type ModelCache } from './cache.js';
+export { FileCache } from './file-cache.js';
 export { BrasaError, type BrasaErrorCode } from './errors.js';
 export type * from './types.js';

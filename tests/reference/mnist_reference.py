@@ -5,7 +5,12 @@ builds a fixed set of inputs (ccexam's sample images, hand-drawn ASCII digits, s
 patterns, seeded noise) and writes, for each, the 784 input values and the logits computed
 here in float64. brasa's tests on every backend compare against this file.
 
+With ``--variant-out`` it also writes a second checkpoint, "1.1.0" of the registry tests: the
+same network with its output layer rescaled (a recalibration: logits change, classes do not),
+written by copying the zip and replacing two tensor storages, plus its reference logits.
+
 Usage: python mnist_reference.py --pth mnist.pth --samples DIR --out reference.json
+       [--variant-out mnist-recalibrated.pth]
 """
 
 import argparse
@@ -30,8 +35,15 @@ _DTYPES = {
 }
 
 
-def load_state_dict(path):
-    """Load a torch.save()'d state dict of dense tensors as numpy arrays."""
+class _Storage(np.ndarray):
+    """A storage's values, remembering which archive entry they came from."""
+
+    brasa_key = None
+
+
+def load_state_dict(path, storage_keys=None):
+    """Load a torch.save()'d state dict of dense tensors as numpy arrays; with ``storage_keys``
+    (a list), append each tensor's storage key in the order the tensors are built."""
     archive = zipfile.ZipFile(path)
     pkl_name = next(n for n in archive.namelist() if n.endswith("data.pkl"))
     prefix = pkl_name[: -len("data.pkl")]
@@ -51,9 +63,13 @@ def load_state_dict(path):
         def persistent_load(self, pid):
             _, dtype, key, _location, _numel = pid
             raw = archive.read(f"{prefix}data/{key}")
-            return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+            storage = np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<")).view(_Storage)
+            storage.brasa_key = key
+            return storage
 
     def rebuild_tensor(storage, offset, size, stride, *_):
+        if storage_keys is not None:
+            storage_keys.append((storage.brasa_key, offset))
         itemsize = storage.dtype.itemsize
         return np.lib.stride_tricks.as_strided(
             storage[offset:], shape=size, strides=[s * itemsize for s in stride]
@@ -77,6 +93,34 @@ def conv2d_same3x3(x, weight, bias):
 def maxpool2(x):
     n, c, h, w = x.shape
     return x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
+
+
+RECALIBRATION = {"classifier.2.weight": 1.25, "classifier.2.bias": 1.25}
+
+
+def write_variant(src, dst):
+    """Copy checkpoint ``src`` to ``dst`` with the RECALIBRATION scales applied; returns the
+    variant's state dict."""
+    keys = []
+    state = load_state_dict(src, keys)
+    by_name = dict(zip(state.keys(), keys))
+    archive = zipfile.ZipFile(src)
+    prefix = next(n for n in archive.namelist() if n.endswith("data.pkl"))[: -len("data.pkl")]
+    replaced = {}
+    for name, scale in RECALIBRATION.items():
+        key, offset = by_name[name]
+        if offset != 0:
+            raise SystemExit(f"{name} does not start its storage; cannot rewrite it in place")
+        state[name] = (state[name] * scale).astype(np.float32)
+        replaced[f"{prefix}data/{key}"] = state[name].astype("<f4").tobytes()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as out:
+        for info in archive.infolist():
+            data = replaced.get(info.filename)
+            out.writestr(info, archive.read(info.filename) if data is None else data)
+    tmp.replace(dst)
+    return state
 
 
 def forward(state, pixels):
@@ -137,12 +181,17 @@ def main():
     parser.add_argument("--pth", required=True, type=Path)
     parser.add_argument("--samples", required=True, type=Path)
     parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--variant-out", type=Path)
     args = parser.parse_args()
 
     state = load_state_dict(args.pth)
     items = build_inputs(args.samples)
     pixels = np.stack([px.reshape(-1) for _, _, px in items]).astype(np.float32)
     logits = forward(state, pixels)
+    variant_logits = None
+    if args.variant_out:
+        variant = write_variant(args.pth, args.variant_out)
+        variant_logits = forward(variant, pixels)
 
     doc = {
         "model": "mnist",
@@ -158,6 +207,13 @@ def main():
             for (name, label, _), px, row in zip(items, pixels, logits)
         ],
     }
+    if variant_logits is not None:
+        doc["variant"] = {
+            "file": args.variant_out.name,
+            "sha256": hashlib.sha256(args.variant_out.read_bytes()).hexdigest(),
+            "scales": RECALIBRATION,
+            "logits": [[float(v) for v in row] for row in variant_logits],
+        }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc))

@@ -118,6 +118,7 @@ pub fn test() -> Result<()> {
     // The benchmark harness, in smoke mode, so it cannot rot. Timings are never asserted.
     bench(true)?;
     util::run(&mut node_tests("tests/node"))?;
+    util::run(&mut node_tests("tests/deno"))?;
     util::run(&mut node_tests("tests/browser"))
 }
 

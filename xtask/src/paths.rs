@@ -38,6 +38,11 @@ pub fn mnist_weights() -> PathBuf {
     local_cache().join("models").join("mnist.bpk")
 }
 
+/// The recalibrated MNIST weights: version 1.1.0 in the registry tests.
+pub fn mnist_variant_weights() -> PathBuf {
+    local_cache().join("models").join("mnist-recalibrated.bpk")
+}
+
 /// The unpacked ccexam wheel.
 pub fn ccexam() -> PathBuf {
     local_cache().join("ccexam")

@@ -19,8 +19,8 @@ pub fn run() -> Result<()> {
     npm_packages()?;
     python_venv()?;
     ccexam()?;
-    import_weights()?;
     reference()?;
+    import_weights()?;
     eprintln!("setup: done");
     Ok(())
 }
@@ -162,25 +162,35 @@ fn newer(output: &Path, input: &Path) -> bool {
     }
 }
 
+/// Convert ccexam's checkpoint, and the recalibrated variant the reference script writes (the
+/// registry tests' second version), to burnpack.
 fn import_weights() -> Result<()> {
-    let pth = paths::ccexam().join("ccexam/weights/mnist.pth");
-    let out = paths::mnist_weights();
-    if !newer(&out, &pth) {
-        util::run(
-            util::cargo()
-                .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"])
-                .arg(&pth)
-                .arg("-o")
-                .arg(&out),
-        )?;
+    let imports = [
+        (paths::ccexam().join("ccexam/weights/mnist.pth"), paths::mnist_weights()),
+        (variant_checkpoint(), paths::mnist_variant_weights()),
+    ];
+    for (pth, out) in imports {
+        if !newer(&out, &pth) {
+            util::run(
+                util::cargo()
+                    .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"])
+                    .arg(&pth)
+                    .arg("-o")
+                    .arg(&out),
+            )?;
+        }
     }
     Ok(())
+}
+
+fn variant_checkpoint() -> std::path::PathBuf {
+    paths::local_cache().join("models/mnist-recalibrated.pth")
 }
 
 fn reference() -> Result<()> {
     let script = paths::root().join("tests/reference/mnist_reference.py");
     let out = paths::local_cache().join("fixtures/mnist-reference.json");
-    if !newer(&out, &script) {
+    if !newer(&out, &script) || !variant_checkpoint().exists() {
         let samples = paths::ccexam().join("ccexam/samples");
         util::run(
             Command::new(python())
@@ -190,7 +200,9 @@ fn reference() -> Result<()> {
                 .arg("--samples")
                 .arg(samples)
                 .arg("--out")
-                .arg(&out),
+                .arg(&out)
+                .arg("--variant-out")
+                .arg(variant_checkpoint()),
         )?;
     }
     Ok(())

@@ -1,9 +1,10 @@
-//! Property tests of version resolution and rollout bucketing.
+//! Property tests of version resolution, rollout bucketing and cache eviction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use brasa_registry::{
-    Channel, FileEntry, Manifest, ModelSpec, Rollout, Selector, VersionEntry, bucket, in_rollout, resolve,
+    CachedFile, Channel, FileEntry, Manifest, ModelSpec, Rollout, Selector, VersionEntry, bucket, in_rollout,
+    plan_eviction, resolve,
 };
 use proptest::prelude::*;
 use semver::{Version, VersionReq};
@@ -94,6 +95,37 @@ proptest! {
         let r = resolve(&m, &"mnist@stable".parse().unwrap(), b).unwrap();
         prop_assert_eq!(r.via_rollout, in_rollout(b, percent));
         prop_assert_eq!(r.version.major, if r.via_rollout { 2 } else { 1 });
+    }
+
+    /// Eviction never touches kept files, fits the budget whenever the kept files do, evicts
+    /// nothing it need not, and always takes the least recently used first.
+    #[test]
+    fn eviction_is_lru_and_spares_kept_files(
+        files in prop::collection::vec((1u64..1000, 0u32..50, any::<bool>()), 0..20),
+        budget in 0u64..10_000,
+    ) {
+        let keep: BTreeSet<String> =
+            files.iter().enumerate().filter(|(_, (_, _, kept))| *kept).map(|(i, _)| format!("f{i}")).collect();
+        let files: Vec<CachedFile> = files.iter().enumerate()
+            .map(|(i, (size, used, _))| CachedFile { key: format!("f{i}"), size: *size, last_used: f64::from(*used) })
+            .collect();
+        let evicted = plan_eviction(&files, &keep, budget);
+        let evicted_set: BTreeSet<&String> = evicted.iter().collect();
+        prop_assert!(evicted.iter().all(|k| !keep.contains(k)));
+        let size = |pred: &dyn Fn(&CachedFile) -> bool| files.iter().filter(|f| pred(f)).map(|f| f.size).sum::<u64>();
+        let remaining = size(&|f| !evicted_set.contains(&f.key));
+        let kept = size(&|f| keep.contains(&f.key));
+        if kept <= budget {
+            prop_assert!(remaining <= budget);
+        }
+        // Minimal: without the last (most recent) eviction, the cache would not have fit.
+        if let Some(last) = evicted.last() {
+            let last_size = files.iter().find(|f| &f.key == last).unwrap().size;
+            prop_assert!(remaining + last_size > budget);
+        }
+        // LRU: every evicted file is no newer than every surviving unkept one.
+        let newest_evicted = files.iter().filter(|f| evicted_set.contains(&f.key)).map(|f| f.last_used).fold(f64::MIN, f64::max);
+        prop_assert!(files.iter().filter(|f| !evicted_set.contains(&f.key) && !keep.contains(&f.key)).all(|f| f.last_used >= newest_evicted));
     }
 }
 

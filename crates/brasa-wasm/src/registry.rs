@@ -1,7 +1,12 @@
 //! The registry's pure logic for the JS fetcher: it does the I/O (fetch, cache), Rust decides
 //! what a manifest means, which version a client gets, and whether bytes are intact.
 
-use brasa_registry::{FileEntry, Manifest, ModelSpec, RegistryError, bucket, resolve, verify_bytes};
+use std::collections::BTreeSet;
+
+use brasa_registry::{
+    CachedFile, FileEntry, GoldenCheck, Manifest, ModelSpec, RegistryError, Selector, bucket, plan_eviction,
+    resolve, verify_bytes,
+};
 use js_sys::Reflect;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -29,17 +34,19 @@ struct ResolvedVersion<'a> {
     via_rollout: bool,
     bucket: f64,
     files: &'a [FileEntry],
-    golden: Option<&'a brasa_registry::GoldenCheck>,
+    golden: Option<&'a GoldenCheck>,
+    published_at: &'a str,
+    notes: &'a str,
 }
 
 /// Validate `manifest` (JSON text) and resolve `spec` for the client `clientId`. Resolves to
-/// `{ model, version, channel, viaRollout, bucket, files, golden }`.
+/// `{ model, version, channel, viaRollout, bucket, files, golden, publishedAt, notes }`.
 #[wasm_bindgen(js_name = registryResolve)]
 pub fn registry_resolve(manifest: &str, spec: &str, client_id: &str) -> Result<JsValue, JsValue> {
     let spec: ModelSpec = spec.parse().map_err(|e| registry_error(&e))?;
     let manifest = Manifest::from_json(manifest.as_bytes()).map_err(|e| registry_error(&e))?;
     let channel = match &spec.selector {
-        brasa_registry::Selector::Channel(c) => c.as_str(),
+        Selector::Channel(c) => c.as_str(),
         _ => "",
     };
     let client_bucket = bucket(client_id, &spec.name, channel);
@@ -59,6 +66,8 @@ pub fn registry_resolve(manifest: &str, spec: &str, client_id: &str) -> Result<J
         bucket: client_bucket,
         files: &entry.files,
         golden: entry.golden.as_ref(),
+        published_at: &entry.published_at,
+        notes: &entry.notes,
     };
     serde_wasm_bindgen::to_value(&out).map_err(|e| JsValue::from_str(&e.to_string()))
 }
@@ -70,4 +79,48 @@ pub fn registry_verify(entry: JsValue, bytes: &[u8]) -> Result<(), JsValue> {
     let entry: FileEntry =
         serde_wasm_bindgen::from_value(entry).map_err(|e| JsValue::from_str(&e.to_string()))?;
     verify_bytes(&entry, bytes).map_err(|e| registry_error(&e))
+}
+
+#[derive(Serialize)]
+struct ParsedSpec {
+    name: String,
+    /// `name@selector`: the same spec always gives the same key (`mnist` is `mnist@stable`).
+    canonical: String,
+    kind: &'static str,
+    channel: Option<String>,
+}
+
+/// Parse a model spec: `{ name, canonical, kind: 'channel'|'exact'|'range', channel }`.
+#[wasm_bindgen(js_name = registryParseSpec)]
+pub fn registry_parse_spec(spec: &str) -> Result<JsValue, JsValue> {
+    let parsed: ModelSpec = spec.parse().map_err(|e| registry_error(&e))?;
+    let (kind, channel) = match &parsed.selector {
+        Selector::Channel(c) => ("channel", Some(c.clone())),
+        Selector::Exact(_) => ("exact", None),
+        Selector::Range(_) => ("range", None),
+    };
+    let out = ParsedSpec { canonical: parsed.to_string(), name: parsed.name, kind, channel };
+    serde_wasm_bindgen::to_value(&out).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+/// Judge a model's output on a version's golden input: `{ passed, maxAbsDiff, reason }`.
+#[wasm_bindgen(js_name = registryGoldenCheck)]
+pub fn registry_golden_check(golden: JsValue, output: &[f32]) -> Result<JsValue, JsValue> {
+    let golden: GoldenCheck =
+        serde_wasm_bindgen::from_value(golden).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    serde_wasm_bindgen::to_value(&golden.compare(output)).map_err(|e| JsValue::from_str(&e.to_string()))
+}
+
+/// Which cached files to evict: `files` is `[{ key, size, lastUsed }]`, `keep` the keys that
+/// must stay, `budget` the size in bytes. Returns the keys to delete, least recently used first.
+#[wasm_bindgen(js_name = registryPlanEviction)]
+pub fn registry_plan_eviction(
+    files: JsValue,
+    keep: Vec<String>,
+    budget: f64,
+) -> Result<Vec<String>, JsValue> {
+    let files: Vec<CachedFile> =
+        serde_wasm_bindgen::from_value(files).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    let keep: BTreeSet<String> = keep.into_iter().collect();
+    Ok(plan_eviction(&files, &keep, budget.max(0.0) as u64))
 }

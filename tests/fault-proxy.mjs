@@ -1,0 +1,198 @@
+// A fault-injecting HTTP proxy on 127.0.0.1 in front of the real `brasa serve`, for the
+// registry fetcher's tests in Chromium, Node and Deno.
+//
+// Public port:  /registry/*  → `brasa serve --dir <registry>` (real ETags, 304s, headers),
+//                              with the faults set for matching paths applied on the way;
+//               /brasa/*     → the npm package (dist + wasm), /  → a blank test page,
+//               /tests/registry/scenarios.js → the scenarios, for the page.
+// Control port: POST /fault {path, ...}, POST /reset, GET /log, POST /stop, POST /start,
+//               POST /registry {args} (runs `brasa registry --registry <dir> ...args`).
+// Everything the scenarios need is reachable over HTTP, so the same scenario module runs
+// inside a page, in Node and in Deno.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import { extname, join, normalize } from 'node:path';
+
+import { CLI, ROOT, serve } from './support.mjs';
+
+const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.map': 'application/json', '.ts': 'text/plain' };
+
+const PAGE = `<!doctype html><meta charset="utf-8"><title>brasa registry tests</title>
+<script type="importmap">{"imports":{"brasa":"/brasa/dist/index.js"}}</script>
+<script type="module">window.brasa = await import('brasa'); document.body.dataset.ready = '1';</script>
+<body></body>`;
+
+/** Manifest rewrites a fault can apply (the registry as a broken publisher or CDN would serve it). */
+const TRANSFORMS = {
+  malformed: (text) => text.slice(0, Math.floor(text.length / 2)),
+  'future-schema': (text) => JSON.stringify({ ...JSON.parse(text), schema: 99 }),
+  'missing-version': (text) => {
+    const m = JSON.parse(text);
+    m.channels.stable.version = '9.9.9';
+    return JSON.stringify(m);
+  },
+  // A version whose golden output disagrees with its weights (a bad publish): 1.0.1 reuses
+  // stable's file, with one expected logit moved well past the tolerance.
+  'bad-golden': (text) => {
+    const m = JSON.parse(text);
+    const base = m.versions[m.channels.stable.version];
+    const golden = { ...base.golden, expected: base.golden.expected.map((v, i) => (i === 0 ? v + 0.5 : v)) };
+    m.versions['1.0.1'] = { ...base, golden, notes: 'bad golden (test)' };
+    m.channels.stable = { version: '1.0.1' };
+    return JSON.stringify(m);
+  },
+};
+
+export async function startFaultProxy(registryDir) {
+  const upstream = await serve(registryDir);
+  const upstreamUrl = new URL(upstream.url);
+  let faults = [];
+  let log = [];
+
+  const faultFor = (path) => {
+    const index = faults.findIndex((f) => new RegExp(f.path).test(path));
+    if (index < 0) return null;
+    const fault = faults[index];
+    if (fault.times !== undefined && --fault.times <= 0) faults.splice(index, 1);
+    return fault;
+  };
+
+  async function staticFile(res, file) {
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-cache' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  }
+
+  function forward(req, res, path, fault) {
+    const headers = { ...req.headers, host: upstreamUrl.host };
+    // A rewritten body has its own ETag: revalidate against that, not upstream's.
+    if (fault?.transform) delete headers['if-none-match'];
+    const entry = { method: req.method, path, ifNoneMatch: req.headers['if-none-match'] ?? null, status: 0, bytes: 0, fault: fault ? Object.keys(fault).filter((k) => k !== 'path').join(',') : null };
+    log.push(entry);
+    const upstreamReq = http.request({ host: upstreamUrl.hostname, port: upstreamUrl.port, path: path.slice('/registry'.length) || '/', method: req.method, headers }, async (up) => {
+      const outHeaders = { ...up.headers };
+      if (!fault || (!fault.truncate && !fault.tamper && !fault.transform && fault.stallAfter === undefined)) {
+        entry.status = up.statusCode;
+        res.writeHead(up.statusCode, outHeaders);
+        up.on('data', (c) => { entry.bytes += c.length; });
+        up.pipe(res);
+        return;
+      }
+      const chunks = [];
+      for await (const c of up) chunks.push(c);
+      let body = Buffer.concat(chunks);
+      if (fault.transform && up.statusCode === 200) {
+        body = Buffer.from(TRANSFORMS[fault.transform](body.toString('utf8')));
+        const etag = `"fault-${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+        outHeaders.etag = etag;
+        if (req.headers['if-none-match'] === etag) {
+          entry.status = 304;
+          delete outHeaders['content-length'];
+          res.writeHead(304, outHeaders).end();
+          return;
+        }
+      }
+      if (fault.tamper && body.length > 0) {
+        body = Buffer.from(body);
+        body[body.length >> 1] ^= 0x55;
+      }
+      if (fault.truncate !== undefined) body = body.subarray(0, fault.truncate);
+      entry.status = up.statusCode;
+      if (fault.stallAfter !== undefined) {
+        // Headers and the first bytes, then nothing: a stalled connection.
+        res.writeHead(up.statusCode, outHeaders);
+        res.write(body.subarray(0, fault.stallAfter));
+        entry.bytes = Math.min(body.length, fault.stallAfter);
+        return;
+      }
+      // Truncation keeps the response well-formed (no Content-Length): only the hash can tell.
+      if (fault.truncate !== undefined) delete outHeaders['content-length'];
+      else outHeaders['content-length'] = body.length;
+      res.writeHead(up.statusCode, outHeaders);
+      entry.bytes = body.length;
+      res.end(body);
+    });
+    upstreamReq.on('error', () => res.destroy());
+    req.pipe(upstreamReq);
+  }
+
+  const publicServer = http.createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    if (path === '/' || path === '/index.html') {
+      res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
+      return;
+    }
+    if (path.startsWith('/brasa/')) {
+      const rel = normalize(path.slice('/brasa/'.length));
+      if (rel.startsWith('..') || !/^(dist|wasm)\//.test(rel)) return res.writeHead(404).end();
+      return staticFile(res, join(ROOT, 'npm', rel));
+    }
+    if (path === '/tests/registry/scenarios.js') return staticFile(res, join(ROOT, path));
+    if (!path.startsWith('/registry/')) return res.writeHead(404).end();
+    const fault = req.method === 'OPTIONS' ? null : faultFor(path);
+    if (fault?.drop) {
+      log.push({ method: req.method, path, status: 0, bytes: 0, fault: 'drop', ifNoneMatch: null });
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.status) {
+      log.push({ method: req.method, path, status: fault.status, bytes: 0, fault: 'status', ifNoneMatch: null });
+      res.writeHead(fault.status, { 'access-control-allow-origin': '*', 'content-type': 'text/plain' }).end(`injected ${fault.status}`);
+      return;
+    }
+    if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
+    forward(req, res, path, fault);
+  });
+  const sockets = new Set();
+  publicServer.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+
+  const listen = (server, port = 0) => new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(server.address().port)));
+  const port = await listen(publicServer);
+  let running = true;
+
+  const control = http.createServer(async (req, res) => {
+    const cors = { 'access-control-allow-origin': '*', 'access-control-allow-headers': 'content-type', 'access-control-allow-methods': 'GET, POST' };
+    if (req.method === 'OPTIONS') return res.writeHead(204, cors).end();
+    let body = '';
+    for await (const c of req) body += c;
+    const args = body ? JSON.parse(body) : {};
+    const reply = (value) => res.writeHead(200, { ...cors, 'content-type': 'application/json' }).end(JSON.stringify(value ?? null));
+    switch (new URL(req.url, 'http://x').pathname) {
+      case '/fault': faults.push(args); return reply({ faults: faults.length });
+      case '/reset': faults = []; log = []; return reply();
+      case '/log': return reply(log);
+      case '/stop':
+        if (running) {
+          running = false;
+          await new Promise((r) => { publicServer.close(r); for (const s of sockets) s.destroy(); });
+        }
+        return reply();
+      case '/start':
+        if (!running) { await listen(publicServer, port); running = true; }
+        return reply();
+      case '/registry':
+        execFile(CLI, ['registry', '--registry', registryDir, ...args.args], (err, stdout, stderr) =>
+          reply({ code: err ? err.code ?? 1 : 0, stdout, stderr }));
+        return;
+      default: return res.writeHead(404, cors).end();
+    }
+  });
+  const controlPort = await listen(control);
+
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    registry: `http://127.0.0.1:${port}/registry/`,
+    control: `http://127.0.0.1:${controlPort}/`,
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await Promise.all([new Promise((r) => publicServer.close(r)), new Promise((r) => control.close(r))]);
+      upstream.stop();
+    },
+  };
+}
