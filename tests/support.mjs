@@ -1,7 +1,7 @@
 // Shared helpers of the JS test suites: the real `brasa serve` on 127.0.0.1, Debian's
 // Chromium through playwright-core, and the numpy reference.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,11 +31,22 @@ export const DENO = process.env.DENO ?? join(ROOT, 'node_modules/@deno/linux-x64
  * A registry written by the real CLI in a temporary folder: 1.0.0 (ccexam's weights) on
  * `stable`, 1.1.0 (recalibrated) on `canary`. Resolves to { dir, remove }.
  */
-export function makeRegistry() {
-  const dir = mkdtempSync(join(tmpdir(), 'brasa-registry-'));
+export function makeRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-registry-'))) {
   const cli = (...args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
   cli('publish', '--version', '1.0.0', '--weights', weightsPath(), '--channel', 'stable', '--notes', 'ccexam MNISTNet');
   cli('publish', '--version', '1.1.0', '--weights', variantWeightsPath(), '--channel', 'canary', '--notes', 'recalibrated output layer');
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * A private copy of the demo site (`cargo xtask demo --no-serve` assembles it) with a fresh
+ * registry, so tests never see channel moves someone made in `.cache/site/registry`.
+ * Resolves to { dir, remove }.
+ */
+export function demoSite() {
+  const dir = mkdtempSync(join(tmpdir(), 'brasa-site-'));
+  cpSync(join(CACHE, 'site'), dir, { recursive: true, filter: (src) => !src.startsWith(join(CACHE, 'site', 'registry')) });
+  makeRegistry(join(dir, 'registry'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,14 +1,17 @@
 import { loadModel, BrasaError } from 'brasa';
 import { toMnistInput, paintPreview } from './preprocess.js';
 
-const WEIGHTS = new URL('./models/mnist.bpk', import.meta.url);
+// The demo follows a channel of a static registry served next to the page (`cargo xtask demo`
+// publishes ccexam's weights as 1.0.0 on `stable` and a recalibrated 1.1.0 on `canary`).
+const REGISTRY = new URL('./registry/', import.meta.url);
+const UPDATE_INTERVAL_MS = 10_000;
 const $ = (id) => document.getElementById(id);
 const pad = $('pad');
 const ctx = pad.getContext('2d', { willReadFrequently: true });
 
 const state = {
   model: null,
-  weights: null, // fetched once, reused when switching backend
+  pending: null, // the version an update check found, until update() switches to it
   latencies: [],
   last: null,
   busy: false,
@@ -17,17 +20,27 @@ const state = {
 
 // ---- model loading and backend switching ---------------------------------------------
 
-async function load(backend) {
+async function load(backend, channel) {
   document.body.dataset.state = 'loading';
   setPill('loading…', '');
   $('backend-select').disabled = true;
+  $('channel-select').disabled = true;
+  let model = null;
   try {
-    state.weights ??= new Uint8Array(await (await fetchOk(WEIGHTS)).arrayBuffer());
-    const model = await loadModel('mnist', { weights: state.weights, backend });
+    model = await loadModel(`mnist@${channel}`, {
+      registry: REGISTRY,
+      backend,
+      updateInterval: UPDATE_INTERVAL_MS,
+      onProgress: (p) => { if (!p.fromCache) setPill(`downloading ${Math.round((100 * p.loaded) / p.total)}%`, ''); },
+      onEvent: (event) => onRegistryEvent(event, model),
+    });
     state.model?.dispose();
     state.model = model;
+    state.pending = null;
     state.latencies = [];
     showBackend(model);
+    showRelease(model);
+    logEvent(`loaded ${model.spec} → ${model.version} on ${model.backend}`);
     document.body.dataset.state = 'ready';
     document.body.dataset.backend = model.backend;
     if (state.last) predict();
@@ -35,21 +48,88 @@ async function load(backend) {
     document.body.dataset.state = state.model ? 'ready' : 'error';
     const message = err instanceof BrasaError ? `${err.message}` : String(err);
     notice(`Could not load on ${backend}: ${message}${state.model ? ` — still running on ${state.model.backend}.` : ''}`, 'error');
+    logEvent(`load failed: ${message}`, 'error');
     if (state.model) {
       showBackend(state.model, false);
       $('backend-select').value = state.model.requestedBackend;
+      $('channel-select').value = state.model.channel ?? channel;
     } else {
       setPill('unavailable', '');
     }
   } finally {
     $('backend-select').disabled = false;
+    $('channel-select').disabled = false;
   }
 }
 
-async function fetchOk(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`GET ${url}: HTTP ${response.status}`);
-  return response;
+// ---- versions: what runs, updates, rollbacks ------------------------------------------------
+
+function onRegistryEvent(event, model) {
+  // Events of a model this page already replaced are history.
+  if (model && state.model && model !== state.model) return;
+  switch (event.type) {
+    case 'update-available':
+      state.pending = event.to;
+      logEvent(`update available: ${event.from} → ${event.to}${event.notes ? ` (${event.notes})` : ''}`, 'info');
+      if ($('auto-update').checked) applyUpdate();
+      break;
+    case 'updated':
+      state.pending = null;
+      logEvent(`switched ${event.from} → ${event.to}`, 'ok');
+      break;
+    case 'rollback':
+      logEvent(`refused ${event.rejected} (${event.code}): ${event.reason}; staying on ${event.version ?? 'nothing'}`, 'error');
+      break;
+    case 'offline':
+      logEvent(`registry unreachable (${event.reason}); serving cached ${event.version}`, 'warn');
+      break;
+    case 'update-check':
+      if (event.outcome === 'failed') logEvent(`update check failed: ${event.reason}`, 'warn');
+      else if (event.outcome === 'current') $('last-check').textContent = `checked ${new Date().toLocaleTimeString()} (HTTP ${event.status})`;
+      if (event.outcome !== 'available') state.pending = null;
+      break;
+  }
+  if (state.model) showRelease(state.model);
+}
+
+function showRelease(model) {
+  const release = model.release;
+  $('version').textContent = `v${model.version}`;
+  $('channel').textContent = model.channel ? `${model.channel}${release.viaRollout ? ' (staged rollout)' : ''}` : model.spec;
+  $('release-notes').textContent = release.notes ? `“${release.notes}”, published ${release.publishedAt}` : `published ${release.publishedAt}`;
+  document.body.dataset.version = model.version;
+  document.body.dataset.channel = model.channel ?? '';
+  const apply = $('apply-update');
+  apply.hidden = !state.pending;
+  apply.textContent = state.pending ? `Switch to v${state.pending}` : '';
+}
+
+async function checkUpdate() {
+  if (!state.model) return;
+  $('check-update').disabled = true;
+  try {
+    const result = await state.model.checkForUpdate();
+    if (result.outcome === 'current') logEvent(`up to date: ${result.version} (manifest HTTP ${result.status})`);
+  } finally {
+    $('check-update').disabled = false;
+  }
+}
+
+async function applyUpdate() {
+  const model = state.model;
+  if (!model) return;
+  const result = await model.update();
+  if (result.updated && state.last) predict();
+  showRelease(model);
+}
+
+function logEvent(text, kind = '') {
+  const li = document.createElement('li');
+  li.className = kind;
+  li.textContent = `${new Date().toLocaleTimeString()}  ${text}`;
+  const list = $('events');
+  list.prepend(li);
+  while (list.children.length > 30) list.lastChild.remove();
 }
 
 function showBackend(model, clearNotice = true) {
@@ -201,13 +281,18 @@ clearPad();
 $('clear').addEventListener('click', clearPad);
 const params = new URLSearchParams(location.search);
 const initial = params.get('backend') ?? 'auto';
+const initialChannel = params.get('channel') ?? 'stable';
 $('backend-select').value = initial;
-$('backend-select').addEventListener('change', (e) => load(e.target.value));
+$('channel-select').value = initialChannel;
+$('backend-select').addEventListener('change', (e) => load(e.target.value, $('channel-select').value));
+$('channel-select').addEventListener('change', (e) => load($('backend-select').value, e.target.value));
+$('check-update').addEventListener('click', checkUpdate);
+$('apply-update').addEventListener('click', applyUpdate);
 
 // For automated tests and curious people: the live model and a way to run raw pixels.
 window.brasaDemo = {
   get model() { return state.model; },
   get lastResult() { return state.last; },
   run: (pixels) => state.model.run(pixels),
-  ready: load(initial),
+  ready: load(initial, initialChannel),
 };

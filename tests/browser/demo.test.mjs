@@ -4,13 +4,22 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
-import { BAD_INPUT_ROUND, CACHE, TOLERANCE, chromium, maxDiff, open, reference, serve } from '../support.mjs';
+import { execFileSync } from 'node:child_process';
+
+import { BAD_INPUT_ROUND, CLI, TOLERANCE, chromium, demoSite, maxDiff, open, reference, serve } from '../support.mjs';
 
 const REF = reference();
 let server;
+let site;
 
-before(async () => { server = await serve(join(CACHE, 'site')); });
-after(() => server?.stop());
+before(async () => {
+  site = demoSite();
+  server = await serve(site.dir);
+});
+after(() => {
+  server?.stop();
+  site?.remove();
+});
 
 /** Run every reference item in the page, one at a time and as one batch. */
 async function runReference(page) {
@@ -290,3 +299,48 @@ function assertBadInputOutcome(outcome) {
   }
   assert.deepEqual(outcome.after, outcome.before, 'the model answers the same after the bad calls');
 }
+
+test('the demo shows version and channel, switches channel, and follows an update and a rollback', async () => {
+  const browser = await chromium({ webgpu: false });
+  const registryCli = (...args) => execFileSync(CLI, ['registry', '--registry', join(site.dir, 'registry'), ...args], { stdio: 'pipe' });
+  const versionIs = (v) => page.waitForFunction((v) => document.body.dataset.version === v, v, { timeout: 30000 });
+  let page;
+  try {
+    ({ page } = await open(browser.context, `${server.url}?backend=cpu`));
+    await page.evaluate(() => window.brasaDemo.ready);
+    await versionIs('1.0.0');
+    assert.equal(await page.getByTestId('version').textContent(), 'v1.0.0');
+    assert.equal(await page.getByTestId('channel').textContent(), 'stable');
+    const logits = async () => page.evaluate(async (px) => [...(await window.brasaDemo.run(Float32Array.from(px))).logits], REF.items[0].pixels);
+    assert.ok(maxDiff(await logits(), REF.items[0].logits) <= TOLERANCE);
+
+    // Switch channel: canary runs the recalibrated 1.1.0.
+    await page.getByTestId('channel-select').selectOption('canary');
+    await versionIs('1.1.0');
+    assert.equal(await page.getByTestId('channel').textContent(), 'canary');
+    assert.ok(maxDiff(await logits(), REF.variant.logits[0]) <= 1e-3);
+    await page.getByTestId('channel-select').selectOption('stable');
+    await versionIs('1.0.0');
+
+    // A promotion on the registry: the page finds it, a click switches.
+    registryCli('promote', '--channel', 'stable', '--version', '1.1.0', '--reason', 'demo test');
+    await page.getByTestId('check-update').click();
+    const apply = page.getByTestId('apply-update');
+    await apply.waitFor({ state: 'visible' });
+    assert.equal(await apply.textContent(), 'Switch to v1.1.0');
+    assert.match(await page.getByTestId('events').textContent(), /update available: 1\.0\.0 → 1\.1\.0/);
+    await apply.click();
+    await versionIs('1.1.0');
+    assert.match(await page.getByTestId('events').textContent(), /switched 1\.0\.0 → 1\.1\.0/);
+
+    // A rollback on the registry, followed automatically.
+    await page.getByTestId('auto-update').check();
+    registryCli('rollback', '--channel', 'stable', '--reason', 'demo test');
+    await page.getByTestId('check-update').click();
+    await versionIs('1.0.0');
+    assert.match(await page.getByTestId('events').textContent(), /switched 1\.1\.0 → 1\.0\.0/);
+    assert.ok(maxDiff(await logits(), REF.items[0].logits) <= TOLERANCE);
+  } finally {
+    await browser.close();
+  }
+});

@@ -1,4 +1,5 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result};
 
@@ -69,12 +70,24 @@ const WASM_FEATURES: [&str; 7] = [
     "--enable-multivalue",
 ];
 
-/// Assemble the demo site: the page, the npm package as the page imports it, the weights.
+/// Assemble the demo site: the page, the npm package as the page imports it, the weights,
+/// and a registry the page follows. The registry survives rebuilds, so channel moves made
+/// with `brasa registry --registry .cache/site/registry …` stay.
 pub fn site() -> Result<PathBuf> {
     let root = paths::root();
     let site = paths::local_cache().join("site");
     if site.exists() {
-        std::fs::remove_dir_all(&site)?;
+        for entry in std::fs::read_dir(&site)? {
+            let path = entry?.path();
+            if path.file_name() == Some("registry".as_ref()) {
+                continue;
+            }
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
     }
     copy_dir(&root.join("web"), &site)?;
     copy_dir(&root.join("npm/dist"), &site.join("brasa/dist"))?;
@@ -82,7 +95,31 @@ pub fn site() -> Result<PathBuf> {
     std::fs::create_dir_all(site.join("models"))?;
     std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk"))
         .context("weights missing: run `cargo xtask setup`")?;
+    demo_registry(&site.join("registry"))?;
     Ok(site)
+}
+
+/// 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated) on `canary`, published once.
+fn demo_registry(registry: &Path) -> Result<()> {
+    if registry.join("mnist/manifest.json").exists() {
+        return Ok(());
+    }
+    let cli = paths::target_dir().join("debug/brasa");
+    let versions = [
+        ("1.0.0", paths::mnist_weights(), "stable", "ccexam MNISTNet, imported from PyTorch"),
+        ("1.1.0", paths::mnist_variant_weights(), "canary", "output layer recalibrated (×1.25)"),
+    ];
+    for (version, weights, channel, notes) in versions {
+        util::run(
+            Command::new(&cli)
+                .args(["registry", "--registry"])
+                .arg(registry)
+                .args(["publish", "--version", version, "--weights"])
+                .arg(weights)
+                .args(["--channel", channel, "--notes", notes]),
+        )?;
+    }
+    Ok(())
 }
 
 /// Every test suite, in order of cost.
