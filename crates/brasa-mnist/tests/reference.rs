@@ -32,7 +32,7 @@ struct Item {
 fn cache_dir() -> PathBuf {
     std::env::var_os("BRASA_CACHE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.cache"))
+        .unwrap_or_else(|| manifest_dir().join("../../.cache"))
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -180,4 +180,12 @@ fn a_session_keeps_working_after_bad_weights_and_bad_input() {
     assert_eq!(before, after);
     session.replace_weights(&good).unwrap();
     assert_eq!(session.run_blocking(&item.pixels).unwrap(), before);
+}
+
+/// This crate's folder. Cargo sets `CARGO_MANIFEST_DIR` at run time too; prefer it to the
+/// compile-time value, which is stale when a build cache shared by several clones is reused.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
