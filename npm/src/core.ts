@@ -176,7 +176,7 @@ export function createLoader(platform: Platform) {
       throw new BrasaError('unknown_model', `unknown model \`${spec.name}\`; brasa serves: ${MODELS.join(', ')}`);
     }
     const store = Store.of(options.cache ?? platform.defaultCache());
-    const clientId = options.clientId ?? (await store.update((state) => state.clientId));
+    const clientId = options.clientId ?? (await store.read()).clientId; // persisted with the first adopted version
     let model: BrasaModel | null = null;
     const early: RegistryEvent[] = [];
     const client = new RegistryClient({

@@ -14,6 +14,7 @@ import type { FileEntry, GoldenCheck, ProgressInfo, RegistryEvent, ResolvedVersi
 export interface RegistryWasm {
   registryResolve(manifest: string, spec: string, clientId: string): unknown;
   registryVerify(entry: unknown, bytes: Uint8Array): void;
+  registryVerifyDigest(entry: unknown, size: number, sha256: string): void;
   registryParseSpec(spec: string): unknown;
   registryGoldenCheck(golden: unknown, output: Float32Array): unknown;
   registryPlanEviction(files: unknown, keep: string[], budget: number): string[];
@@ -78,6 +79,13 @@ interface Download {
 export class Store {
   readonly cache: ModelCache;
   #lock: Promise<unknown> = Promise.resolve();
+  // The state lives in memory once read; writes are coalesced and go out in the background
+  // (`flush` waits for them). Another tab or process writing the same cache meanwhile loses
+  // its changes to ours: the state is bookkeeping (files are content-addressed and verified
+  // on every read), so the worst outcome is a re-download or a network-first resolution.
+  #state: State | null = null;
+  #dirty = false;
+  #writes: Promise<void> = Promise.resolve();
   #downloads = new Map<string, Download>();
   #inUse = new Map<string, number>();
 
@@ -110,27 +118,39 @@ export class Store {
     return freshState();
   }
 
-  /** Read the state (no write). */
+  /** The state, read-only (change it through {@link update}). */
   read(): Promise<State> {
     return this.update((state) => state, false);
   }
 
-  /** Read-modify-write the state, one writer at a time in this realm. */
+  /** Modify the state, one change at a time in this realm; persisted in the background. */
   update<T>(change: (state: State) => T | Promise<T>, write = true): Promise<T> {
     const run = this.#lock.then(async () => {
-      const state = await this.#read();
-      const result = await change(state);
-      if (write) {
-        try {
-          await this.cache.put(STATE_KEY, new TextEncoder().encode(JSON.stringify(state)));
-        } catch {
-          // Storage full or unavailable: the state is an optimisation, the model still loads.
-        }
-      }
+      this.#state ??= await this.#read();
+      const result = await change(this.#state);
+      if (write) this.#scheduleWrite();
       return result;
     });
     this.#lock = run.catch(() => undefined);
     return run;
+  }
+
+  /** Resolves once every change so far is written. */
+  flush(): Promise<void> {
+    return this.#writes;
+  }
+
+  #scheduleWrite(): void {
+    if (this.#dirty) return;
+    this.#dirty = true;
+    this.#writes = this.#writes.then(async () => {
+      this.#dirty = false;
+      try {
+        await this.cache.put(STATE_KEY, new TextEncoder().encode(JSON.stringify(this.#state)));
+      } catch {
+        // Storage full or unavailable: the state is bookkeeping, the model still loads.
+      }
+    });
   }
 
   /** Mark files as used by a running model (never evicted); returns the release function. */
@@ -242,12 +262,30 @@ export class RegistryClient {
     return (await this.o.store.read()).manifests[this.o.manifestUrl.href]?.body ?? null;
   }
 
-  /** Is every file of `version` in the cache (and intact)? */
+  /** Was every file of `version` cached? (Reading it verifies it again.) */
   async isCached(version: ResolvedVersion): Promise<boolean> {
-    for (const file of version.files) {
-      if (!(await this.#fromCache(file))) return false;
+    const files = (await this.o.store.read()).files;
+    return version.files.every((file) => cacheKey(file) in files);
+  }
+
+  /** Size and sha256 of `bytes` against the manifest entry: hashed by WebCrypto where there
+   * is one (natively, several times faster than in wasm), judged by the Rust logic. */
+  async verify(file: FileEntry, bytes: Uint8Array): Promise<void> {
+    const subtle = globalThis.crypto?.subtle;
+    let digest: string | null = null;
+    if (subtle && bytes.length === file.size) {
+      try {
+        digest = hex(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+      } catch {
+        digest = null; // e.g. no WebCrypto in an insecure context: hash in wasm.
+      }
     }
-    return true;
+    try {
+      if (digest === null) this.o.wasm.registryVerify(file, bytes);
+      else this.o.wasm.registryVerifyDigest(file, bytes.length, digest);
+    } catch (err) {
+      throw BrasaError.from(err, 'integrity');
+    }
   }
 
   /** Why this client refused `version` before, if it did and still does. */
@@ -303,11 +341,14 @@ export class RegistryClient {
     }
     if (!bytes) return null;
     try {
-      this.o.wasm.registryVerify(file, bytes);
+      await this.verify(file, bytes);
       return bytes;
     } catch {
       // Corrupted at rest: drop it and download again.
       await this.o.store.cache.delete(key).catch(() => undefined);
+      await this.o.store.update((state) => {
+        delete state.files[key];
+      });
       return null;
     }
   }
@@ -326,11 +367,7 @@ export class RegistryClient {
 
   async #fetchVerified(url: URL, file: FileEntry, progress: (loaded: number, total: number) => void): Promise<Uint8Array> {
     const bytes = await fetchBody(this.o.fetch, url, file.size, this.o.timeoutMs, progress);
-    try {
-      this.o.wasm.registryVerify(file, bytes);
-    } catch (err) {
-      throw BrasaError.from(err, 'integrity');
-    }
+    await this.verify(file, bytes);
     try {
       await this.o.store.cache.put(cacheKey(file), bytes);
       await this.o.store.update((state) => {
@@ -367,6 +404,8 @@ export class RegistryClient {
       return evict;
     });
     for (const key of evicted) await this.o.store.cache.delete(key).catch(() => undefined);
+    // The version that works is what offline loads fall back to: make it durable now.
+    await this.o.store.flush();
   }
 
   /** Remember a verified, downloaded version for `update()` or the next load. */
@@ -390,6 +429,10 @@ export class RegistryClient {
     const outcome = this.o.wasm.registryGoldenCheck(golden, output) as { passed: boolean; maxAbsDiff: number; reason: string };
     if (!outcome.passed) throw new BrasaError('golden_check', `golden check failed: ${outcome.reason}`);
   }
+}
+
+function hex(buffer: ArrayBuffer): string {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 /** The cache key of a file: its content address. */

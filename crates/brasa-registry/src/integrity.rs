@@ -15,17 +15,29 @@ pub fn content_address(bytes: &[u8], extension: &str) -> String {
 
 /// Check `bytes` against a manifest entry: size first (cheap), then sha256.
 pub fn verify_bytes(entry: &FileEntry, bytes: &[u8]) -> Result<()> {
-    if bytes.len() as u64 != entry.size {
-        return Err(RegistryError::Integrity {
-            path: entry.path.clone(),
-            reason: format!("expected {} bytes, got {}", entry.size, bytes.len()),
-        });
-    }
-    let actual = sha256_hex(bytes);
+    check_size(entry, bytes.len() as u64)?;
+    verify_digest(entry, bytes.len() as u64, &sha256_hex(bytes))
+}
+
+/// Check a file's size and its sha256 (lower-case hex) computed elsewhere, e.g. by the
+/// platform's native WebCrypto, which is far faster than hashing inside wasm.
+pub fn verify_digest(entry: &FileEntry, size: u64, sha256: &str) -> Result<()> {
+    check_size(entry, size)?;
+    let actual = sha256.to_ascii_lowercase();
     if actual != entry.sha256 {
         return Err(RegistryError::Integrity {
             path: entry.path.clone(),
             reason: format!("sha256 is {actual}, manifest says {}", entry.sha256),
+        });
+    }
+    Ok(())
+}
+
+fn check_size(entry: &FileEntry, size: u64) -> Result<()> {
+    if size != entry.size {
+        return Err(RegistryError::Integrity {
+            path: entry.path.clone(),
+            reason: format!("expected {} bytes, got {size}", entry.size),
         });
     }
     Ok(())
@@ -61,5 +73,14 @@ mod tests {
         tampered[3] ^= 1;
         let err = verify_bytes(&e, &tampered).unwrap_err();
         assert!(err.to_string().contains("sha256"), "{err}");
+    }
+
+    #[test]
+    fn digests_computed_elsewhere() {
+        let good = b"weights".to_vec();
+        let e = entry(&good);
+        assert!(verify_digest(&e, 7, &sha256_hex(&good).to_uppercase()).is_ok());
+        assert!(verify_digest(&e, 6, &sha256_hex(&good)).is_err());
+        assert!(verify_digest(&e, 7, &sha256_hex(b"other")).is_err());
     }
 }

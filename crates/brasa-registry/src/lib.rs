@@ -21,7 +21,7 @@ mod spec;
 pub use cache::{CachedFile, plan_eviction};
 pub use error::{RegistryError, Result};
 pub use golden::GoldenOutcome;
-pub use integrity::{content_address, sha256_hex, verify_bytes};
+pub use integrity::{content_address, sha256_hex, verify_bytes, verify_digest};
 pub use manifest::{
     Channel, ChannelMove, FileEntry, GoldenCheck, Manifest, MoveKind, Rollout, SCHEMA_VERSION, VersionEntry,
 };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use brasa_registry::{
     CachedFile, FileEntry, GoldenCheck, Manifest, ModelSpec, RegistryError, Selector, bucket, plan_eviction,
-    resolve, verify_bytes,
+    resolve, verify_bytes, verify_digest,
 };
 use js_sys::Reflect;
 use serde::Serialize;
@@ -123,4 +123,13 @@ pub fn registry_plan_eviction(
         serde_wasm_bindgen::from_value(files).map_err(|e| JsValue::from_str(&e.to_string()))?;
     let keep: BTreeSet<String> = keep.into_iter().collect();
     Ok(plan_eviction(&files, &keep, budget.max(0.0) as u64))
+}
+
+/// Check a file entry against its size and a sha256 (hex) the caller computed with the
+/// platform's WebCrypto; throws a `BrasaError` with code `integrity` on a mismatch.
+#[wasm_bindgen(js_name = registryVerifyDigest)]
+pub fn registry_verify_digest(entry: JsValue, size: f64, sha256: &str) -> Result<(), JsValue> {
+    let entry: FileEntry =
+        serde_wasm_bindgen::from_value(entry).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    verify_digest(&entry, size as u64, sha256).map_err(|e| registry_error(&e))
 }
