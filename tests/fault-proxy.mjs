@@ -14,8 +14,9 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { extname, join, normalize } from 'node:path';
+import { after, before } from 'node:test';
 
-import { CLI, ROOT, serve } from './support.mjs';
+import { CLI, ROOT, makeRegistry, serve } from './support.mjs';
 
 const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.map': 'application/json', '.ts': 'text/plain' };
 
@@ -195,4 +196,22 @@ export async function startFaultProxy(registryDir) {
       upstream.stop();
     },
   };
+}
+
+/**
+ * For a `node:test` file: a fresh registry (support's `makeRegistry`) behind a fault proxy,
+ * started before the tests and removed after. The returned object's `registry` and `proxy`
+ * are set once `before` has run.
+ */
+export function useFaultProxy() {
+  const state = { registry: null, proxy: null };
+  before(async () => {
+    state.registry = makeRegistry();
+    state.proxy = await startFaultProxy(state.registry.dir);
+  });
+  after(async () => {
+    await state.proxy?.stop();
+    state.registry?.remove();
+  });
+  return state;
 }

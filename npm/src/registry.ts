@@ -70,6 +70,8 @@ function randomId(): string {
 interface Download {
   promise: Promise<Uint8Array>;
   listeners: Set<(loaded: number, total: number) => void>;
+  /** The latest progress, replayed to a load that joins late. */
+  last: [number, number] | null;
 }
 
 /**
@@ -177,10 +179,12 @@ export class Store {
     let download = this.#downloads.get(key);
     if (!download) {
       const listeners = new Set<(loaded: number, total: number) => void>();
-      const promise = start((loaded, total) => listeners.forEach((l) => l(loaded, total))).finally(() =>
-        this.#downloads.delete(key),
-      );
-      download = { promise, listeners };
+      const entry: Download = { promise: Promise.resolve(new Uint8Array()), listeners, last: null };
+      entry.promise = start((loaded, total) => {
+        entry.last = [loaded, total];
+        listeners.forEach((l) => l(loaded, total));
+      }).finally(() => this.#downloads.delete(key));
+      download = entry;
       this.#downloads.set(key, download);
     }
     return download;
@@ -361,6 +365,7 @@ export class RegistryClient {
     // Not tied to one caller's signal: another load may be waiting on the same bytes.
     const download = this.o.store.download(key, (progress) => this.#fetchVerified(url, file, progress));
     download.listeners.add(report);
+    if (download.last) report(...download.last);
     const done = download.promise.finally(() => download.listeners.delete(report));
     return signal ? raceAbort(done, signal) : done;
   }

@@ -1,23 +1,13 @@
 // The registry fetcher in headless Chromium: every scenario with Cache Storage, a real second
 // page load (no weight download, manifest 304), and cold/warm time to first prediction.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startFaultProxy } from '../fault-proxy.mjs';
+import { useFaultProxy } from '../fault-proxy.mjs';
 import { SCENARIO_NAMES } from '../registry/scenarios.js';
-import { chromium, expectedLogits, makeRegistry, open } from '../support.mjs';
+import { chromium, expectedLogits, open } from '../support.mjs';
 
-let registry;
-let proxy;
-
-before(async () => {
-  registry = makeRegistry();
-  proxy = await startFaultProxy(registry.dir);
-});
-after(async () => {
-  await proxy?.stop();
-  registry?.remove();
-});
+const under = useFaultProxy();
 
 async function runInPage(page, options, only = null) {
   await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
@@ -27,14 +17,14 @@ async function runInPage(page, options, only = null) {
       const brasa = window.brasa;
       return runScenarios({ brasa, registry, control, expected, options, newCache: (name) => new brasa.CacheStorageCache(`test-${name}`) }, only);
     },
-    { registry: proxy.registry, control: proxy.control, expected: expectedLogits(), options, only },
+    { registry: under.proxy.registry, control: under.proxy.control, expected: expectedLogits(), options, only },
   );
 }
 
 test('registry scenarios in Chromium (Cache Storage, CPU)', async () => {
   const browser = await chromium({ webgpu: false });
   try {
-    const { page, errors } = await open(browser.context, proxy.url);
+    const { page, errors } = await open(browser.context, under.proxy.url);
     const result = await runInPage(page, { backend: 'cpu' });
     assert.deepEqual(result.failed, [], result.failed.map((f) => `${f.name}: ${f.error}`).join('\n\n'));
     assert.deepEqual(result.passed, SCENARIO_NAMES);
@@ -49,7 +39,7 @@ test('registry scenarios in Chromium (Cache Storage, CPU)', async () => {
 test('registry scenarios on WebGPU: golden checks run on the GPU backend', async () => {
   const browser = await chromium({ webgpu: true });
   try {
-    const { page } = await open(browser.context, proxy.url);
+    const { page } = await open(browser.context, under.proxy.url);
     const only = [SCENARIO_NAMES[0], SCENARIO_NAMES.find((n) => n.includes('golden'))];
     const result = await runInPage(page, { backend: 'webgpu' }, only);
     assert.deepEqual(result.failed, [], result.failed.map((f) => `${f.name}: ${f.error}`).join('\n\n'));
@@ -61,7 +51,7 @@ test('registry scenarios on WebGPU: golden checks run on the GPU backend', async
 
 test('a second page load downloads no weights and revalidates the manifest with a 304', async () => {
   const browser = await chromium({ webgpu: false });
-  const control = (path) => fetch(proxy.control + path, { method: path === 'log' ? 'GET' : 'POST' }).then((r) => r.json());
+  const control = (path) => fetch(under.proxy.control + path, { method: path === 'log' ? 'GET' : 'POST' }).then((r) => r.json());
   // Time from navigation start to the first prediction, with the page's default cache.
   const firstPrediction = (page) =>
     page.evaluate(async ({ registry, input }) => {
@@ -70,10 +60,10 @@ test('a second page load downloads no weights and revalidates the manifest with 
       const ms = performance.now();
       const check = await model.updateCheck;
       return { ms, label, version: model.version, check };
-    }, { registry: proxy.registry, input: expectedLogits().input });
+    }, { registry: under.proxy.registry, input: expectedLogits().input });
   try {
     await control('reset');
-    const { page } = await open(browser.context, proxy.url);
+    const { page } = await open(browser.context, under.proxy.url);
     await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
     const cold = await firstPrediction(page);
     assert.equal(cold.version, '1.0.0');

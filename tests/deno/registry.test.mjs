@@ -1,32 +1,22 @@
 // The registry fetcher inside Deno (from npm, offline): the package's web entry with Deno's
 // Cache Storage, against the fault proxy in front of the real `brasa serve`.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { startFaultProxy } from '../fault-proxy.mjs';
+import { useFaultProxy } from '../fault-proxy.mjs';
 import { SCENARIO_NAMES } from '../registry/scenarios.js';
-import { DENO, ROOT, expectedLogits, makeRegistry } from '../support.mjs';
+import { DENO, ROOT, expectedLogits } from '../support.mjs';
 
-let registry;
-let proxy;
+const under = useFaultProxy();
 const denoDir = mkdtempSync(join(tmpdir(), 'brasa-deno-'));
-
-before(async () => {
-  registry = makeRegistry();
-  proxy = await startFaultProxy(registry.dir);
-});
-after(async () => {
-  await proxy?.stop();
-  registry?.remove();
-  rmSync(denoDir, { recursive: true, force: true });
-});
+after(() => rmSync(denoDir, { recursive: true, force: true }));
 
 test('registry scenarios in Deno (Cache Storage)', async () => {
-  const args = JSON.stringify({ registry: proxy.registry, control: proxy.control, expected: expectedLogits() });
+  const args = JSON.stringify({ registry: under.proxy.registry, control: under.proxy.control, expected: expectedLogits() });
   const { stdout, stderr } = await new Promise((resolve, reject) => {
     execFile(
       DENO,

@@ -1,6 +1,6 @@
 // The registry fetcher under Node 20: the package's Node entry, its file cache, against the
 // fault proxy in front of the real `brasa serve`.
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,29 +8,19 @@ import { join } from 'node:path';
 
 import * as brasa from 'brasa';
 
-import { startFaultProxy } from '../fault-proxy.mjs';
+import { useFaultProxy } from '../fault-proxy.mjs';
 import { runScenarios, SCENARIO_NAMES } from '../registry/scenarios.js';
-import { expectedLogits, makeRegistry } from '../support.mjs';
+import { expectedLogits } from '../support.mjs';
 
-let registry;
-let proxy;
+const under = useFaultProxy();
 const caches = mkdtempSync(join(tmpdir(), 'brasa-node-caches-'));
-
-before(async () => {
-  registry = makeRegistry();
-  proxy = await startFaultProxy(registry.dir);
-});
-after(async () => {
-  await proxy?.stop();
-  registry?.remove();
-  rmSync(caches, { recursive: true, force: true });
-});
+after(() => rmSync(caches, { recursive: true, force: true }));
 
 test('registry scenarios in Node (file cache)', async () => {
   const result = await runScenarios({
     brasa,
-    registry: proxy.registry,
-    control: proxy.control,
+    registry: under.proxy.registry,
+    control: under.proxy.control,
     newCache: (name) => new brasa.FileCache(join(caches, name.replace(/[^a-z0-9]+/gi, '-'))),
     expected: expectedLogits(),
     options: { backend: 'cpu' },
@@ -45,7 +35,7 @@ test('the default Node cache is a folder under XDG_CACHE_HOME, and a local folde
   process.env.XDG_CACHE_HOME = home;
   try {
     // A registry on disk: no server at all.
-    const model = await brasa.loadModel('mnist@canary', { registry: registry.dir });
+    const model = await brasa.loadModel('mnist@canary', { registry: under.registry.dir });
     assert.equal(model.version, '1.1.0');
     const files = readdirSync(join(home, 'brasa/models'));
     assert.ok(files.includes('state.json'), files.join(','));
