@@ -20,7 +20,11 @@ import type {
 import type * as Bindings from '../wasm/cpu/brasa_wasm.js';
 
 /** The wasm-bindgen exports both builds share. */
-export type WasmBindings = Pick<typeof Bindings, 'loadModel' | 'compiledBackends' | 'modelNames'> & RegistryWasm;
+export type WasmBindings = Pick<
+  typeof Bindings,
+  'loadModel' | 'compiledBackends' | 'modelNames' | 'kserveParseInfer' | 'kserveInferResponse' | 'kserveModelMetadata' | 'WasmBatchPolicy' | 'WasmMetrics'
+> &
+  RegistryWasm;
 type WasmModel = Bindings.WasmModel;
 
 /** A build's glue module: its exports plus wasm-bindgen's two initialisers. */

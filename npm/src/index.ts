@@ -14,6 +14,7 @@
  */
 import { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
 import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
+import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
 import type { Backend, WasmSource } from './types.js';
 
 // A page or a Web Worker: there the browser's HTTP cache stays out of the way. brasa revalidates
@@ -51,7 +52,22 @@ const web: Platform = {
 
 /** Load a model; see {@link createLoader}. */
 export const loadModel = createLoader(web);
+
+/**
+ * A KServe v2 endpoint as a `fetch(request)` handler, for Cloudflare Workers, Deno and
+ * browsers' service workers.
+ *
+ * ```js
+ * import { createHandler } from 'brasa';
+ * const handler = createHandler({ models: ['mnist'], registry: 'https://models.example.com/' });
+ * export default { fetch: (request) => handler.fetch(request) };
+ * ```
+ */
+export function createHandler(options: HandlerOptions): Handler {
+  return createHandlerFor(loadModel, options);
+}
 export { BrasaEvent, BrasaModel } from './core.js';
 export { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
+export type { Handler, HandlerOptions, ServedModel } from './serve.js';
 export { BrasaError, type BrasaErrorCode } from './errors.js';
 export type * from './types.js';

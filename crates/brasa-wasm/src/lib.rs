@@ -6,6 +6,7 @@
 //! input, because a panic aborts the wasm instance.
 
 mod registry;
+mod serving;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -1,0 +1,16 @@
+//! The logic of brasa's model-serving endpoints, with no I/O, shared by every runtime's HTTP
+//! layer (Cloudflare Workers, Deno, Node; natively testable):
+//!
+//! - [`kserve`]: the Open Inference Protocol (KServe v2) JSON: parsing and validating infer
+//!   requests against a model's signature, building responses and model metadata;
+//! - [`batching`]: the dynamic batching policy: admission (a bounded queue), when to run a
+//!   batch, how many requests go into it, and what `Retry-After` to send when full;
+//! - [`metrics`]: counters, gauges and histograms, rendered in Prometheus' text format.
+
+pub mod batching;
+pub mod kserve;
+pub mod metrics;
+
+pub use batching::{Admission, BatchPolicy};
+pub use kserve::{ModelSignature, ParsedInfer, RequestError, TensorSignature};
+pub use metrics::Metrics;

@@ -1,0 +1,263 @@
+//! Serving metrics: a fixed set of families (so the exposition is always valid and
+//! documented), labelled by model, version and backend, rendered in Prometheus' text format
+//! (version 0.0.4) or as a JSON snapshot for `model.metrics()` in browsers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// The kind of a metric family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Set to a value.
+    Gauge,
+    /// Observations counted into buckets.
+    Histogram,
+}
+
+const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+
+/// Every family brasa records: name, kind, help, buckets.
+pub const FAMILIES: &[(&str, Kind, &str, &[f64])] = &[
+    (
+        "brasa_requests_total",
+        Kind::Counter,
+        "Inference requests answered, by outcome (ok or an error code).",
+        &[],
+    ),
+    ("brasa_request_errors_total", Kind::Counter, "Requests refused or failed, by error code.", &[]),
+    ("brasa_inferences_total", Kind::Counter, "Rows (items) run through a model.", &[]),
+    (
+        "brasa_queue_wait_seconds",
+        Kind::Histogram,
+        "Time a request waited in the batching queue.",
+        LATENCY_BUCKETS,
+    ),
+    ("brasa_compute_seconds", Kind::Histogram, "Time of one forward pass (one batch).", LATENCY_BUCKETS),
+    (
+        "brasa_request_duration_seconds",
+        Kind::Histogram,
+        "Time from receiving a request to answering it.",
+        LATENCY_BUCKETS,
+    ),
+    ("brasa_batch_size", Kind::Histogram, "Rows per forward pass.", BATCH_BUCKETS),
+    ("brasa_queue_rows", Kind::Gauge, "Rows waiting in the batching queue.", &[]),
+    ("brasa_cache_hits_total", Kind::Counter, "Model files served from the cache.", &[]),
+    ("brasa_cache_misses_total", Kind::Counter, "Model files that had to be downloaded.", &[]),
+    ("brasa_fetched_bytes_total", Kind::Counter, "Bytes of model files downloaded.", &[]),
+    (
+        "brasa_model_ready",
+        Kind::Gauge,
+        "1 when the model version is loaded and passed its golden check.",
+        &[],
+    ),
+];
+
+type Labels = Vec<(String, String)>;
+
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Histogram {
+    /// Cumulative counts per bucket bound.
+    buckets: Vec<u64>,
+    count: u64,
+    sum: f64,
+}
+
+/// The series of every family.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    values: BTreeMap<(&'static str, Labels), f64>,
+    histograms: BTreeMap<(&'static str, Labels), Histogram>,
+}
+
+fn family(name: &str) -> Result<(&'static str, Kind, &'static str, &'static [f64]), String> {
+    FAMILIES.iter().find(|f| f.0 == name).copied().ok_or_else(|| format!("unknown metric `{name}`"))
+}
+
+fn sorted(labels: &[(String, String)]) -> Labels {
+    let mut labels = labels.to_vec();
+    labels.sort();
+    labels
+}
+
+impl Metrics {
+    /// Add `by` (≥ 0) to a counter.
+    pub fn inc(&mut self, name: &str, labels: &[(String, String)], by: f64) -> Result<(), String> {
+        let (name, kind, ..) = family(name)?;
+        if kind != Kind::Counter || !by.is_finite() || by < 0.0 {
+            return Err(format!("{name} is a {kind:?}; counters only go up by finite amounts"));
+        }
+        *self.values.entry((name, sorted(labels))).or_default() += by;
+        Ok(())
+    }
+
+    /// Set a gauge.
+    pub fn set(&mut self, name: &str, labels: &[(String, String)], value: f64) -> Result<(), String> {
+        let (name, kind, ..) = family(name)?;
+        if kind != Kind::Gauge || !value.is_finite() {
+            return Err(format!("{name} is a {kind:?}, not a gauge, or {value} is not finite"));
+        }
+        self.values.insert((name, sorted(labels)), value);
+        Ok(())
+    }
+
+    /// Record one observation in a histogram.
+    pub fn observe(&mut self, name: &str, labels: &[(String, String)], value: f64) -> Result<(), String> {
+        let (name, kind, _, bounds) = family(name)?;
+        if kind != Kind::Histogram || !value.is_finite() {
+            return Err(format!("{name} is a {kind:?}, not a histogram, or {value} is not finite"));
+        }
+        let h = self
+            .histograms
+            .entry((name, sorted(labels)))
+            .or_insert_with(|| Histogram { buckets: vec![0; bounds.len()], ..Histogram::default() });
+        for (count, bound) in h.buckets.iter_mut().zip(bounds) {
+            if value <= *bound {
+                *count += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += value;
+        Ok(())
+    }
+
+    /// The value of a counter or gauge series (0 when never touched).
+    pub fn value(&self, name: &str, labels: &[(String, String)]) -> f64 {
+        family(name).ok().and_then(|f| self.values.get(&(f.0, sorted(labels))).copied()).unwrap_or(0.0)
+    }
+
+    /// Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for &(name, kind, help, bounds) in FAMILIES {
+            let kind_name = match kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind_name}");
+            for ((_, labels), value) in
+                self.values.range((name, Vec::new())..).take_while(|((n, _), _)| *n == name)
+            {
+                let _ = writeln!(out, "{name}{} {}", label_text(labels, None), number(*value));
+            }
+            for ((_, labels), h) in
+                self.histograms.range((name, Vec::new())..).take_while(|((n, _), _)| *n == name)
+            {
+                for (count, bound) in h.buckets.iter().zip(bounds) {
+                    let _ =
+                        writeln!(out, "{name}_bucket{} {count}", label_text(labels, Some(&number(*bound))));
+                }
+                let _ = writeln!(out, "{name}_bucket{} {}", label_text(labels, Some("+Inf")), h.count);
+                let _ = writeln!(out, "{name}_sum{} {}", label_text(labels, None), number(h.sum));
+                let _ = writeln!(out, "{name}_count{} {}", label_text(labels, None), h.count);
+            }
+        }
+        out
+    }
+
+    /// Every series as JSON: `{ name: [{ labels, value } | { labels, count, sum, buckets: [[le, n]] }] }`.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let mut out = serde_json::Map::new();
+        for &(name, _, _, bounds) in FAMILIES {
+            let mut series = Vec::new();
+            for ((_, labels), value) in
+                self.values.range((name, Vec::new())..).take_while(|((n, _), _)| *n == name)
+            {
+                series.push(serde_json::json!({ "labels": label_map(labels), "value": value }));
+            }
+            for ((_, labels), h) in
+                self.histograms.range((name, Vec::new())..).take_while(|((n, _), _)| *n == name)
+            {
+                let buckets: Vec<(f64, u64)> =
+                    bounds.iter().copied().zip(h.buckets.iter().copied()).collect();
+                series.push(serde_json::json!({ "labels": label_map(labels), "count": h.count, "sum": h.sum, "buckets": buckets }));
+            }
+            if !series.is_empty() {
+                out.insert(name.into(), series.into());
+            }
+        }
+        out.into()
+    }
+}
+
+fn label_map(labels: &Labels) -> serde_json::Map<String, serde_json::Value> {
+    labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()
+}
+
+fn number(v: f64) -> String {
+    if v == v.trunc() && v.abs() < 1e15 { format!("{}", v as i64) } else { format!("{v}") }
+}
+
+fn label_text(labels: &Labels, le: Option<&str>) -> String {
+    let mut parts: Vec<String> = labels
+        .iter()
+        .filter(|(k, _)| valid_label_name(k))
+        .map(|(k, v)| {
+            format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+        })
+        .collect();
+    if let Some(le) = le {
+        parts.push(format!("le=\"{le}\""));
+    }
+    if parts.is_empty() { String::new() } else { format!("{{{}}}", parts.join(",")) }
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name != "le"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(model: &str) -> Vec<(String, String)> {
+        vec![("model".into(), model.into()), ("backend".into(), "cpu".into())]
+    }
+
+    #[test]
+    fn renders_prometheus_text() {
+        let mut m = Metrics::default();
+        m.inc("brasa_requests_total", &labels("mnist"), 2.0).unwrap();
+        m.set("brasa_queue_rows", &labels("mnist"), 3.0).unwrap();
+        m.observe("brasa_batch_size", &labels("mnist"), 5.0).unwrap();
+        m.observe("brasa_batch_size", &labels("mnist"), 1.0).unwrap();
+        m.inc("brasa_requests_total", &[("model".into(), "a\"b\\c".into())], 1.0).unwrap();
+        let text = m.render();
+        assert!(text.contains("# TYPE brasa_batch_size histogram"), "{text}");
+        assert!(text.contains("brasa_requests_total{backend=\"cpu\",model=\"mnist\"} 2\n"), "{text}");
+        assert!(
+            text.contains("brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",le=\"4\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",le=\"+Inf\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains("brasa_batch_size_sum{backend=\"cpu\",model=\"mnist\"} 6\n"), "{text}");
+        assert!(text.contains(r#"model="a\"b\\c""#), "{text}");
+        assert_eq!(m.value("brasa_requests_total", &labels("mnist")), 2.0);
+        assert_eq!(m.snapshot()["brasa_batch_size"][0]["count"], 2);
+    }
+
+    #[test]
+    fn refuses_misuse() {
+        let mut m = Metrics::default();
+        assert!(m.inc("nope", &[], 1.0).is_err());
+        assert!(m.inc("brasa_requests_total", &[], -1.0).is_err());
+        assert!(m.inc("brasa_requests_total", &[], f64::NAN).is_err());
+        assert!(m.observe("brasa_requests_total", &[], 1.0).is_err());
+        assert!(m.set("brasa_batch_size", &[], 1.0).is_err());
+        assert!(m.observe("brasa_batch_size", &[], f64::INFINITY).is_err());
+    }
+}

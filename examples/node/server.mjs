@@ -1,0 +1,18 @@
+// A KServe v2 endpoint for brasa models on Node's http server.
+//   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ PORT=8000 node server.mjs
+import http from 'node:http';
+
+import { createHandler, toNodeListener } from 'brasa';
+
+const handler = createHandler({
+  models: [{ name: 'mnist', maxBatch: 32, maxQueueDelayMs: 2 }],
+  registry: process.env.BRASA_REGISTRY ?? 'http://127.0.0.1:8080/registry/',
+});
+const server = http.createServer(toNodeListener(handler));
+server.listen(Number(process.env.PORT ?? 8000), process.env.HOST ?? '127.0.0.1', () => {
+  console.log(`brasa serving on http://${server.address().address}:${server.address().port}/`);
+});
+handler.start().then(
+  () => console.log('models ready'),
+  (err) => console.error(`a model could not be loaded: ${err.message}`),
+);
