@@ -5,7 +5,7 @@ import http from 'node:http';
 import { createHandler, toNodeListener } from 'brasa';
 
 const handler = createHandler({
-  models: [{ name: 'mnist', maxBatch: 32, maxQueueDelayMs: 2 }],
+  models: [{ name: 'mnist', maxBatch: Number(process.env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(process.env.BRASA_MAX_QUEUE_ROWS ?? 512) }],
   registry: process.env.BRASA_REGISTRY ?? 'http://127.0.0.1:8080/registry/',
 });
 const server = http.createServer(toNodeListener(handler));

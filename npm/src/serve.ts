@@ -83,12 +83,33 @@ function errorResponse(status: number, code: string, message: string, headers: R
   return json(status, { error: message, code }, headers);
 }
 
+interface Outcome {
+  logits: Float32Array;
+  probabilities: Float32Array;
+  /** Seconds from queueing to the start of its batch. */
+  queueWait: number;
+  /** Rows in its batch. */
+  batch: number;
+}
+
 interface Pending {
   rows: number;
   data: Float32Array;
   enqueued: number;
-  resolve(result: { logits: Float32Array; probabilities: Float32Array; queueWait: number; batch: number }): void;
+  settled: boolean;
+  resolve(result: Outcome): void;
   reject(err: unknown): void;
+}
+
+/** Wait `ms` (at least one macrotask), or less if `promise` settles first. */
+function sleepOrSettle(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    promise.then(
+      () => { clearTimeout(timer); resolve(); },
+      () => { clearTimeout(timer); resolve(); },
+    );
+  });
 }
 
 /** One model behind the endpoint: its queue and batcher. */
@@ -101,8 +122,6 @@ class ModelEndpoint {
   #queue: Pending[] = [];
   #queuedRows = 0;
   #running = false;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #timerAt = 0;
   /** Recent throughput (rows/s), for Retry-After. */
   #rate = 0;
   #metrics: () => Metrics | null;
@@ -139,46 +158,49 @@ class ModelEndpoint {
     return { input: info.input, output: info.output, maxBatch: info.maxBatch };
   }
 
-  /** Queue `rows` rows; resolves with this request's own rows of the batch's outputs. */
-  infer(rows: number, data: Float32Array): Promise<{ logits: Float32Array; probabilities: Float32Array; queueWait: number; batch: number }> {
-    const policy = this.#policy!;
-    const retryAfter = policy.admit(this.#queuedRows, rows, this.#rate);
-    if (retryAfter > 0) {
-      return Promise.reject(new OverloadedError(retryAfter, this.#queuedRows));
+  /**
+   * Queue `rows` rows; resolves with this request's own rows of the batch's outputs.
+   *
+   * Every waiting request keeps its own timer and runs the batch itself when the policy says
+   * it is due, rather than relying on one shared timer: Cloudflare Workers cancel a request
+   * that waits only on another request's timer ("hung"), and run a request's timers and
+   * I/O only in its own context. The first due timer runs the batch; the others' requests
+   * are resolved by it.
+   */
+  async infer(rows: number, data: Float32Array): Promise<Outcome> {
+    const retryAfter = this.#policy!.admit(this.#queuedRows, rows, this.#rate);
+    if (retryAfter > 0) throw new OverloadedError(retryAfter, this.#queuedRows);
+    let settle!: { resolve(o: Outcome): void; reject(e: unknown): void };
+    const done = new Promise<Outcome>((resolve, reject) => (settle = { resolve, reject }));
+    const entry: Pending = { rows, data, enqueued: performance.now(), settled: false, ...settle };
+    entry.resolve = (o) => { entry.settled = true; settle.resolve(o); };
+    entry.reject = (e) => { entry.settled = true; settle.reject(e); };
+    this.#queue.push(entry);
+    this.#queuedRows += rows;
+    this.#gauge();
+    while (!entry.settled) {
+      // Due now: run it (yielding once first, so requests already read off the network join).
+      const us = this.#running ? 1000 : this.#dueIn();
+      await sleepOrSettle(done, us / 1000);
+      if (!entry.settled && !this.#running && this.#dueIn() === 0) await this.#runBatch();
     }
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ rows, data, enqueued: performance.now(), resolve, reject });
-      this.#queuedRows += rows;
-      this.#gauge();
-      this.#schedule();
-    });
+    return done;
+  }
+
+  /** Microseconds until the queue's next batch is due (0: now). */
+  #dueIn(): number {
+    if (this.#queue.length === 0) return 0;
+    const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
+    return Math.max(0, this.#policy!.dispatchIn(this.#queuedRows, waited));
   }
 
   #gauge(): void {
     this.#metrics()?.set('brasa_queue_rows', this.labels(), this.#queuedRows);
   }
 
-  #schedule(): void {
-    if (this.#running || this.#queue.length === 0) return;
-    const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
-    const us = this.#policy!.dispatchIn(this.#queuedRows, waited);
-    if (us < 0) return;
-    // Even "now" yields one macrotask, so requests already read off the network join the batch.
-    const at = performance.now() + us / 1000;
-    if (this.#timer !== undefined && this.#timerAt <= at) return;
-    clearTimeout(this.#timer);
-    this.#timerAt = at;
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      void this.#runBatch();
-    }, us / 1000);
-  }
-
   async #runBatch(): Promise<void> {
     if (this.#running || this.#queue.length === 0 || !this.model) return;
     const policy = this.#policy!;
-    const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
-    if (policy.dispatchIn(this.#queuedRows, waited) > 0) return this.#schedule();
     this.#running = true;
     const n = policy.nextBatch(Uint32Array.from(this.#queue, (p) => p.rows) as unknown as number[]);
     const batch = this.#queue.splice(0, n);
@@ -226,12 +248,10 @@ class ModelEndpoint {
       for (const p of batch) p.reject(err);
     } finally {
       this.#running = false;
-      this.#schedule();
     }
   }
 
   close(): void {
-    clearTimeout(this.#timer);
     for (const p of this.#queue.splice(0)) p.reject(new BrasaError('disposed', 'the endpoint was closed'));
     this.model?.dispose();
   }
@@ -444,7 +464,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
 }
 
 function notAllowed(allow: string): Response {
-  return errorResponse(405, 'method_not_allowed', `use ${allow}`, { allow });
+  return errorResponse(405, 'method_not_allowed', `method not allowed here; use ${allow}`, { allow });
 }
 
 class BodyTooLarge extends Error {}

@@ -156,6 +156,7 @@ pub fn test() -> Result<()> {
     bench(true)?;
     util::run(&mut node_tests("tests/node"))?;
     util::run(&mut node_tests("tests/deno"))?;
+    util::run(&mut node_tests("tests/serving"))?;
     util::run(&mut node_tests("tests/browser"))
 }
 

@@ -1,0 +1,91 @@
+// Start the three endpoint examples for tests and benchmarks, each on a free port on
+// 127.0.0.1: examples/node under Node, examples/deno under Deno, examples/cloudflare-worker
+// bundled by `wrangler deploy --dry-run` and run in workerd by Miniflare.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+import { DENO, ROOT } from '../support.mjs';
+
+/** Spawn `cmd`, resolve once it prints `serving on http://…`. */
+function spawnServer(cmd, args, env, cwd = ROOT) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => { child.kill(); reject(new Error(`${cmd} did not start: ${out}`)); }, 60_000);
+    const onData = (chunk) => {
+      out += chunk;
+      const match = out.match(/serving on (http:\/\/[\d.]+:\d+\/)/);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ url: match[1], output: () => out, stop: () => child.kill() });
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${cmd} exited with ${code}: ${out}`)); });
+  });
+}
+
+function settings(registry, config) {
+  return { BRASA_REGISTRY: registry, BRASA_MAX_BATCH: String(config.maxBatch ?? 32), BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512) };
+}
+
+export function startNode(registry, config = {}) {
+  const cacheHome = mkdtempSync(join(tmpdir(), 'brasa-node-serve-'));
+  return spawnServer('node', ['examples/node/server.mjs'], { ...settings(registry, config), PORT: '0', XDG_CACHE_HOME: cacheHome });
+}
+
+export function startDeno(registry, config = {}) {
+  const denoDir = mkdtempSync(join(tmpdir(), 'brasa-deno-serve-'));
+  return spawnServer(
+    DENO,
+    ['run', '--quiet', '--no-prompt', '--config', 'examples/deno/deno.json', '--allow-net=127.0.0.1', `--allow-read=${ROOT}`, '--allow-env', 'examples/deno/main.ts'],
+    { ...settings(registry, config), PORT: '0', DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: '1', XDG_RUNTIME_DIR: denoDir },
+  );
+}
+
+const WRANGLER_ENV = { WRANGLER_SEND_METRICS: 'false', CI: 'true' };
+
+/** The worker as Cloudflare would receive it, with its sizes (raw and gzip, JS + wasm). */
+export function bundleWorker() {
+  const out = mkdtempSync(join(tmpdir(), 'brasa-worker-'));
+  const config = mkdtempSync(join(tmpdir(), 'brasa-wrangler-'));
+  execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', out], {
+    cwd: join(ROOT, 'examples/cloudflare-worker'),
+    env: { ...process.env, ...WRANGLER_ENV, XDG_CONFIG_HOME: config },
+    stdio: 'pipe',
+  });
+  rmSync(config, { recursive: true, force: true });
+  const files = readdirSync(out).filter((f) => f.endsWith('.js') || f.endsWith('.wasm'));
+  const sizes = { raw: 0, gzip: 0, files: {} };
+  for (const f of files) {
+    const bytes = readFileSync(join(out, f));
+    const gz = gzipSync(bytes, { level: 9 }).length;
+    sizes.files[f] = { raw: statSync(join(out, f)).size, gzip: gz };
+    sizes.raw += bytes.length;
+    sizes.gzip += gz;
+  }
+  return { dir: out, sizes, remove: () => rmSync(out, { recursive: true, force: true }) };
+}
+
+export async function startWorkerd(bundle, registry, config = {}) {
+  const { Miniflare } = await import('miniflare');
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: join(bundle.dir, 'worker.js'),
+    modulesRoot: bundle.dir,
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'] },
+    ],
+    compatibilityDate: '2026-04-01',
+    bindings: settings(registry, config),
+    host: '127.0.0.1',
+    port: 0,
+  });
+  const url = await mf.ready;
+  return { url: url.href, stop: () => mf.dispose() };
+}
