@@ -10,6 +10,8 @@ import type {
   ModelInfo,
   ModelInput,
   Prediction,
+  ModelEvent,
+  ProgressInfo,
   RegistryEvent,
   ResolvedVersion,
   UpdateCheck,
@@ -183,6 +185,7 @@ export function createLoader(platform: Platform) {
     const clientId = options.clientId ?? (await store.read()).clientId; // persisted with the first adopted version
     let model: BrasaModel | null = null;
     const early: RegistryEvent[] = [];
+    const files: ProgressInfo[] = [];
     const client = new RegistryClient({
       registry,
       manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
@@ -193,7 +196,12 @@ export function createLoader(platform: Platform) {
       clientId,
       timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       cacheBudget: options.cacheBudget ?? DEFAULT_CACHE_BUDGET,
-      onProgress: options.onProgress,
+      onProgress(progress: ProgressInfo) {
+        options.onProgress?.(progress);
+        if (progress.loaded !== progress.total) return;
+        if (model) model._recordFile(progress.version, progress.fromCache, progress.total);
+        else files.push(progress);
+      },
       emit(event) {
         options.onEvent?.(event);
         if (model) model.dispatchEvent(new BrasaEvent(event));
@@ -229,6 +237,7 @@ export function createLoader(platform: Platform) {
       model = new BrasaModel(spec.name, loaded.inner, loaded.backend, preference, loaded.fallbackReason, loaded.adapter, loaded.wasm, versioned);
       reportFallback(spec.name, loaded, options);
       for (const event of early.splice(0)) model.dispatchEvent(new BrasaEvent(event));
+      for (const f of files.splice(0)) model._recordFile(f.version, f.fromCache, f.total);
       versioned.start(model, check);
       return model;
     }
@@ -367,8 +376,8 @@ async function runGolden(inner: WasmModel, golden: NonNullable<ResolvedVersion['
   client.judgeGolden(golden, logits);
 }
 
-/** An event of a registry-backed model; `detail` is the {@link RegistryEvent}. */
-export class BrasaEvent<E extends RegistryEvent = RegistryEvent> extends Event {
+/** An event of a model; `detail` is the {@link ModelEvent}. */
+export class BrasaEvent<E extends ModelEvent = ModelEvent> extends Event {
   readonly detail: E;
   constructor(detail: E) {
     super(detail.type);
@@ -541,6 +550,7 @@ export class BrasaModel extends EventTarget {
   #inner: WasmModel | null;
   #info: ModelInfo;
   #versioned: Versioned | null;
+  #metrics: InstanceType<WasmBindings['WasmMetrics']>;
   /** @internal The wasm build the model runs in. */
   readonly _wasm: WasmBindings;
 
@@ -565,6 +575,7 @@ export class BrasaModel extends EventTarget {
     this._wasm = wasm;
     this.#versioned = versioned;
     this.#info = inner.info() as ModelInfo;
+    this.#metrics = new wasm.WasmMetrics();
   }
 
   /** The registry version running (`null` for a model loaded from `weights`). */
@@ -644,16 +655,65 @@ export class BrasaModel extends EventTarget {
    * leaves the model usable.
    */
   async run(input: ModelInput): Promise<Prediction> {
-    const inner = this.#live();
-    const data = toFloat32(input);
     const started = performance.now();
     let raw: { batch: number; classes: number; logits: Float32Array; probabilities: Float32Array; labels: Uint32Array };
     try {
-      raw = await inner.run(data);
+      const inner = this.#live();
+      raw = await inner.run(toFloat32(input));
     } catch (err) {
-      throw BrasaError.from(err, 'execution');
+      const error = BrasaError.from(err, 'execution');
+      this.#record(error.code, 0, performance.now() - started);
+      throw error;
     }
-    return { ...raw, label: raw.labels[0] ?? -1, backend: this.backend, latencyMs: performance.now() - started };
+    const latencyMs = performance.now() - started;
+    this.#record('ok', raw.batch, latencyMs);
+    this.dispatchEvent(new BrasaEvent({ type: 'run', batch: raw.batch, latencyMs, backend: this.backend, version: this.version }));
+    return { ...raw, label: raw.labels[0] ?? -1, backend: this.backend, latencyMs };
+  }
+
+  #labels(): Record<string, string> {
+    return { model: this.name, version: this.version ?? '', backend: this.backend };
+  }
+
+  #record(outcome: string, batch: number, latencyMs: number): void {
+    const labels = this.#labels();
+    try {
+      this.#metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
+      this.#metrics.observe('brasa_request_duration_seconds', labels, latencyMs / 1000);
+      if (outcome === 'ok') {
+        this.#metrics.observe('brasa_compute_seconds', labels, latencyMs / 1000);
+        this.#metrics.observe('brasa_batch_size', labels, batch);
+        this.#metrics.inc('brasa_inferences_total', labels, batch);
+      } else {
+        this.#metrics.inc('brasa_request_errors_total', { model: this.name, code: outcome }, 1);
+      }
+    } catch {
+      // An aborted wasm instance cannot record; the run's own error says why.
+    }
+  }
+
+  /** @internal A model file of `version` came from the cache, or was downloaded. */
+  _recordFile(version: string, fromCache: boolean, bytes: number): void {
+    const labels = { model: this.name, version };
+    if (fromCache) this.#metrics.inc('brasa_cache_hits_total', labels, 1);
+    else {
+      this.#metrics.inc('brasa_cache_misses_total', labels, 1);
+      this.#metrics.inc('brasa_fetched_bytes_total', labels, bytes);
+    }
+  }
+
+  /**
+   * This model's metrics: runs and errors by outcome, latency and batch-size histograms,
+   * cache hits and misses, bytes fetched, labelled by model, version and backend. Every run
+   * also dispatches a `run` event (`e.detail`: batch, latencyMs, backend, version).
+   */
+  metrics(): Record<string, unknown> {
+    return this.#metrics.snapshot() as Record<string, unknown>;
+  }
+
+  /** {@link metrics} in Prometheus' text format. */
+  metricsText(): string {
+    return this.#metrics.render();
   }
 
   /** Swap in other weights (same architecture). Validated before the swap; on error nothing changes. */

@@ -175,6 +175,18 @@ export type RegistryEvent =
   /** An update check finished. */
   | { type: 'update-check'; outcome: UpdateCheck['outcome']; version: string; status: number | null; reason: string | null };
 
+/** Dispatched after every successful `model.run`. */
+export interface RunEvent {
+  type: 'run';
+  batch: number;
+  latencyMs: number;
+  backend: Backend;
+  version: string | null;
+}
+
+/** Any event a model dispatches (`model.addEventListener(type, e => e.detail)`). */
+export type ModelEvent = RegistryEvent | RunEvent;
+
 /** The result of `model.checkForUpdate()`. */
 export interface UpdateCheck {
   /** `current`: nothing to do; `available`: `update()` will switch; `rejected`: the registry

@@ -47,3 +47,27 @@ test('the default Node cache is a folder under XDG_CACHE_HOME, and a local folde
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+test('model.metrics(): runs, errors, latency and batch histograms, cache hits and misses; a run event per run', async () => {
+  const cache = new brasa.MemoryCache();
+  const cold = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, cache, backend: 'cpu' });
+  const warm = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, cache, backend: 'cpu' });
+  const runs = [];
+  warm.addEventListener('run', (e) => runs.push(e.detail));
+  await warm.run(new Float32Array(784 * 3));
+  await warm.run(new Float32Array(784));
+  await assert.rejects(warm.run(new Float32Array(5)), { code: 'invalid_input' });
+  const m = warm.metrics();
+  const value = (name, pred = () => true) => (m[name] ?? []).filter((s) => pred(s.labels)).reduce((sum, s) => sum + (s.value ?? s.count), 0);
+  assert.equal(value('brasa_requests_total', (l) => l.outcome === 'ok' && l.version === '1.0.0' && l.backend === 'cpu'), 2);
+  assert.equal(value('brasa_request_errors_total', (l) => l.code === 'invalid_input'), 1);
+  assert.equal(value('brasa_inferences_total'), 4);
+  assert.equal(m.brasa_batch_size[0].sum, 4);
+  assert.equal(value('brasa_cache_hits_total'), 1);
+  assert.equal(value('brasa_cache_misses_total'), 0);
+  assert.equal(cold.metrics().brasa_fetched_bytes_total[0].value, cold.release.files[0].size);
+  assert.deepEqual(runs.map((r) => r.batch), [3, 1]);
+  assert.match(warm.metricsText(), /^brasa_compute_seconds_count\{backend="cpu",model="mnist",version="1.0.0"\} 2$/m);
+  cold.dispose();
+  warm.dispose();
+});

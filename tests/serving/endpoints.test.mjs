@@ -3,8 +3,11 @@
 // under Node. Weights come from a real `brasa serve` registry. Same checks for each.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { makeRegistry, reference, serve } from '../support.mjs';
+import { TOLERANCE, makeRegistry, maxDiff, reference, serve } from '../support.mjs';
 import { batchSizes, checkBadRequests, checkBasics, checkOverload, infer, loadTest, request } from './checks.mjs';
 import { bundleWorker, startDeno, startNode, startWorkerd } from './runtimes.mjs';
 
@@ -28,11 +31,12 @@ after(() => {
   console.log(`# serving report: ${JSON.stringify({ workerBundle: bundle?.sizes, ...report })}`);
 });
 
-const RUNTIMES = {
-  workerd: (config) => startWorkerd(bundle, upstream.url, config),
-  deno: (config) => startDeno(upstream.url, config),
-  node: (config) => startNode(upstream.url, config),
+const START = {
+  workerd: (registryUrl, config) => startWorkerd(bundle, registryUrl, config),
+  deno: startDeno,
+  node: startNode,
 };
+const RUNTIMES = Object.fromEntries(Object.entries(START).map(([name, start]) => [name, (config) => start(upstream.url, config)]));
 
 test('the worker bundle fits the free plan (3 MB gzip)', () => {
   assert.ok(bundle.sizes.gzip < 3 * 1000 * 1000, JSON.stringify(bundle.sizes));
@@ -41,14 +45,15 @@ test('the worker bundle fits the free plan (3 MB gzip)', () => {
 for (const [runtime, start] of Object.entries(RUNTIMES)) {
   describe(runtime, () => {
     let server;
-    let coldStartMs;
+    let cold;
     before(async () => {
       const t = performance.now();
       server = await start({ maxBatch: 32, maxQueueRows: QUEUE_ROWS });
-      // Cold start: process/isolate up, first request loads wasm + weights and answers.
+      const up = performance.now();
+      // The first request loads the wasm and the weights (from the registry), then answers.
       const first = await infer(server.url, request(REF.items[0].pixels));
       assert.equal(first.status, 200, await first.text());
-      coldStartMs = performance.now() - t;
+      cold = { startMs: Math.round(up - t), firstResponseMs: Math.round(performance.now() - up) };
     });
     after(() => server?.stop());
 
@@ -70,7 +75,7 @@ for (const [runtime, start] of Object.entries(RUNTIMES)) {
       assert.ok(sizes.largerThanOne > before.largerThanOne, `no batch larger than one:\n${metrics}`);
       assert.match(metrics, /^brasa_requests_total\{backend="cpu",model="mnist",outcome="ok",version="1.0.0"\} \d+/m);
       assert.match(metrics, /^brasa_cache_(hits|misses)_total\{model="mnist",version="1.0.0"\} 1/m);
-      report[runtime] = { coldStartMs: Math.round(coldStartMs), batched: { ...round(batched), meanBatch: +mean.toFixed(1) } };
+      report[runtime] = { cold, batched: { ...round(batched), meanBatch: +mean.toFixed(1) } };
     });
 
     test('overload: 503 with Retry-After, then it keeps answering', async () => {
@@ -88,6 +93,33 @@ for (const [runtime, start] of Object.entries(RUNTIMES)) {
         await unbatched.stop();
       }
     });
+  });
+}
+
+for (const [runtime, start] of Object.entries(START)) {
+  test(`${runtime}: a registry outage after the first load stops nothing, a restart included`, async () => {
+    const own = await serve(registry.dir);
+    const cacheDir = mkdtempSync(join(tmpdir(), `brasa-outage-${runtime}-`));
+    let server = await start(own.url, { cacheDir });
+    try {
+      assert.equal((await infer(server.url, request(REF.items[0].pixels))).status, 200);
+      own.stop();
+      const during = await infer(server.url, request(REF.items[1].pixels));
+      assert.equal(during.status, 200, await during.text());
+      await server.stop();
+      // A fresh process (or isolate) with the registry still down: the cache serves.
+      server = await start(own.url, { cacheDir });
+      const restarted = await infer(server.url, request(REF.items[2].pixels));
+      const body = await restarted.json();
+      assert.equal(restarted.status, 200, JSON.stringify(body));
+      assert.ok(maxDiff(body.outputs[0].data, REF.items[2].logits) <= TOLERANCE);
+      assert.equal((await fetch(`${server.url}v2/health/ready`)).status, 200);
+      assert.match(await (await fetch(`${server.url}metrics`)).text(), /^brasa_cache_hits_total\{model="mnist",version="1.0.0"\} 1$/m);
+    } finally {
+      await server.stop();
+      own.stop();
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
   });
 }
 

@@ -33,13 +33,16 @@ function settings(registry, config) {
   return { BRASA_REGISTRY: registry, BRASA_MAX_BATCH: String(config.maxBatch ?? 32), BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512) };
 }
 
+// `config.cacheDir`: where the runtime keeps its model cache (a new temporary folder when
+// absent); passing the same one again restarts with a warm cache.
+
 export function startNode(registry, config = {}) {
-  const cacheHome = mkdtempSync(join(tmpdir(), 'brasa-node-serve-'));
+  const cacheHome = config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-node-serve-'));
   return spawnServer('node', ['examples/node/server.mjs'], { ...settings(registry, config), PORT: '0', XDG_CACHE_HOME: cacheHome });
 }
 
 export function startDeno(registry, config = {}) {
-  const denoDir = mkdtempSync(join(tmpdir(), 'brasa-deno-serve-'));
+  const denoDir = config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-deno-serve-'));
   return spawnServer(
     DENO,
     ['run', '--quiet', '--no-prompt', '--config', 'examples/deno/deno.json', '--allow-net=127.0.0.1', `--allow-read=${ROOT}`, '--allow-env', 'examples/deno/main.ts'],
@@ -83,6 +86,8 @@ export async function startWorkerd(bundle, registry, config = {}) {
     ],
     compatibilityDate: '2026-04-01',
     bindings: settings(registry, config),
+    // Workers' Cache API, kept on disk so a restarted isolate finds it (as a colo's cache does).
+    cachePersist: config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-workerd-cache-')),
     host: '127.0.0.1',
     port: 0,
   });
