@@ -3,11 +3,12 @@
 // under Node. Weights come from a real `brasa serve` registry. Same checks for each.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { TOLERANCE, makeRegistry, maxDiff, reference, serve } from '../support.mjs';
+import { CACHE, CLI, TOLERANCE, makeRegistry, maxDiff, reference, serve, weightsPath } from '../support.mjs';
 import { batchSizes, checkBadRequests, checkBasics, checkOverload, infer, loadTest, request } from './checks.mjs';
 import { bundleWorker, startDeno, startNode, startWorkerd } from './runtimes.mjs';
 
@@ -123,9 +124,17 @@ for (const [runtime, start] of Object.entries(START)) {
   });
 }
 
-test('the three runtimes give the same answers', () => {
+test('the three runtimes give the same answers, and the native CLI agrees', () => {
   assert.deepEqual(answers.deno, answers.node);
   assert.deepEqual(answers.workerd, answers.node);
+  // Native (burn-flex, release of the same crates) on the sample PNGs the reference also reads.
+  const samples = REF.items.map((item, row) => ({ item, row })).filter(({ item }) => item.name.startsWith('mnist_test_'));
+  const pngs = samples.map(({ item }) => join(CACHE, 'ccexam/ccexam/samples', `${item.name}.png`));
+  const native = JSON.parse(execFileSync(CLI, ['predict', '--backend', 'cpu', '--json', '--weights', weightsPath(), ...pngs], { encoding: 'utf8' }));
+  samples.forEach(({ item, row }, i) => {
+    const diff = maxDiff(native.predictions[i].logits, answers.node.slice(row * 10, row * 10 + 10));
+    assert.ok(diff <= TOLERANCE, `${item.name}: |endpoint - native| = ${diff}`);
+  });
 });
 
 function round(r) {

@@ -160,7 +160,7 @@ pub fn test() -> Result<()> {
     util::run(&mut node_tests("tests/browser"))
 }
 
-/// The browser latency benchmark.
+/// The browser latency benchmark, then (full runs) the endpoint benchmark.
 pub fn bench(smoke: bool) -> Result<()> {
     let mut cmd = in_root("node");
     cmd.arg("bench/browser-latency.mjs")
@@ -169,5 +169,15 @@ pub fn bench(smoke: bool) -> Result<()> {
     if smoke {
         cmd.arg("--smoke");
     }
-    util::run(&mut cmd)
+    util::run(&mut cmd)?;
+    // The endpoint benchmark; its test suite already exercises the same harness in CI.
+    if !smoke {
+        util::run(
+            in_root("node")
+                .arg("bench/serving.mjs")
+                .env("BRASA_CACHE_DIR", paths::local_cache())
+                .env("BRASA_CLI", paths::target_dir().join("debug/brasa")),
+        )?;
+    }
+    Ok(())
 }
