@@ -56,10 +56,10 @@ export function expectedLogits() {
   return { input: ref.items[0].pixels, v100: ref.items[0].logits, v110: ref.variant.logits[0] };
 }
 
-/** Start `brasa serve` on a free port; resolves to { url, stop }. */
-export function serve(dir) {
+/** Start `brasa serve` (on a free port unless given one); resolves to { url, stop }. */
+export function serve(dir, port = 0) {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(CLI, ['serve', '--dir', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(CLI, ['serve', '--dir', dir, '--host', '127.0.0.1', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const timer = setTimeout(() => { child.kill(); reject(new Error(`brasa serve did not start: ${out}`)); }, 15000);
     child.stdout.on('data', (chunk) => {

@@ -73,6 +73,7 @@ export interface Handler {
 type LoadModel = (spec: string, options: LoadOptions) => Promise<BrasaModel>;
 
 const JSON_HEADERS = { 'content-type': 'application/json' };
+const LOAD_RETRY_MS = 2_000;
 
 function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
@@ -291,6 +292,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       pendingFileMetrics.push({ name: endpoint.name, version: p.version, fromCache: p.fromCache, bytes: p.total });
       flushFileMetrics();
     };
+    endpoint.error = null;
     try {
       const model = await loadModel(endpoint.config.spec, {
         ...options.load,
@@ -327,8 +329,18 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   }
 
   let loading: Promise<void> | null = null;
+  let failedAt = 0;
+  // A model that could not be loaded (registry down and nothing cached) is tried again by a
+  // later request, at most every LOAD_RETRY_MS: the endpoint recovers without a restart.
   const start = (): Promise<void> => {
-    loading ??= Promise.all([...endpoints.values()].map(load)).then(() => undefined);
+    if (loading === null || (failedAt !== 0 && Date.now() - failedAt >= LOAD_RETRY_MS)) {
+      failedAt = 0;
+      const pending = [...endpoints.values()].filter((e) => !e.model);
+      loading = Promise.all(pending.map(load)).then(() => undefined);
+      loading.catch(() => {
+        failedAt = Date.now();
+      });
+    }
     return loading;
   };
   const updateEvery = options.updateInterval ?? 60_000;

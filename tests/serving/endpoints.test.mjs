@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +122,39 @@ for (const [runtime, start] of Object.entries(START)) {
       own.stop();
       rmSync(cacheDir, { recursive: true, force: true });
     }
+  });
+}
+
+test('a model that cannot be loaded yet (registry down, nothing cached) is loaded by a later request', async () => {
+  const port = await freePort();
+  const server = await startNode(`http://127.0.0.1:${port}/`);
+  let registryServer = null;
+  try {
+    const before = await fetch(`${server.url}v2/health/ready`);
+    assert.equal(before.status, 503);
+    const body = await before.json();
+    assert.match(body.reasons[0], /mnist: .*(network|fetch|ECONNREFUSED|cached)/i, JSON.stringify(body));
+    assert.equal((await infer(server.url, request(REF.items[0].pixels))).status, 503);
+    registryServer = await serve(registry.dir, port);
+    let status = 0;
+    for (let i = 0; i < 40 && status !== 200; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      status = (await fetch(`${server.url}v2/health/ready`)).status;
+    }
+    assert.equal(status, 200, 'never became ready');
+    assert.equal((await infer(server.url, request(REF.items[0].pixels))).status, 200);
+  } finally {
+    await server.stop();
+    registryServer?.stop();
+  }
+});
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
   });
 }
 
