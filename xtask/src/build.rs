@@ -160,24 +160,23 @@ pub fn test() -> Result<()> {
     util::run(&mut node_tests("tests/browser"))
 }
 
-/// The browser latency benchmark, then (full runs) the endpoint benchmark.
+/// The benchmarks: brasa against onnxruntime-web and TF.js (bench/compare.mjs), brasa's
+/// own latency and load times on the demo page, then (full runs) the endpoint benchmark,
+/// whose harness the endpoint test suite already exercises in CI.
 pub fn bench(smoke: bool) -> Result<()> {
-    let mut cmd = in_root("node");
-    cmd.arg("bench/browser-latency.mjs")
-        .env("BRASA_CACHE_DIR", paths::local_cache())
-        .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
-    if smoke {
-        cmd.arg("--smoke");
-    }
-    util::run(&mut cmd)?;
-    // The endpoint benchmark; its test suite already exercises the same harness in CI.
+    let mut scripts = vec!["bench/compare.mjs", "bench/browser-latency.mjs"];
     if !smoke {
-        util::run(
-            in_root("node")
-                .arg("bench/serving.mjs")
-                .env("BRASA_CACHE_DIR", paths::local_cache())
-                .env("BRASA_CLI", paths::target_dir().join("debug/brasa")),
-        )?;
+        scripts.push("bench/serving.mjs");
+    }
+    for script in scripts {
+        let mut cmd = in_root("node");
+        cmd.arg(script)
+            .env("BRASA_CACHE_DIR", paths::local_cache())
+            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+        if smoke {
+            cmd.arg("--smoke");
+        }
+        util::run(&mut cmd)?;
     }
     Ok(())
 }

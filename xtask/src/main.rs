@@ -50,7 +50,8 @@ enum Command {
     },
     /// Report raw, gzip and brotli sizes of the wasm builds.
     Sizes,
-    /// Measure latency per backend in headless Chromium (median/p90, batch 1 and 32).
+    /// Benchmarks: brasa vs onnxruntime-web and TF.js in headless Chromium, brasa per backend,
+    /// and (full runs) the edge endpoints.
     Bench {
         /// A few iterations only: checks the harness, measures nothing.
         #[arg(long)]

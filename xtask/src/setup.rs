@@ -21,6 +21,7 @@ pub fn run() -> Result<()> {
     ccexam()?;
     reference()?;
     import_weights()?;
+    peer_models()?;
     eprintln!("setup: done");
     Ok(())
 }
@@ -179,6 +180,23 @@ fn import_weights() -> Result<()> {
                     .arg(&out),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The same weights for the benchmark's peers: ONNX (onnxruntime-web) and TF.js layouts.
+fn peer_models() -> Result<()> {
+    let script = paths::root().join("bench/export_peers.py");
+    let out = paths::local_cache().join("models/peers");
+    if !newer(&out.join("mnist.onnx"), &script) {
+        util::run(
+            Command::new(python())
+                .arg(&script)
+                .arg("--pth")
+                .arg(paths::ccexam().join("ccexam/weights/mnist.pth"))
+                .arg("--out")
+                .arg(&out),
+        )?;
     }
     Ok(())
 }

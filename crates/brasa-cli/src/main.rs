@@ -1,5 +1,6 @@
 //! `brasa`: import weights, run a model natively, and serve the demo.
 
+mod bench;
 mod import;
 mod predict;
 mod registry;
@@ -57,6 +58,24 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Measure native CPU latency per batch size (median and p90 ms per call, as JSON).
+    Bench {
+        /// The architecture.
+        #[arg(long, default_value = "mnist")]
+        model: String,
+        /// Burnpack weights.
+        #[arg(long)]
+        weights: PathBuf,
+        /// Batch sizes.
+        #[arg(long = "batch", default_values_t = [1usize, 32])]
+        batches: Vec<usize>,
+        /// Calls before timing starts.
+        #[arg(long, default_value_t = 200)]
+        warmup: usize,
+        /// Timed calls per batch size.
+        #[arg(long, default_value_t = 300)]
+        runs: usize,
+    },
     /// Manage a static model registry (a folder any static host or CDN can serve).
     Registry {
         /// The registry's root folder.
@@ -87,6 +106,9 @@ fn main() -> ExitCode {
         Command::Inspect { weights } => import::inspect(&weights),
         Command::Predict { model, weights, backend, invert, json, images } => {
             predict::run(&model, &weights, &backend, invert, json, &images)
+        }
+        Command::Bench { model, weights, batches, warmup, runs } => {
+            bench::run(&model, &weights, &batches, warmup, runs)
         }
         Command::Registry { registry, command } => registry::run(&registry, command),
         Command::Serve { dir, host, port } => serve::run(&dir, &host, port),

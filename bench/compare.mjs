@@ -1,0 +1,208 @@
+// brasa against its peers in one headless Chromium session: brasa CPU (burn-flex, simd128),
+// brasa WebGPU (SwiftShader: correctness only), onnxruntime-web (wasm, 1 thread; and 2
+// threads on a cross-origin-isolated page) and TensorFlow.js (wasm backend), all running
+// ccexam's MNIST CNN with the same weights (ONNX and TF.js layouts exported by
+// bench/export_peers.py). Every runtime's outputs are checked against the numpy reference
+// before any time counts. Runtimes are interleaved in rounds so machine drift hits all
+// alike; the first round warms each cell up long enough for V8 to tier up.
+//
+// Writes bench/results.json, bench/results.md and bench/results.svg.
+// `--smoke`: a few iterations of everything, correctness checks on (CI); no files written
+// under bench/ except bench/out/.
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join, relative } from 'node:path';
+import { gzipSync } from 'node:zlib';
+
+import { CACHE, CLI, ROOT, chromium, maxDiff, reference, serve, weightsPath } from '../tests/support.mjs';
+
+const smoke = process.argv.includes('--smoke');
+const PLAN = smoke
+  ? { rounds: 1, b1: { firstWarm: 5, warm: 2, runs: 5 }, b32: { firstWarm: 2, warm: 1, runs: 2 } }
+  : { rounds: 5, b1: { firstWarm: 500, warm: 50, runs: 100 }, b32: { firstWarm: 50, warm: 5, runs: 10 } };
+const TOLERANCE = 1e-3;
+const REF = reference();
+
+// ---- the site: page, brasa, the peers' distributions, the weights ----------------------
+const site = join(CACHE, 'bench-site');
+rmSync(site, { recursive: true, force: true });
+const copy = (from, to) => cpSync(join(ROOT, from), join(site, to), { recursive: true });
+copy('bench/page', '.');
+copy('npm/dist', 'brasa/dist');
+copy('npm/wasm', 'brasa/wasm');
+for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']) copy(`node_modules/onnxruntime-web/dist/${f}`, `ort/${f}`);
+copy('node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js', 'tfjs/tf-core.min.js');
+copy('node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js', 'tfjs/tf-backend-wasm.min.js');
+for (const f of ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm']) copy(`node_modules/@tensorflow/tfjs-backend-wasm/dist/${f}`, `tfjs/${f}`);
+cpSync(weightsPath(), join(site, 'models/mnist.bpk'));
+cpSync(join(CACHE, 'models/peers'), join(site, 'models/peers'), { recursive: true });
+
+const version = (pkg) => JSON.parse(readFileSync(join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')).version;
+const RUNTIMES = {
+  'brasa-cpu': { page: 'main', label: 'brasa CPU (flex, simd128)', timed: true },
+  'ort-wasm-1t': { page: 'main', runtime: 'ort-wasm', label: `onnxruntime-web ${version('onnxruntime-web')} wasm, 1 thread`, timed: true },
+  'ort-wasm-2t': { page: 'threads', runtime: 'ort-wasm', label: `onnxruntime-web ${version('onnxruntime-web')} wasm, 2 threads`, timed: true },
+  'tfjs-wasm': { page: 'main', label: `TF.js ${version('@tensorflow/tfjs-core')} wasm`, timed: true },
+  'brasa-webgpu': { page: 'main', label: 'brasa WebGPU (SwiftShader: correctness only)', timed: false },
+};
+
+function stats(samples) {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return { median: at(0.5), p90: at(0.9), n: s.length };
+}
+
+const server = await serve(site);
+const browser = await chromium({ webgpu: true });
+const results = {
+  date: new Date().toISOString(),
+  machine: `${cpus().length} × ${cpus()[0].model}`,
+  smoke,
+  plan: PLAN,
+  model: 'ccexam MNIST CNN (421,642 parameters, ~4.2 M multiply-adds per image)',
+  versions: { brasa: version('brasa'), 'onnxruntime-web': version('onnxruntime-web'), '@tensorflow/tfjs-core': version('@tensorflow/tfjs-core'), '@tensorflow/tfjs-backend-wasm': version('@tensorflow/tfjs-backend-wasm') },
+  runtimes: {},
+};
+try {
+  const pages = {};
+  for (const [key, query] of [['main', '?ortThreads=1'], ['threads', '?ortThreads=2']]) {
+    const page = await browser.context.newPage();
+    await page.goto(server.url + query);
+    await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
+    pages[key] = page;
+  }
+  results.browser = browser.context.browser()?.version() ?? (await pages.main.evaluate(() => navigator.userAgent));
+  results.crossOriginIsolated = await pages.main.evaluate(() => window.bench.crossOriginIsolated());
+
+  // Load, then check every runtime against numpy before timing anything.
+  const batch = REF.items.flatMap((i) => i.pixels);
+  for (const [name, r] of Object.entries(RUNTIMES)) {
+    const page = pages[r.page];
+    const runtime = r.runtime ?? name;
+    const loadMs = await page.evaluate((n) => window.bench.load(n), runtime);
+    const logits = await page.evaluate(([n, x]) => window.bench.run(n, x), [runtime, batch]);
+    let worst = 0;
+    REF.items.forEach((item, i) => { worst = Math.max(worst, maxDiff(logits.slice(i * 10, i * 10 + 10), item.logits)); });
+    if (!(worst <= TOLERANCE)) throw new Error(`${name} disagrees with numpy: max |Δlogit| ${worst}`);
+    results.runtimes[name] = { label: r.label, loadMs, maxAbsDiffVsNumpy: worst };
+  }
+
+  // Interleaved rounds; the order rotates every round.
+  const timed = Object.entries(RUNTIMES).filter(([, r]) => r.timed);
+  const samples = Object.fromEntries(timed.map(([n]) => [n, { b1: [], b32: [] }]));
+  for (let round = 0; round < PLAN.rounds; round++) {
+    const order = timed.map((_, i) => timed[(i + round) % timed.length]);
+    for (const [name, r] of order) {
+      for (const [cell, size] of [['b1', 1], ['b32', 32]]) {
+        const plan = PLAN[cell];
+        const warm = round === 0 ? plan.firstWarm : plan.warm;
+        const got = await pages[r.page].evaluate(([n, b, w, k]) => window.bench.time(n, b, w, k), [r.runtime ?? name, size, warm, plan.runs]);
+        samples[name][cell].push(...got);
+      }
+    }
+  }
+  for (const [name] of timed) {
+    results.runtimes[name].batch1 = stats(samples[name].b1);
+    results.runtimes[name].batch32 = stats(samples[name].b32);
+  }
+  // SwiftShader: a few runs, for completeness only.
+  results.runtimes['brasa-webgpu'].batch1 = stats(await pages.main.evaluate(() => window.bench.time('brasa-webgpu', 1, 2, 5)));
+  for (const page of Object.values(pages)) await page.close();
+
+  // Cold (empty cache) and warm (reload) navigation → first prediction, bytes and memory,
+  // each runtime alone in a fresh profile.
+  for (const [name, r] of Object.entries(RUNTIMES)) {
+    if (!r.timed) continue;
+    const fresh = await chromium({ webgpu: false });
+    try {
+      const page = await fresh.context.newPage();
+      const fetched = new Set();
+      page.on('response', (res) => { if (res.status() === 200 && res.url().startsWith(server.url)) fetched.add(new URL(res.url()).pathname); });
+      const query = r.page === 'threads' ? '?ortThreads=2' : '?ortThreads=1';
+      const runtime = r.runtime ?? name;
+      await page.goto(server.url + query);
+      await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
+      const cold = await page.evaluate((n) => window.bench.firstPrediction(n), runtime);
+      const files = [...fetched].map((p) => join(site, decodeURIComponent(p === '/' ? '/index.html' : p)));
+      const bytes = { raw: 0, gzip: 0, files: {} };
+      for (const f of files) {
+        const raw = statSync(f).size;
+        const gzip = gzipSync(readFileSync(f), { level: 9 }).length;
+        bytes.raw += raw;
+        bytes.gzip += gzip;
+        bytes.files[relative(site, f)] = { raw, gzip };
+      }
+      await page.evaluate(([n, k]) => window.bench.time(n, 32, 0, k), [runtime, smoke ? 2 : 20]);
+      const memory = await page.evaluate(() => window.bench.memory());
+      await page.reload();
+      await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
+      const warm = await page.evaluate((n) => window.bench.firstPrediction(n), runtime);
+      Object.assign(results.runtimes[name], { coldStartMs: cold, warmStartMs: warm, download: bytes, wasmMemoryBytes: memory });
+    } finally {
+      await fresh.close();
+    }
+  }
+} finally {
+  await browser.close();
+  server.stop();
+}
+
+// The same model natively (burn-flex; the CLI's build has every dependency at opt-level 3).
+const nativeRuns = smoke ? ['--warmup', '5', '--runs', '10'] : ['--warmup', '500', '--runs', '500'];
+const native = JSON.parse(execFileSync(CLI, ['bench', '--weights', weightsPath(), ...nativeRuns], { encoding: 'utf8' }));
+results.native = Object.fromEntries(native.cells.map((c) => [`batch${c.batch}`, { median: c.medianMs, p90: c.p90Ms, n: c.runs }]));
+
+// ---- output ---------------------------------------------------------------------------
+const out = join(ROOT, 'bench/out');
+mkdirSync(out, { recursive: true });
+const ms = (v) => (v === undefined ? '—' : v < 10 ? v.toFixed(3) : v.toFixed(1));
+const mib = (b) => (b / 1048576).toFixed(2);
+const rows = Object.entries(results.runtimes).filter(([, r]) => r.batch32);
+const brasa = results.runtimes['brasa-cpu'];
+const lines = [
+  `MNIST CNN, headless Chromium ${results.browser}, ${results.machine}, ${results.date.slice(0, 10)}${smoke ? ' — SMOKE RUN: too few iterations to mean anything' : ''}`,
+  '',
+  '| runtime | b1 median (p90) ms | b32 median (p90) ms | brasa ÷ it, b1 | brasa ÷ it, b32 | first prediction cold / warm ms | download raw / gzip MiB | wasm memory MiB | max Δ vs numpy |',
+  '|---|---|---|---|---|---|---|---|---|',
+  ...rows.map(([name, r]) => `| ${r.label} | ${ms(r.batch1.median)} (${ms(r.batch1.p90)}) | ${ms(r.batch32.median)} (${ms(r.batch32.p90)}) | ${name === 'brasa-cpu' ? '1' : (brasa.batch1.median / r.batch1.median).toFixed(2)} | ${name === 'brasa-cpu' ? '1' : (brasa.batch32.median / r.batch32.median).toFixed(2)} | ${r.coldStartMs?.toFixed(0) ?? '—'} / ${r.warmStartMs?.toFixed(0) ?? '—'} | ${r.download ? `${mib(r.download.raw)} / ${mib(r.download.gzip)}` : '—'} | ${r.wasmMemoryBytes ? mib(r.wasmMemoryBytes) : '—'} | ${r.maxAbsDiffVsNumpy.toExponential(1)} |`),
+  '',
+  `brasa natively (burn-flex, x86-64 baseline SIMD): b1 ${ms(results.native.batch1.median)} ms, b32 ${ms(results.native.batch32.median)} ms; wasm ÷ native: b1 ${(brasa.batch1.median / results.native.batch1.median).toFixed(2)}, b32 ${(brasa.batch32.median / results.native.batch32.median).toFixed(2)}.`,
+  `brasa WebGPU on SwiftShader (a CPU emulation; correctness only): b1 ${ms(results.runtimes['brasa-webgpu'].batch1.median)} ms, max Δ vs numpy ${results.runtimes['brasa-webgpu'].maxAbsDiffVsNumpy.toExponential(1)}.`,
+  'brasa ÷ it < 1: brasa is faster. Download: JS + wasm + weights a cold page fetched for that runtime alone. Wasm memory: every wasm memory of a page that ran only that runtime, after 20 batch-32 runs.',
+];
+const table = lines.join('\n');
+writeFileSync(join(out, 'results.json'), JSON.stringify(results, null, 2));
+writeFileSync(join(out, 'results.md'), `${table}\n`);
+writeFileSync(join(out, 'results.svg'), chart(rows));
+if (!smoke) {
+  for (const f of ['results.json', 'results.md', 'results.svg']) cpSync(join(out, f), join(ROOT, 'bench', f));
+}
+console.log(`\n${table}\n`);
+
+/** Horizontal bars of median latency per runtime, batch 1 and batch 32, each panel scaled to its max. */
+function chart(entries) {
+  const width = 760;
+  const barH = 22;
+  const panelH = entries.length * (barH + 8) + 40;
+  const colours = { 'brasa-cpu': '#f06d1a', 'ort-wasm-1t': '#4a78c2', 'ort-wasm-2t': '#7fa6e0', 'tfjs-wasm': '#e0a23a' };
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${panelH * 2 + 30}" font-family="sans-serif" font-size="12"><rect width="100%" height="100%" fill="#fff"/>`;
+  svg += `<text x="10" y="18" font-size="14" font-weight="bold">MNIST CNN in headless Chromium: median ms per call (lower is better)</text>`;
+  ['batch1', 'batch32'].forEach((cell, p) => {
+    const top = 30 + p * panelH;
+    const max = Math.max(...entries.map(([, r]) => r[cell].median));
+    svg += `<text x="10" y="${top + 16}" font-weight="bold">${cell === 'batch1' ? 'batch 1' : 'batch 32'}</text>`;
+    entries.forEach(([name, r], i) => {
+      const y = top + 28 + i * (barH + 8);
+      const w = Math.max(2, (r[cell].median / max) * (width - 330));
+      svg += `<text x="10" y="${y + 15}">${escape(r.label)}</text>`;
+      svg += `<rect x="260" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${colours[name] ?? '#888'}"/>`;
+      svg += `<text x="${(266 + w).toFixed(1)}" y="${y + 15}">${ms(r[cell].median)} ms</text>`;
+    });
+  });
+  return `${svg}</svg>\n`;
+}
+
+function escape(s) {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+}
