@@ -6,12 +6,13 @@
 //! `[0, 1]` (1 = ink); the model applies MNIST's normalisation (mean 0.1307, std 0.3081) itself
 //! so callers never need to know it.
 
+use brasa::kernels;
 use brasa::{Architecture, Signature, TensorSpec};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 /// Side of the square input image.
 pub const IMAGE_SIDE: usize = 28;
@@ -60,6 +61,44 @@ impl MnistNet {
 
     /// `[batch, 784]` intensities in `[0, 1]` → `[batch, 10]` logits.
     pub fn forward(&self, pixels: Tensor<2>) -> Tensor<2> {
+        if brasa::is_cpu_device(&pixels.device())
+            && let Some(logits) = self.forward_cpu(pixels.clone())
+        {
+            return logits;
+        }
+        self.forward_generic(pixels)
+    }
+
+    /// The CPU (burn-flex) path. burn-flex spends most of a pass on the first convolution
+    /// (one input channel: its im2col + GEMM does little work per byte moved) and on the
+    /// max-pools, not on the GEMMs: those three run as brasa's fused kernels (normalise +
+    /// conv + bias + ReLU + pool, and ReLU + pool), conv2 and the linear layers stay burn's.
+    /// `None` (never expected) falls back to the generic path.
+    fn forward_cpu(&self, pixels: Tensor<2>) -> Option<Tensor<2>> {
+        let device = pixels.device();
+        let [batch, _] = pixels.dims();
+        let input = pixels.try_into_data().ok()?;
+        let weight = self.conv1.weight.val().try_into_data().ok()?;
+        let bias = self.conv1.bias.as_ref()?.val().try_into_data().ok()?;
+        let x = kernels::conv3x3_relu_maxpool2(
+            input.as_slice::<f32>().ok()?,
+            IMAGE_SIDE,
+            weight.as_slice::<f32>().ok()?,
+            bias.as_slice::<f32>().ok()?,
+            PIXEL_MEAN,
+            PIXEL_STD,
+        )?;
+        let half = IMAGE_SIDE / 2;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 32, half, half]), &device);
+        let x = self.conv2.forward(x).try_into_data().ok()?;
+        let x = kernels::relu_maxpool2(x.as_slice::<f32>().ok()?, half)?;
+        let x = Tensor::<2>::from_data(TensorData::new(x, [batch, 64 * 7 * 7]), &device);
+        let x = self.relu.forward(self.fc1.forward(x));
+        Some(self.fc2.forward(x))
+    }
+
+    /// Any backend: burn's operators only (the WebGPU path).
+    fn forward_generic(&self, pixels: Tensor<2>) -> Tensor<2> {
         let [batch, _] = pixels.dims();
         let x = pixels.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         let x = (x - PIXEL_MEAN) / PIXEL_STD;

@@ -85,6 +85,18 @@ fn cpu_device() -> Result<Device> {
     Ok(Device::flex())
 }
 
+/// Is `device` brasa's CPU device (burn-flex)? Model crates use it to take CPU-only paths
+/// (the fused kernels of [`crate::kernels`]); always false in builds without the CPU backend.
+pub fn is_cpu_device(device: &Device) -> bool {
+    #[cfg(feature = "flex")]
+    return *device == Device::flex();
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
 #[cfg(not(feature = "flex"))]
 fn cpu_device() -> Result<Device> {
     Err(BrasaError::BackendUnavailable {

@@ -8,12 +8,13 @@
 
 mod backend;
 mod error;
+pub mod kernels;
 mod output;
 mod servable;
 mod session;
 mod weights;
 
-pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends};
+pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends, is_cpu_device};
 pub use error::{BrasaError, ErrorCode, Result};
 pub use output::{Prediction, softmax_rows};
 pub use servable::{Architecture, Signature, TensorSpec};

@@ -1,0 +1,265 @@
+//! Fused CPU kernels for the layers where burn-flex's general operators lose most time on
+//! small CNNs (measured by `brasa-mnist`'s `layer_profile` example): a 3×3 convolution of a
+//! single-channel image fused with bias, ReLU and 2×2 max-pooling, and ReLU fused with 2×2
+//! max-pooling. Plain slices in, plain slices out; the inner loops run along image rows so
+//! LLVM vectorises them (simd128 in the wasm build, SSE/AVX natively).
+
+/// `out[n, c, y/2, x/2] = max(0, max over the 2×2 window of (bias[c] + Σ w[c, ky, kx] ·
+/// pad(norm(input))[n, y+ky, x+kx]))`, where `norm(v) = (v - mean) / std` and padding (1 on
+/// every side) is zero after normalisation, as in PyTorch's `Conv2d(padding=1)` applied to a
+/// normalised image.
+///
+/// `input`: `[batch, side, side]`; `weight`: `[channels, 3, 3]`; `bias`: `[channels]`;
+/// returns `[batch, channels, side/2, side/2]`, or `None` when the shapes do not fit (odd
+/// `side`, sizes that do not divide): never a panic, which would abort a wasm instance.
+pub fn conv3x3_relu_maxpool2(
+    input: &[f32],
+    side: usize,
+    weight: &[f32],
+    bias: &[f32],
+    mean: f32,
+    std: f32,
+) -> Option<Vec<f32>> {
+    // A compile-time row length lets LLVM keep a whole output row in vector registers.
+    match side {
+        28 => conv_rows::<28>(input, weight, bias, mean, std),
+        _ => conv_rows_dyn(input, side, weight, bias, mean, std),
+    }
+}
+
+/// [`conv3x3_relu_maxpool2`] for `N × N` images.
+fn conv_rows<const N: usize>(
+    input: &[f32],
+    weight: &[f32],
+    bias: &[f32],
+    mean: f32,
+    std: f32,
+) -> Option<Vec<f32>> {
+    let channels = bias.len();
+    if !N.is_multiple_of(2) || weight.len() != channels * 9 || !input.len().is_multiple_of(N * N) {
+        return None;
+    }
+    let batch = input.len() / (N * N);
+    let half = N / 2;
+    let stride = N + 2;
+    let mut padded = vec![0.0f32; stride * stride];
+    let mut out = vec![0.0f32; batch * channels * half * half];
+    let inv_std = 1.0 / std;
+    for (image, out_image) in input.chunks_exact(N * N).zip(out.chunks_exact_mut(channels * half * half)) {
+        for (y, row) in image.chunks_exact(N).enumerate() {
+            for (d, &v) in padded[(y + 1) * stride + 1..][..N].iter_mut().zip(row) {
+                *d = (v - mean) * inv_std;
+            }
+        }
+        for (c, out_channel) in out_image.chunks_exact_mut(half * half).enumerate() {
+            let w: &[f32; 9] = weight[c * 9..c * 9 + 9].try_into().ok()?;
+            for py in 0..half {
+                let mut rows = [[bias[c]; N]; 2];
+                for (r, acc) in rows.iter_mut().enumerate() {
+                    for ky in 0..3 {
+                        let line = &padded[(2 * py + r + ky) * stride..][..stride];
+                        for kx in 0..3 {
+                            let src: &[f32; N] = line[kx..kx + N].try_into().ok()?;
+                            let tap = w[ky * 3 + kx];
+                            for x in 0..N {
+                                acc[x] += tap * src[x];
+                            }
+                        }
+                    }
+                }
+                let dst = &mut out_channel[py * half..][..half];
+                for (px, d) in dst.iter_mut().enumerate() {
+                    let m = rows[0][2 * px]
+                        .max(rows[0][2 * px + 1])
+                        .max(rows[1][2 * px])
+                        .max(rows[1][2 * px + 1]);
+                    *d = m.max(0.0);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// [`conv3x3_relu_maxpool2`] for any even side.
+fn conv_rows_dyn(
+    input: &[f32],
+    side: usize,
+    weight: &[f32],
+    bias: &[f32],
+    mean: f32,
+    std: f32,
+) -> Option<Vec<f32>> {
+    let channels = bias.len();
+    if side == 0
+        || !side.is_multiple_of(2)
+        || weight.len() != channels * 9
+        || !input.len().is_multiple_of(side * side)
+    {
+        return None;
+    }
+    let batch = input.len() / (side * side);
+    let half = side / 2;
+    let padded_side = side + 2;
+    let mut padded = vec![0.0f32; padded_side * padded_side];
+    let mut rows = [vec![0.0f32; side], vec![0.0f32; side]];
+    let mut out = vec![0.0f32; batch * channels * half * half];
+    let inv_std = 1.0 / std;
+    for (image, out_image) in
+        input.chunks_exact(side * side).zip(out.chunks_exact_mut(channels * half * half))
+    {
+        for (y, row) in image.chunks_exact(side).enumerate() {
+            let dst = &mut padded[(y + 1) * padded_side + 1..][..side];
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d = (v - mean) * inv_std;
+            }
+        }
+        for (c, out_channel) in out_image.chunks_exact_mut(half * half).enumerate() {
+            let w = &weight[c * 9..c * 9 + 9];
+            for py in 0..half {
+                for (r, acc) in rows.iter_mut().enumerate() {
+                    let y = 2 * py + r;
+                    acc.fill(bias[c]);
+                    for ky in 0..3 {
+                        let src = &padded[(y + ky) * padded_side..][..padded_side];
+                        for kx in 0..3 {
+                            let tap = w[ky * 3 + kx];
+                            for (a, &v) in acc.iter_mut().zip(&src[kx..kx + side]) {
+                                *a += tap * v;
+                            }
+                        }
+                    }
+                }
+                let dst = &mut out_channel[py * half..][..half];
+                for (px, d) in dst.iter_mut().enumerate() {
+                    let m = rows[0][2 * px]
+                        .max(rows[0][2 * px + 1])
+                        .max(rows[1][2 * px])
+                        .max(rows[1][2 * px + 1]);
+                    *d = m.max(0.0);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// `out[p, y/2, x/2] = max(0, max over the 2×2 window of input[p, y, x])` for `planes`
+/// planes of `side × side` (`side` even; else `None`): ReLU then max-pooling, in one pass.
+pub fn relu_maxpool2(input: &[f32], side: usize) -> Option<Vec<f32>> {
+    if side == 0 || !side.is_multiple_of(2) || !input.len().is_multiple_of(side * side) {
+        return None;
+    }
+    let half = side / 2;
+    let planes = input.len() / (side * side);
+    let mut out = vec![0.0f32; planes * half * half];
+    for (plane, dst) in input.chunks_exact(side * side).zip(out.chunks_exact_mut(half * half)) {
+        for py in 0..half {
+            let top = &plane[2 * py * side..][..side];
+            let bottom = &plane[(2 * py + 1) * side..][..side];
+            for (px, d) in dst[py * half..][..half].iter_mut().enumerate() {
+                let m = top[2 * px].max(top[2 * px + 1]).max(bottom[2 * px]).max(bottom[2 * px + 1]);
+                *d = m.max(0.0);
+            }
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random sequence in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn naive_conv_relu_pool(
+        input: &[f32],
+        side: usize,
+        weight: &[f32],
+        bias: &[f32],
+        mean: f32,
+        std: f32,
+    ) -> Vec<f32> {
+        let (channels, half) = (bias.len(), side / 2);
+        let batch = input.len() / (side * side);
+        let at = |n: usize, y: isize, x: isize| {
+            if y < 0 || x < 0 || y >= side as isize || x >= side as isize {
+                0.0
+            } else {
+                (input[n * side * side + y as usize * side + x as usize] - mean) / std
+            }
+        };
+        let mut out = Vec::new();
+        for n in 0..batch {
+            for c in 0..channels {
+                for py in 0..half {
+                    for px in 0..half {
+                        let mut best = f32::NEG_INFINITY;
+                        for (y, x) in [
+                            (2 * py, 2 * px),
+                            (2 * py, 2 * px + 1),
+                            (2 * py + 1, 2 * px),
+                            (2 * py + 1, 2 * px + 1),
+                        ] {
+                            let mut acc = bias[c];
+                            for ky in 0..3 {
+                                for kx in 0..3 {
+                                    acc += weight[c * 9 + ky * 3 + kx]
+                                        * at(n, y as isize + ky as isize - 1, x as isize + kx as isize - 1);
+                                }
+                            }
+                            best = best.max(acc);
+                        }
+                        out.push(best.max(0.0));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fused_conv_matches_the_naive_definition() {
+        for (batch, side, channels) in [(1, 28, 32), (3, 8, 5), (2, 2, 1)] {
+            let input: Vec<f32> = values(batch * side * side, 7).iter().map(|v| v.abs()).collect();
+            let weight = values(channels * 9, 11);
+            let bias = values(channels, 13);
+            let fast = conv3x3_relu_maxpool2(&input, side, &weight, &bias, 0.13, 0.31).unwrap();
+            let slow = naive_conv_relu_pool(&input, side, &weight, &bias, 0.13, 0.31);
+            assert_eq!(fast.len(), slow.len());
+            let worst = fast.iter().zip(&slow).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(worst < 1e-4, "batch {batch} side {side}: {worst}");
+        }
+    }
+
+    #[test]
+    fn relu_pool_matches_the_naive_definition() {
+        let input = values(2 * 3 * 6 * 6, 5);
+        let out = relu_maxpool2(&input, 6).unwrap();
+        assert!(relu_maxpool2(&input, 5).is_none());
+        assert!(conv3x3_relu_maxpool2(&input, 7, &[0.0; 9], &[0.0], 0.0, 1.0).is_none());
+        assert_eq!(out.len(), 2 * 3 * 9);
+        for p in 0..6 {
+            for py in 0..3 {
+                for px in 0..3 {
+                    let at = |y: usize, x: usize| input[p * 36 + y * 6 + x];
+                    let want = at(2 * py, 2 * px)
+                        .max(at(2 * py, 2 * px + 1))
+                        .max(at(2 * py + 1, 2 * px))
+                        .max(at(2 * py + 1, 2 * px + 1))
+                        .max(0.0);
+                    assert_eq!(out[p * 9 + py * 3 + px], want);
+                }
+            }
+        }
+    }
+}
