@@ -41,12 +41,23 @@ pub fn run(dir: &Path, host: &str, port: u16) -> Result<()> {
     // Printed on its own line so scripts and tests can find the port.
     println!("serving {} on http://{addr}/", root.display());
     let etags = EtagCache::default();
-    for request in server.incoming_requests() {
-        let response = respond(&root, &etags, &request);
-        let _ = request.respond(response);
-    }
+    // A few workers answer in parallel, so one slow client (or a 20 MB wasm going out) never
+    // holds up the requests behind it.
+    std::thread::scope(|scope| {
+        for _ in 0..WORKERS {
+            scope.spawn(|| {
+                while let Ok(request) = server.recv() {
+                    let response = respond(&root, &etags, &request);
+                    let _ = request.respond(response);
+                }
+            });
+        }
+    });
     Ok(())
 }
+
+/// Requests answered at once.
+const WORKERS: usize = 8;
 
 /// Strong ETags are content hashes; files are hashed once per (size, mtime).
 #[derive(Default)]
