@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { CACHE, CLI, ROOT, chromium, maxDiff, reference, serve, weightsPath } from '../tests/support.mjs';
+import { CACHE, CLI, ROOT, chromium, goto, maxDiff, reference, serve, weightsPath } from '../tests/support.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const PLAN = smoke
@@ -68,7 +68,7 @@ try {
   const pages = {};
   for (const [key, query] of [['main', '?ortThreads=1'], ['threads', '?ortThreads=2']]) {
     const page = await browser.context.newPage();
-    await page.goto(server.url + query);
+    await goto(page, server.url + query);
     await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
     pages[key] = page;
   }
@@ -121,7 +121,7 @@ try {
       page.on('response', (res) => { if (res.status() === 200 && res.url().startsWith(server.url)) fetched.add(new URL(res.url()).pathname); });
       const query = r.page === 'threads' ? '?ortThreads=2' : '?ortThreads=1';
       const runtime = r.runtime ?? name;
-      await page.goto(server.url + query);
+      await goto(page, server.url + query);
       await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
       const cold = await page.evaluate((n) => window.bench.firstPrediction(n), runtime);
       const files = [...fetched].map((p) => join(site, decodeURIComponent(p === '/' ? '/index.html' : p)));

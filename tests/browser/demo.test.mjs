@@ -6,7 +6,7 @@ import { join } from 'node:path';
 
 import { execFileSync } from 'node:child_process';
 
-import { BAD_INPUT_ROUND, CLI, TOLERANCE, chromium, demoSite, maxDiff, open, reference, serve } from '../support.mjs';
+import { BAD_INPUT_ROUND, CLI, TOLERANCE, chromium, demoSite, goto, maxDiff, open, reference, serve } from '../support.mjs';
 
 const REF = reference();
 let server;
@@ -172,7 +172,7 @@ describe('with a WebGPU adapter whose device cannot be created', () => {
     await page.addInitScript(() => {
       GPUAdapter.prototype.requestDevice = () => Promise.reject(new DOMException('simulated: device creation failed', 'OperationError'));
     });
-    await page.goto(server.url);
+    await goto(page, server.url);
     await page.evaluate(() => window.brasaDemo.ready);
   });
   after(() => browser?.close());

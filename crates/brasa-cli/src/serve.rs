@@ -25,7 +25,6 @@ fn listener(host: &str, port: u16) -> Result<std::net::TcpListener> {
     let addr =
         (host, port).to_socket_addrs()?.next().with_context(|| format!("{host} resolves to nothing"))?;
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
     socket.listen(128)?;
