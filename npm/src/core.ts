@@ -52,7 +52,8 @@ export interface Platform {
 const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-const MODELS = ['mnist'] as const;
+// The architectures compiled into the wasm builds (`modelNames()` of the glue says the same).
+const MODELS = ['mnist', 'squeezenet'] as const;
 
 /** The wasm-bindgen glue of one build. Literal specifiers, so bundlers see both builds and
  * split them into their own chunks; only the one needed is ever fetched. */

@@ -43,6 +43,11 @@ pub fn mnist_variant_weights() -> PathBuf {
     local_cache().join("models").join("mnist-recalibrated.bpk")
 }
 
+/// The SqueezeNet graph, its generated burn module, weights and reference outputs.
+pub fn squeezenet_dir() -> PathBuf {
+    local_cache().join("models").join("squeezenet")
+}
+
 /// The unpacked ccexam wheel.
 pub fn ccexam() -> PathBuf {
     local_cache().join("ccexam")

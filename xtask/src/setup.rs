@@ -21,6 +21,7 @@ pub fn run() -> Result<()> {
     ccexam()?;
     reference()?;
     import_weights()?;
+    squeezenet()?;
     peer_models()?;
     eprintln!("setup: done");
     Ok(())
@@ -196,6 +197,28 @@ fn peer_models() -> Result<()> {
                 .arg(paths::ccexam().join("ccexam/weights/mnist.pth"))
                 .arg("--out")
                 .arg(&out),
+        )?;
+    }
+    Ok(())
+}
+
+/// The ImageNet-sized benchmark model: the ONNX graph with seeded weights and its reference
+/// outputs (`bench/export_squeezenet.py`), then the burn module and burnpack weights that
+/// `brasa import-onnx` generates from it (brasa-squeezenet includes the module).
+fn squeezenet() -> Result<()> {
+    let script = paths::root().join("bench/export_squeezenet.py");
+    let dir = paths::squeezenet_dir();
+    let onnx = dir.join("squeezenet.onnx");
+    if !newer(&dir.join("squeezenet-reference.json"), &script) {
+        util::run(Command::new(python()).arg(&script).arg("--out").arg(&dir))?;
+    }
+    if !newer(&dir.join("squeezenet.rs"), &onnx) || !dir.join("squeezenet.bpk").exists() {
+        util::run(
+            util::cargo()
+                .args(["run", "--quiet", "-p", "brasa-cli", "--", "import-onnx"])
+                .arg(&onnx)
+                .arg("--out")
+                .arg(&dir),
         )?;
     }
     Ok(())

@@ -49,6 +49,57 @@ pub fn run(model: &str, input: &Path, output: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Generate a burn module from an ONNX graph (burn-onnx), weights as burnpack beside it.
+pub fn onnx(input: &Path, out: &Path) -> Result<()> {
+    let stem = input
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{} has no file name", input.display()))?;
+    let input_text = input.to_str().context("the ONNX path must be UTF-8")?;
+    let out_text = out.to_str().context("the output path must be UTF-8")?;
+    if !input.is_file() {
+        bail!("{} is not a file", input.display());
+    }
+    std::fs::create_dir_all(out)?;
+    // burn-onnx logs every step at DEBUG unless a subscriber is already installed.
+    let _ =
+        tracing_subscriber::fmt().with_max_level(tracing_subscriber::filter::LevelFilter::WARN).try_init();
+    // It reports an unsupported or malformed graph by panicking: catch the message, quietly,
+    // and return it as an error.
+    let message = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = message.clone();
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut m) = sink.lock() {
+            *m = info.payload_as_str().unwrap_or("unknown error").to_string();
+        }
+    }));
+    let generated = std::panic::catch_unwind(|| {
+        // No loading code in the module: brasa loads weights itself, and the module then needs
+        // neither burn-store nor its features in the wasm builds.
+        burn_onnx::ModelGen::new()
+            .input(input_text)
+            .out_dir(out_text)
+            .load_strategy(burn_onnx::LoadStrategy::None)
+            .run_from_cli()
+    });
+    std::panic::set_hook(previous_hook);
+    if generated.is_err() {
+        let message = message.lock().map(|m| m.clone()).unwrap_or_default();
+        bail!("burn-onnx could not import {}: {message}", input.display());
+    }
+    let weights = out.join(format!("{stem}.bpk"));
+    let summary = brasa::inspect_weights(&std::fs::read(&weights)?)?;
+    println!(
+        "generated {} and {} ({} tensors, {} parameters)",
+        out.join(format!("{stem}.rs")).display(),
+        weights.display(),
+        summary.tensors.len(),
+        summary.parameters
+    );
+    Ok(())
+}
+
 /// Validate a burnpack file and print what it holds.
 pub fn inspect(weights: &Path) -> Result<()> {
     let bytes = std::fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;

@@ -31,6 +31,15 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Turn an ONNX graph into a burn module (Rust source) and its burnpack weights, with
+    /// burn-onnx: writes `<name>.rs` and `<name>.bpk` to `--out`.
+    ImportOnnx {
+        /// The ONNX file.
+        input: PathBuf,
+        /// Output folder.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Describe a burnpack weights file (tensors, shapes, parameter count) after validating it.
     Inspect {
         /// The burnpack file.
@@ -103,6 +112,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import { model, input, output } => import::run(&model, &input, &output),
+        Command::ImportOnnx { input, out } => import::onnx(&input, &out),
         Command::Inspect { weights } => import::inspect(&weights),
         Command::Predict { model, weights, backend, invert, json, images } => {
             predict::run(&model, &weights, &backend, invert, json, &images)

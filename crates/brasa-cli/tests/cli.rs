@@ -69,6 +69,16 @@ fn bad_files_fail_with_a_message_and_a_non_zero_exit() {
     let unknown = brasa(&["import", "--model", "resnet", pth().to_str().unwrap(), "-o", "x.bpk"]);
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown model"));
+
+    let junk_onnx = dir.join("junk.onnx");
+    std::fs::write(&junk_onnx, b"not a graph").unwrap();
+    let onnx =
+        brasa(&["import-onnx", junk_onnx.to_str().unwrap(), "--out", dir.join("gen").to_str().unwrap()]);
+    assert!(!onnx.status.success());
+    let stderr = String::from_utf8_lossy(&onnx.stderr);
+    assert!(stderr.contains("burn-onnx could not import") && stderr.contains("Invalid ONNX"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "the panic is reported as an error: {stderr}");
+    assert!(!dir.join("gen/junk.rs").exists());
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use brasa::{BackendKind, BrasaError, Prediction, Session};
 use brasa_mnist::Mnist;
+use brasa_squeezenet::Squeezenet;
 use js_sys::{Float32Array, Object, Promise, Reflect, Uint32Array};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -48,24 +49,32 @@ pub fn compiled_backends() -> Vec<String> {
 /// The model names this build serves.
 #[wasm_bindgen(js_name = modelNames)]
 pub fn model_names() -> Vec<String> {
-    vec![<Mnist as brasa::Architecture>::NAME.to_string()]
+    vec![
+        <Mnist as brasa::Architecture>::NAME.to_string(),
+        <Squeezenet as brasa::Architecture>::NAME.to_string(),
+    ]
 }
 
 /// A session of any architecture this build serves.
+// One per loaded model, behind an `Rc`: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum AnySession {
     Mnist(Session<Mnist>),
+    Squeezenet(Session<Squeezenet>),
 }
 
 impl AnySession {
     async fn run(&self, input: &[f32]) -> Result<Prediction, BrasaError> {
         match self {
             AnySession::Mnist(s) => s.run(input).await,
+            AnySession::Squeezenet(s) => s.run(input).await,
         }
     }
 
     fn with_weights(&self, weights: &[u8]) -> Result<AnySession, BrasaError> {
         match self {
             AnySession::Mnist(s) => s.with_weights(weights).map(AnySession::Mnist),
+            AnySession::Squeezenet(s) => s.with_weights(weights).map(AnySession::Squeezenet),
         }
     }
 
@@ -74,6 +83,12 @@ impl AnySession {
             AnySession::Mnist(s) => {
                 ModelInfo::new(<Mnist as brasa::Architecture>::NAME, s.backend(), s.signature(), s.weights())
             }
+            AnySession::Squeezenet(s) => ModelInfo::new(
+                <Squeezenet as brasa::Architecture>::NAME,
+                s.backend(),
+                s.signature(),
+                s.weights(),
+            ),
         }
     }
 }
@@ -170,6 +185,9 @@ pub async fn load_model(name: String, weights: Vec<u8>, backend: String) -> Resu
     };
     let session = match name.as_str() {
         "mnist" => AnySession::Mnist(Session::<Mnist>::load(&weights, kind).await.map_err(|e| js_error(&e))?),
+        "squeezenet" => AnySession::Squeezenet(
+            Session::<Squeezenet>::load(&weights, kind).await.map_err(|e| js_error(&e))?,
+        ),
         other => {
             return Err(js_error(&BrasaError::UnknownModel {
                 name: other.into(),

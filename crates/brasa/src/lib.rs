@@ -9,6 +9,8 @@
 mod backend;
 mod error;
 pub mod kernels;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod latency;
 mod output;
 mod servable;
 mod session;
