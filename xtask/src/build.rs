@@ -164,6 +164,8 @@ pub fn test() -> Result<()> {
 /// own latency and load times on the demo page, then (full runs) the endpoint benchmark,
 /// whose harness the endpoint test suite already exercises in CI.
 pub fn bench(smoke: bool) -> Result<()> {
+    // SqueezeNet's native latency comes from an example (the CLI cannot depend on the crate).
+    util::run(cargo().args(["build", "-p", "brasa-squeezenet", "--example", "squeezenet_latency"]))?;
     let mut scripts = vec!["bench/compare.mjs", "bench/browser-latency.mjs"];
     if !smoke {
         scripts.push("bench/serving.mjs");
@@ -172,7 +174,8 @@ pub fn bench(smoke: bool) -> Result<()> {
         let mut cmd = in_root("node");
         cmd.arg(script)
             .env("BRASA_CACHE_DIR", paths::local_cache())
-            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"))
+            .env("BRASA_SQUEEZENET_BENCH", paths::target_dir().join("debug/examples/squeezenet_latency"));
         if smoke {
             cmd.arg("--smoke");
         }

@@ -50,7 +50,9 @@ pub fn run(model: &str, input: &Path, output: &Path) -> Result<()> {
 }
 
 /// Generate a burn module from an ONNX graph (burn-onnx), weights as burnpack beside it.
-pub fn onnx(input: &Path, out: &Path) -> Result<()> {
+/// With `brasa_kernels`, operators brasa has a faster CPU kernel for call it
+/// ([`crate::onnx_kernels`]); without, the module uses burn's operators only.
+pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     let stem = input
         .file_stem()
         .and_then(|s| s.to_str())
@@ -77,11 +79,12 @@ pub fn onnx(input: &Path, out: &Path) -> Result<()> {
     let generated = std::panic::catch_unwind(|| {
         // No loading code in the module: brasa loads weights itself, and the module then needs
         // neither burn-store nor its features in the wasm builds.
-        burn_onnx::ModelGen::new()
-            .input(input_text)
-            .out_dir(out_text)
-            .load_strategy(burn_onnx::LoadStrategy::None)
-            .run_from_cli()
+        let mut generator = burn_onnx::ModelGen::new();
+        generator.input(input_text).out_dir(out_text).load_strategy(burn_onnx::LoadStrategy::None);
+        if brasa_kernels {
+            generator.register_op_override(crate::onnx_kernels::MaxPool2d);
+        }
+        generator.run_from_cli()
     });
     std::panic::set_hook(previous_hook);
     if generated.is_err() {

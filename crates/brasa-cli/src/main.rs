@@ -2,6 +2,7 @@
 
 mod bench;
 mod import;
+mod onnx_kernels;
 mod predict;
 mod registry;
 mod serve;
@@ -32,13 +33,17 @@ enum Command {
         output: PathBuf,
     },
     /// Turn an ONNX graph into a burn module (Rust source) and its burnpack weights, with
-    /// burn-onnx: writes `<name>.rs` and `<name>.bpk` to `--out`.
+    /// burn-onnx: writes `<name>.rs` and `<name>.bpk` to `--out`. The module depends on
+    /// `burn` and `brasa` (for brasa's CPU kernels).
     ImportOnnx {
         /// The ONNX file.
         input: PathBuf,
         /// Output folder.
         #[arg(short, long)]
         out: PathBuf,
+        /// Generate burn's operators only, without brasa's CPU kernels.
+        #[arg(long)]
+        burn_ops: bool,
     },
     /// Describe a burnpack weights file (tensors, shapes, parameter count) after validating it.
     Inspect {
@@ -112,7 +117,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import { model, input, output } => import::run(&model, &input, &output),
-        Command::ImportOnnx { input, out } => import::onnx(&input, &out),
+        Command::ImportOnnx { input, out, burn_ops } => import::onnx(&input, &out, !burn_ops),
         Command::Inspect { weights } => import::inspect(&weights),
         Command::Predict { model, weights, backend, invert, json, images } => {
             predict::run(&model, &weights, &backend, invert, json, &images)

@@ -11,6 +11,7 @@ mod error;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod latency;
+pub mod ops;
 mod output;
 mod servable;
 mod session;

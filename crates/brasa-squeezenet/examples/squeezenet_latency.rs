@@ -2,7 +2,7 @@
 //! for the benchmark's wasm/native ratio. (`brasa bench` cannot serve SqueezeNet: the CLI
 //! generates this crate's module, so it cannot depend on it.)
 //!
-//! `cargo run -p brasa-squeezenet --example bench -- WEIGHTS.bpk [WARMUP RUNS]` (the dev profile
+//! `cargo run -p brasa-squeezenet --example squeezenet_latency -- WEIGHTS.bpk [WARMUP RUNS]` (the dev profile
 //! builds every dependency at opt-level 3).
 
 use brasa::latency::measure_latency;
@@ -11,7 +11,7 @@ use brasa_squeezenet::Squeezenet;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let weights = args.next().ok_or("usage: bench WEIGHTS.bpk [WARMUP RUNS]")?;
+    let weights = args.next().ok_or("usage: squeezenet_latency WEIGHTS.bpk [WARMUP RUNS]")?;
     let warmup = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
     let runs = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let bytes = std::fs::read(&weights)?;
