@@ -93,6 +93,8 @@ export interface ModelInfo {
   backend: Backend;
   input: TensorInfo;
   output: TensorInfo;
+  /** What `Prediction.logits` holds: raw scores, or probabilities when the model ends in a softmax. */
+  outputKind: 'logits' | 'probabilities';
   labels: string[];
   parameters: number;
   weightBytes: number;
@@ -106,7 +108,9 @@ export type ModelInput = Float32Array | Float64Array | readonly number[];
 export interface Prediction {
   batch: number;
   classes: number;
+  /** The model's outputs (probabilities already when `info.outputKind` is `'probabilities'`). */
   logits: Float32Array;
+  /** Softmax of `logits`, or `logits` themselves when the model outputs probabilities. */
   probabilities: Float32Array;
   /** The arg-max class of each item. */
   labels: Uint32Array;

@@ -107,11 +107,14 @@ test('squeezenet (imported from ONNX) matches onnx reference evaluator; mnist we
   const ref = JSON.parse(readFileSync(join(dir, 'squeezenet-reference.json'), 'utf8'));
   const model = await loadModel('squeezenet', { weights: join(dir, 'squeezenet.bpk'), backend: 'cpu' });
   assert.deepEqual(model.info.input.shape, [3, 224, 224]);
+  assert.equal(model.info.outputKind, 'probabilities');
   const out = await model.run(Float32Array.from(ref.inputs.flat()));
   assert.equal(out.batch, 2);
   assert.equal(out.classes, 1000);
   ref.outputs.forEach((expected, i) => {
     assert.ok(maxDiff(out.logits.slice(i * 1000, (i + 1) * 1000), expected) < 1e-5);
+    // The graph ends in a softmax: not taken a second time.
+    assert.ok(maxDiff(out.probabilities.slice(i * 1000, (i + 1) * 1000), expected) < 1e-5);
     assert.equal(out.labels[i], ref.top1[i]);
   });
   await assert.rejects(model.run(new Float32Array(784)), (e) => e instanceof BrasaError && e.code === 'invalid_input');

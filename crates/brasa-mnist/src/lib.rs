@@ -7,7 +7,7 @@
 //! so callers never need to know it.
 
 use brasa::kernels;
-use brasa::{Architecture, Signature, TensorSpec};
+use brasa::{Architecture, OutputKind, Signature, TensorSpec};
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -133,6 +133,7 @@ impl Architecture for Mnist {
                 datatype: "FP32",
                 description: "unnormalised scores of the digits 0-9",
             },
+            output_kind: OutputKind::Logits,
             labels: (0..10).map(|d| d.to_string()).collect(),
         }
     }

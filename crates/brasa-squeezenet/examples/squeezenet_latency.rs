@@ -1,11 +1,11 @@
-//! Native CPU latency of SqueezeNet (burn-flex), printed as the JSON `brasa bench` prints,
+//! Native CPU latency of SqueezeNet (burn-flex), printed as `brasa bench` prints it,
 //! for the benchmark's wasm/native ratio. (`brasa bench` cannot serve SqueezeNet: the CLI
 //! generates this crate's module, so it cannot depend on it.)
 //!
 //! `cargo run -p brasa-squeezenet --example squeezenet_latency -- WEIGHTS.bpk [WARMUP RUNS]` (the dev profile
 //! builds every dependency at opt-level 3).
 
-use brasa::latency::measure_latency;
+use brasa::latency::{measure_latency, report_json};
 use brasa::{BackendKind, Session};
 use brasa_squeezenet::Squeezenet;
 
@@ -19,15 +19,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Batch 32 gets a third of the runs: one call is ~32 batch-1 calls.
     let mut cells = measure_latency(&session, &[1], warmup, runs)?;
     cells.extend(measure_latency(&session, &[32], warmup.div_ceil(3), runs.div_ceil(3))?);
-    let cells: Vec<String> = cells
-        .iter()
-        .map(|c| {
-            format!(
-                r#"{{"batch":{},"medianMs":{},"p90Ms":{},"runs":{}}}"#,
-                c.batch, c.median_ms, c.p90_ms, c.runs
-            )
-        })
-        .collect();
-    println!(r#"{{"model":"squeezenet","backend":"cpu","cells":[{}]}}"#, cells.join(","));
+    println!("{}", report_json("squeezenet", &cells));
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! in the benchmark. `brasa import-onnx` turns it into a burn module (included below) and
 //! burnpack weights, which arrive at run time like any brasa model's.
 
-use brasa::{Architecture, Signature, TensorSpec};
+use brasa::{Architecture, OutputKind, Signature, TensorSpec};
 use burn::tensor::{Device, Tensor};
 
 #[allow(clippy::all, missing_docs, unused, unused_qualifications)]
@@ -45,6 +45,7 @@ impl Architecture for Squeezenet {
                 datatype: "FP32",
                 description: "class probabilities (the graph ends in a softmax)",
             },
+            output_kind: OutputKind::Probabilities,
             labels: (0..CLASSES).map(|c| format!("class {c}")).collect(),
         }
     }

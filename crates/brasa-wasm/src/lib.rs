@@ -109,6 +109,7 @@ struct ModelInfo {
     backend: String,
     input: TensorInfo,
     output: TensorInfo,
+    output_kind: &'static str,
     labels: Vec<String>,
     parameters: usize,
     weight_bytes: usize,
@@ -133,6 +134,10 @@ impl ModelInfo {
             backend: backend.as_str().into(),
             input: tensor(&sig.input),
             output: tensor(&sig.output),
+            output_kind: match sig.output_kind {
+                brasa::OutputKind::Logits => "logits",
+                brasa::OutputKind::Probabilities => "probabilities",
+            },
             labels: sig.labels.clone(),
             parameters: weights.parameters,
             weight_bytes: weights.bytes,

@@ -22,6 +22,22 @@ pub struct LatencyCell {
     pub runs: usize,
 }
 
+/// `{"model", "backend": "cpu", "cells": [{"batch", "medianMs", "p90Ms", "runs"}]}`: what
+/// `brasa bench` and the model crates' latency examples print, and the benchmark reads.
+pub fn report_json(model: &str, cells: &[LatencyCell]) -> String {
+    let cells: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            format!(
+                r#"{{"batch":{},"medianMs":{},"p90Ms":{},"runs":{}}}"#,
+                c.batch, c.median_ms, c.p90_ms, c.runs
+            )
+        })
+        .collect();
+    // Model names are identifiers (`[a-z0-9-]`): nothing to escape.
+    format!(r#"{{"model":"{model}","backend":"cpu","cells":[{}]}}"#, cells.join(","))
+}
+
 /// The benchmark's input: a fixed pattern in `[0, 1]`, `len` values.
 pub fn bench_input(len: usize) -> Vec<f32> {
     (0..len).map(|i| ((i * 7919) % 255) as f32 / 255.0).collect()

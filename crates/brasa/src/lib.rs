@@ -20,7 +20,7 @@ mod weights;
 pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends, is_cpu_device};
 pub use error::{BrasaError, ErrorCode, Result};
 pub use output::{Prediction, softmax_rows};
-pub use servable::{Architecture, Signature, TensorSpec};
+pub use servable::{Architecture, OutputKind, Signature, TensorSpec};
 pub use session::{MAX_BATCH, Session};
 pub use weights::{WeightsSummary, inspect_weights};
 

@@ -1,3 +1,5 @@
+use crate::servable::OutputKind;
+
 /// The result of one forward pass over a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prediction {
@@ -5,9 +7,10 @@ pub struct Prediction {
     pub batch: usize,
     /// Values per item in `logits` and `probabilities`.
     pub classes: usize,
-    /// Raw model outputs, row-major `[batch, classes]`.
+    /// Raw model outputs, row-major `[batch, classes]` (for a model whose graph ends in a
+    /// softmax, these are already probabilities).
     pub logits: Vec<f32>,
-    /// Softmax of each row of `logits`.
+    /// Softmax of each row of `logits`, or `logits` themselves when they are probabilities.
     pub probabilities: Vec<f32>,
     /// The arg-max class of each row.
     pub labels: Vec<u32>,
@@ -16,8 +19,16 @@ pub struct Prediction {
 impl Prediction {
     /// Build a prediction from row-major logits, computing probabilities and labels.
     pub fn from_logits(logits: Vec<f32>, classes: usize) -> Self {
+        Self::from_outputs(logits, classes, OutputKind::Logits)
+    }
+
+    /// Build a prediction from row-major model outputs of the given kind.
+    pub fn from_outputs(logits: Vec<f32>, classes: usize, kind: OutputKind) -> Self {
         let batch = logits.len().checked_div(classes).unwrap_or(0);
-        let probabilities = softmax_rows(&logits, classes);
+        let probabilities = match kind {
+            OutputKind::Logits => softmax_rows(&logits, classes),
+            OutputKind::Probabilities => logits.clone(),
+        };
         let labels = logits
             .chunks_exact(classes.max(1))
             .map(|row| {
@@ -59,6 +70,15 @@ mod tests {
             assert!(row.iter().all(|v| v.is_finite()));
         }
         assert!(p[1] > p[0] && p[0] > p[2]);
+    }
+
+    #[test]
+    fn probabilities_are_not_normalised_twice() {
+        let pred = Prediction::from_outputs(vec![0.7, 0.2, 0.1], 3, OutputKind::Probabilities);
+        assert_eq!(pred.probabilities, vec![0.7, 0.2, 0.1]);
+        assert_eq!(pred.labels, vec![0]);
+        let pred = Prediction::from_outputs(vec![0.7, 0.2, 0.1], 3, OutputKind::Logits);
+        assert!((pred.probabilities[0] - 0.4640).abs() < 1e-4, "{:?}", pred.probabilities);
     }
 
     #[test]

@@ -26,13 +26,24 @@ impl TensorSpec {
     }
 }
 
+/// What a model's output values are, so probabilities are computed once, not twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Unnormalised scores: brasa takes the softmax of each row for the probabilities.
+    Logits,
+    /// Already probabilities (the graph ends in a softmax): used as they are.
+    Probabilities,
+}
+
 /// The contract between a model and the outside world.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     /// The single input tensor.
     pub input: TensorSpec,
-    /// The single output tensor (logits for a classifier).
+    /// The single output tensor (logits or probabilities, per `output_kind`).
     pub output: TensorSpec,
+    /// What the output values are.
+    pub output_kind: OutputKind,
     /// Class names of the output, for classifiers.
     pub labels: Vec<String>,
 }

@@ -114,7 +114,7 @@ impl<A: Architecture> Session<A> {
                 logits.len()
             )));
         }
-        Ok(Prediction::from_logits(logits, classes))
+        Ok(Prediction::from_outputs(logits, classes, self.signature.output_kind))
     }
 
     fn execution_error(&self, detail: impl core::fmt::Display) -> BrasaError {
@@ -163,6 +163,7 @@ mod tests {
         Signature {
             input: TensorSpec { name: "x", shape: vec![1, 2, 2], datatype: "FP32", description: "" },
             output: TensorSpec { name: "y", shape: vec![3], datatype: "FP32", description: "" },
+            output_kind: crate::servable::OutputKind::Logits,
             labels: vec![],
         }
     }
