@@ -1,7 +1,7 @@
 // Latency of brasa in headless Chromium, per backend: median and p90 ms per call at batch 1
 // and 32 (input copy-in and result copy-out included), after a warm-up long enough for V8
 // to tier up; plus time from navigation to the first prediction with an empty cache (cold:
-// the wasm, the manifest and the weights come over HTTP) and on a reload (warm: the weights
+// the MNIST package's wasm build, the manifest and the weights come over HTTP) and on a reload (warm: the weights
 // come from Cache Storage, the manifest is revalidated in the background).
 //
 // `cargo xtask bench` runs this. SwiftShader's WebGPU is a CPU emulation: its numbers are a

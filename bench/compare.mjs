@@ -17,10 +17,13 @@ import { cpus } from 'node:os';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { CACHE, CLI, ROOT, chromium, goto, maxDiff, reference, serve, weightsPath } from '../tests/support.mjs';
+import { CACHE, ROOT, chromium, goto, maxDiff, reference, serve, weightsPath } from '../tests/support.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const SQUEEZENET_DIR = join(CACHE, 'models/squeezenet');
+// The native baselines: examples of the model crates, built by `cargo xtask bench`, each taking
+// `WEIGHTS.bpk WARMUP RUNS` and printing `{ cells: [{ batch, medianMs, p90Ms, runs }] }`.
+const EXAMPLES = join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/brasa/target'), 'debug/examples');
 
 // Per model: what to run and how often. Batch-32 SqueezeNet takes about a second per call, so
 // its cells get far fewer calls; V8 tiers up within the first few of them.
@@ -37,7 +40,7 @@ const MODELS = {
     plan: smoke
       ? { rounds: 1, b1: { firstWarm: 5, warm: 2, runs: 5 }, b32: { firstWarm: 2, warm: 1, runs: 2 }, memoryRuns: 2 }
       : { rounds: 5, b1: { firstWarm: 500, warm: 50, runs: 100 }, b32: { firstWarm: 50, warm: 5, runs: 10 }, memoryRuns: 20 },
-    native: (short) => execFileSync(CLI, ['bench', '--weights', weightsPath(), ...(short ? ['--warmup', '5', '--runs', '10'] : ['--warmup', '500', '--runs', '500'])], { encoding: 'utf8' }),
+    native: (short) => execFileSync(process.env.BRASA_MNIST_BENCH ?? join(EXAMPLES, 'mnist_latency'), [weightsPath(), ...(short ? ['5', '10'] : ['500', '500'])], { encoding: 'utf8' }),
   },
   squeezenet: {
     title: 'SqueezeNet 1.0',
@@ -53,17 +56,18 @@ const MODELS = {
       ? { rounds: 1, b1: { firstWarm: 1, warm: 0, runs: 2 }, b32: { firstWarm: 0, warm: 0, runs: 1 }, memoryRuns: 1 }
       : { rounds: 5, b1: { firstWarm: 20, warm: 3, runs: 10 }, b32: { firstWarm: 2, warm: 0, runs: 3 }, memoryRuns: 2 },
     // `cargo xtask bench` builds the example and names it.
-    native: (short) => execFileSync(process.env.BRASA_SQUEEZENET_BENCH ?? join(process.env.HOME, '.cache/brasa/target/debug/examples/squeezenet_latency'), [join(SQUEEZENET_DIR, 'squeezenet.bpk'), ...(short ? ['1', '2'] : ['10', '30'])], { encoding: 'utf8' }),
+    native: (short) => execFileSync(process.env.BRASA_SQUEEZENET_BENCH ?? join(EXAMPLES, 'squeezenet_latency'), [join(SQUEEZENET_DIR, 'squeezenet.bpk'), ...(short ? ['1', '2'] : ['10', '30'])], { encoding: 'utf8' }),
   },
 };
 
-// ---- the site: page, brasa, the peers' distributions, the weights ----------------------
+// ---- the site: page, brasa, the model packages, the peers' distributions, the weights ---
 const site = join(CACHE, 'bench-site');
 rmSync(site, { recursive: true, force: true });
 const copy = (from, to) => cpSync(join(ROOT, from), join(site, to), { recursive: true });
 copy('bench/page', '.');
 copy('npm/dist', 'brasa/dist');
-copy('npm/wasm', 'brasa/wasm');
+// The model packages `brasa build` wrote (their wasm builds, signature, metadata).
+for (const name of Object.keys(MODELS)) cpSync(join(CACHE, 'packages', name), join(site, 'packages', name), { recursive: true });
 for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']) copy(`node_modules/onnxruntime-web/dist/${f}`, `ort/${f}`);
 copy('node_modules/@tensorflow/tfjs-core/dist/tf-core.min.js', 'tfjs/tf-core.min.js');
 copy('node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js', 'tfjs/tf-backend-wasm.min.js');

@@ -3,7 +3,10 @@
 //
 // Public port:  /registry/*  → `brasa serve --dir <registry>` (real ETags, 304s, headers),
 //                              with the faults set for matching paths applied on the way;
-//               /brasa/*     → the npm package (dist + wasm), /  → a blank test page,
+//               /brasa/*     → the npm package (dist), /packages/<name>/* → the model
+//                              packages `brasa build` wrote (.cache/packages), / → a blank
+//                              test page that sets `window.brasa` (the npm package) and
+//                              `window.mnist` (the MNIST model package),
 //               /tests/registry/scenarios.js → the scenarios, for the page.
 // Control port: POST /fault {path, ...}, POST /reset, GET /log, POST /stop, POST /start,
 //               POST /registry {args} (runs `brasa registry --registry <dir> ...args`).
@@ -16,13 +19,13 @@ import http from 'node:http';
 import { extname, join, normalize } from 'node:path';
 import { after, before } from 'node:test';
 
-import { CLI, ROOT, makeRegistry, serve } from './support.mjs';
+import { CLI, ROOT, makeRegistry, packageDir, serve } from './support.mjs';
 
 const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.map': 'application/json', '.ts': 'text/plain' };
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>brasa registry tests</title>
 <script type="importmap">{"imports":{"brasa":"/brasa/dist/index.js"}}</script>
-<script type="module">window.brasa = await import('brasa'); document.body.dataset.ready = '1';</script>
+<script type="module">window.brasa = await import('brasa'); window.mnist = (await import('/packages/mnist/index.js')).default; document.body.dataset.ready = '1';</script>
 <body></body>`;
 
 /** Manifest rewrites a fault can apply (the registry as a broken publisher or CDN would serve it). */
@@ -35,11 +38,13 @@ const TRANSFORMS = {
     return JSON.stringify(m);
   },
   // A version whose golden output disagrees with its weights (a bad publish): 1.0.1 reuses
-  // stable's file, with one expected logit moved well past the tolerance.
+  // stable's file, with one expected value of its first golden output moved well past the
+  // tolerance.
   'bad-golden': (text) => {
     const m = JSON.parse(text);
     const base = m.versions[m.channels.stable.version];
-    const golden = { ...base.golden, expected: base.golden.expected.map((v, i) => (i === 0 ? v + 0.5 : v)) };
+    const outputs = base.golden.outputs.map((t, k) => (k === 0 ? { ...t, data: t.data.map((v, i) => (i === 0 ? v + 0.5 : v)) } : t));
+    const golden = { ...base.golden, outputs };
     m.versions['1.0.1'] = { ...base, golden, notes: 'bad golden (test)' };
     m.channels.stable = { version: '1.0.1' };
     return JSON.stringify(m);
@@ -131,8 +136,13 @@ export async function startFaultProxy(registryDir) {
     }
     if (path.startsWith('/brasa/')) {
       const rel = normalize(path.slice('/brasa/'.length));
-      if (rel.startsWith('..') || !/^(dist|wasm)\//.test(rel)) return res.writeHead(404).end();
+      if (rel.startsWith('..') || !/^dist\//.test(rel)) return res.writeHead(404).end();
       return staticFile(res, join(ROOT, 'npm', rel));
+    }
+    if (path.startsWith('/packages/')) {
+      const rel = normalize(path.slice('/packages/'.length));
+      if (rel.startsWith('..') || !/^[a-z0-9-]+\//.test(rel)) return res.writeHead(404).end();
+      return staticFile(res, join(packageDir(rel.split('/')[0]), rel.slice(rel.indexOf('/') + 1)));
     }
     if (path === '/tests/registry/scenarios.js') return staticFile(res, join(ROOT, path));
     if (!path.startsWith('/registry/')) return res.writeHead(404).end();

@@ -1,15 +1,36 @@
-// Shared helpers of the JS test suites: the real `brasa serve` on 127.0.0.1, Debian's
-// Chromium through playwright-core, and the numpy reference.
+// Shared helpers of the JS test suites: the model packages `brasa build` made (MNIST,
+// SqueezeNet, the two-heads fixture), the real `brasa serve` on 127.0.0.1, Debian's Chromium
+// through playwright-core, and the independent references (numpy, onnx).
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 export const CACHE = process.env.BRASA_CACHE_DIR ?? join(ROOT, '.cache');
 export const CLI = process.env.BRASA_CLI ?? join(process.env.HOME, '.cache/brasa/target/debug/brasa');
 export const TOLERANCE = 1e-4;
+
+/** The folder of a model package `brasa build` wrote for the tests (`mnist`, `squeezenet`, `two-heads`). */
+export function packageDir(name) {
+  return join(CACHE, 'packages', name);
+}
+
+/** A model package: the default export of its `index.js` (what `loadModel` takes). */
+export async function loadPackage(name) {
+  return (await import(pathToFileURL(join(packageDir(name), 'index.js')).href)).default;
+}
+
+/** A file `cargo xtask setup` put under `.cache/fixtures` (references, goldens, fixture weights). */
+export function fixturePath(name) {
+  return join(CACHE, 'fixtures', name);
+}
+
+/** The golden check (`{ inputs, outputs, tolerance, source }`) published with an MNIST version. */
+export function goldenPath(version) {
+  return fixturePath(`mnist-golden-${version}.json`);
+}
 
 export function reference() {
   return JSON.parse(readFileSync(join(CACHE, 'fixtures/mnist-reference.json'), 'utf8'));
@@ -28,13 +49,24 @@ export function variantWeightsPath() {
 export const DENO = process.env.DENO ?? join(ROOT, 'node_modules/@deno/linux-x64-glibc/deno');
 
 /**
+ * `brasa registry --registry DIR publish` of one MNIST version, with its golden check (from
+ * the independent reference) and the package it is for.
+ */
+export function publishArgs(version, weights, { channel, notes = '' } = {}) {
+  const args = ['publish', '--model', 'mnist', '--version', version, '--weights', weights, '--golden', goldenPath(version), '--build', packageDir('mnist'), '--notes', notes];
+  if (channel) args.push('--channel', channel);
+  return args;
+}
+
+/**
  * A registry written by the real CLI in a temporary folder: 1.0.0 (ccexam's weights) on
- * `stable`, 1.1.0 (recalibrated) on `canary`. Resolves to { dir, remove }.
+ * `stable`, 1.1.0 (recalibrated) on `canary`, each with its golden check. Resolves to
+ * { dir, remove }.
  */
 export function makeRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-registry-'))) {
-  const cli = (...args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
-  cli('publish', '--version', '1.0.0', '--weights', weightsPath(), '--channel', 'stable', '--notes', 'ccexam MNISTNet');
-  cli('publish', '--version', '1.1.0', '--weights', variantWeightsPath(), '--channel', 'canary', '--notes', 'recalibrated output layer');
+  const cli = (args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
+  cli(publishArgs('1.0.0', weightsPath(), { channel: 'stable', notes: 'ccexam MNISTNet' }));
+  cli(publishArgs('1.1.0', variantWeightsPath(), { channel: 'canary', notes: 'recalibrated output layer' }));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -128,15 +160,20 @@ export function maxDiff(a, b) {
 }
 
 /**
- * Source of `badInputRound()`, evaluated inside a page or a runtime where `window.brasaDemo`
- * (or `globalThis.brasaUnderTest`) holds a loaded model and `import('brasa')` works.
+ * Source of `badInputRound()`, evaluated inside a page or a runtime where
+ * `globalThis.brasaUnderTest` (or `window.brasaDemo.model`) holds a loaded MNIST model,
+ * `globalThis.brasaPackage` (or `window.brasaDemo.package`) its model package, and
+ * `import('brasa')` works. Resolves to `{ errors: { case: { name, code, message } | null },
+ * before, after }`, `before`/`after` the logits of one good input around the bad calls.
  */
 export const BAD_INPUT_ROUND = `
 async function badInputRound() {
   const model = globalThis.brasaUnderTest ?? window.brasaDemo.model;
+  const pkg = globalThis.brasaPackage ?? window.brasaDemo.package;
   const { loadModel } = await import('brasa');
   const good = new Float32Array(784).fill(0.25);
-  const before = [...(await model.run(good)).logits];
+  const logits = async () => [...(await model.run(good)).logits.data];
+  const before = await logits();
   const nan = new Float32Array(784); nan[100] = NaN;
   const inf = new Float32Array(784); inf[5] = Infinity;
   const cases = {
@@ -148,18 +185,43 @@ async function badInputRound() {
     bytes: () => model.run(new Uint8Array(784)),
     objects: () => model.run([{}, 1]),
     nothing: () => model.run(undefined),
+    unknownInput: () => model.run({ image: good }),
+    wrongDims: () => model.run({ pixels: { dtype: 'float32', dims: [1, 28, 28], data: good } }),
+    wrongDtype: () => model.run({ pixels: { dtype: 'int32', dims: [1, 1, 28, 28], data: new Int32Array(784) } }),
     truncatedWeights: async () => {
       const w = globalThis.brasaWeights ?? new Uint8Array(await (await fetch('./models/mnist.bpk')).arrayBuffer());
       return model.setWeights(w.subarray(0, w.length >> 1));
     },
-    garbageWeights: () => loadModel('mnist', { weights: new Uint8Array(4096).fill(7), backend: model.backend }),
+    garbageWeights: () => loadModel(pkg, { weights: new Uint8Array(4096).fill(7), backend: model.backend }),
     otherModel: () => loadModel('resnet', { weights: new Uint8Array(8) }),
+    otherSpec: () => loadModel('resnet@stable', { registry: 'http://127.0.0.1:9/', build: pkg }),
   };
   const errors = {};
   for (const [name, fn] of Object.entries(cases)) {
     try { await fn(); errors[name] = null; }
     catch (e) { errors[name] = { name: e.name, code: e.code, message: e.message }; }
   }
-  const after = [...(await model.run(good)).logits];
+  const after = await logits();
   return { errors, before, after };
 }`;
+
+/**
+ * What `badInputRound()` must give on any platform: a BrasaError for every case, with the
+ * codes below, and the model answering as before. `assert` is node:assert/strict.
+ */
+export function checkBadInputRound(assert, outcome) {
+  for (const [name, error] of Object.entries(outcome.errors)) {
+    assert.equal(error?.name, 'BrasaError', `${name} did not fail with a BrasaError: ${JSON.stringify(error)}`);
+  }
+  const codes = Object.fromEntries(Object.entries(outcome.errors).map(([name, e]) => [name, e.code]));
+  const invalidInput = ['empty', 'short', 'nan', 'infinity', 'string', 'bytes', 'objects', 'nothing', 'unknownInput', 'wrongDims', 'wrongDtype'];
+  for (const name of invalidInput) assert.equal(codes[name], 'invalid_input', `${name}: ${outcome.errors[name].message}`);
+  assert.match(outcome.errors.nan.message, /`pixels`.*element 100 is NaN/);
+  assert.match(outcome.errors.infinity.message, /`pixels`.*element 5 is inf/i);
+  assert.match(outcome.errors.bytes.message, /`pixels`.*uint8.*float32/);
+  assert.match(outcome.errors.unknownInput.message, /`image`/);
+  assert.equal(codes.truncatedWeights, 'invalid_weights');
+  assert.equal(codes.otherModel, 'unknown_model');
+  assert.equal(codes.otherSpec, 'unknown_model');
+  assert.deepEqual(outcome.after, outcome.before);
+}

@@ -1,4 +1,7 @@
-import { loadModel, BrasaError } from 'brasa';
+import { loadModel, createClassifier, BrasaError } from 'brasa';
+// The MNIST model package (`brasa build` wrote it): its wasm builds, signature and metadata
+// (labels, which output holds the logits). brasa itself holds no model.
+import mnist from './packages/mnist/index.js';
 import { toMnistInput, paintPreview } from './preprocess.js';
 
 // The demo follows a channel of a static registry served next to the page (`cargo xtask demo`
@@ -11,6 +14,7 @@ const ctx = pad.getContext('2d', { willReadFrequently: true });
 
 const state = {
   model: null,
+  classifier: null, // createClassifier(model): logits → probabilities, label, from the package's metadata
   pending: null, // the version an update check found, until update() switches to it
   latencies: [],
   last: null,
@@ -29,13 +33,16 @@ async function load(backend, channel) {
   try {
     model = await loadModel(`mnist@${channel}`, {
       registry: REGISTRY,
+      build: mnist,
       backend,
       updateInterval: UPDATE_INTERVAL_MS,
       onProgress: (p) => { if (!p.fromCache) setPill(`downloading ${Math.round((100 * p.loaded) / p.total)}%`, ''); },
       onEvent: (event) => onRegistryEvent(event, model),
     });
+    const classifier = createClassifier(model);
     state.model?.dispose();
     state.model = model;
+    state.classifier = classifier;
     state.pending = null;
     state.latencies = [];
     showBackend(model);
@@ -175,7 +182,7 @@ async function predict() {
   if (!pixels) return showEmpty();
   state.busy = true;
   try {
-    const result = await state.model.run(pixels);
+    const result = await state.classifier.run(pixels);
     state.last = result;
     render(result);
   } catch (err) {
@@ -289,10 +296,13 @@ $('channel-select').addEventListener('change', (e) => load($('backend-select').v
 $('check-update').addEventListener('click', checkUpdate);
 $('apply-update').addEventListener('click', applyUpdate);
 
-// For automated tests and curious people: the live model and a way to run raw pixels.
+// For automated tests and curious people: the live model, its package, and a way to classify
+// raw pixels (a Float32Array of 784 values per image) into the classifier's Prediction.
 window.brasaDemo = {
+  package: mnist,
   get model() { return state.model; },
+  get classifier() { return state.classifier; },
   get lastResult() { return state.last; },
-  run: (pixels) => state.model.run(pixels),
+  run: (pixels) => state.classifier.run(pixels),
   ready: load(initial, initialChannel),
 };

@@ -22,11 +22,20 @@ export const MODELS = {
   squeezenet: { itemLen: 3 * 224 * 224, shape: [3, 224, 224], bpk: './models/squeezenet/squeezenet.bpk', onnx: './models/squeezenet/squeezenet.onnx', input: 'data_0', output: 'softmaxout_1' },
 };
 
+// brasa: the model's package (`packages/<name>/`, made by `brasa build`) and the npm package.
 const brasa = (backend) => ({
   async load(name) {
-    const { loadModel } = await import('brasa');
-    const model = await loadModel(name, { weights: MODELS[name].bpk, backend });
-    return { run: async (x) => (await model.run(x)).logits };
+    const { loadModel, Tensor } = await import('brasa');
+    const m = MODELS[name];
+    const { default: pkg } = await import(`./packages/${name}/index.js`);
+    const model = await loadModel(pkg, { weights: m.bpk, backend });
+    return {
+      async run(x) {
+        const n = x.length / m.itemLen;
+        const out = await model.run({ [m.input]: new Tensor('float32', x, [n, ...m.shape]) });
+        return out[m.output].data;
+      },
+    };
   },
 });
 

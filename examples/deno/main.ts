@@ -1,10 +1,21 @@
-// A KServe v2 endpoint for brasa models on Deno.
-//   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ deno run --allow-net --allow-read --allow-env main.ts
-import { createHandler } from 'brasa';
+// A KServe v2 endpoint for brasa model packages on Deno: mnist and two-heads, each a folder
+// `brasa build` wrote, in BRASA_PACKAGES (default ./models/), weights from a brasa registry.
+//   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ BRASA_PACKAGES=../../.cache/packages \
+//     deno run --allow-net --allow-read --allow-env main.ts
+// (In an app, import the packages: `import mnist from './models/mnist/index.js'`.)
+import { createHandler, type ModelPackage } from 'brasa';
 
 const env = (name: string, fallback: string) => Deno.env.get(name) ?? fallback;
+const packages = new URL(env('BRASA_PACKAGES', new URL('./models/', import.meta.url).pathname).replace(/\/?$/, '/'), `file://${Deno.cwd()}/`);
+const load = async (name: string): Promise<ModelPackage> => (await import(new URL(`${name}/index.js`, packages).href)).default;
+const [mnist, twoHeads] = await Promise.all([load('mnist'), load('two-heads')]);
+
+const limits = { maxBatch: Number(env('BRASA_MAX_BATCH', '32')), maxQueueRows: Number(env('BRASA_MAX_QUEUE_ROWS', '512')) };
 const handler = createHandler({
-  models: [{ name: 'mnist', maxBatch: Number(env('BRASA_MAX_BATCH', '32')), maxQueueRows: Number(env('BRASA_MAX_QUEUE_ROWS', '512')) }],
+  models: [
+    { model: mnist, ...limits },
+    { model: twoHeads, ...limits },
+  ],
   registry: env('BRASA_REGISTRY', 'http://127.0.0.1:8080/registry/'),
 });
 Deno.serve(

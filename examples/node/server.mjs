@@ -1,11 +1,24 @@
-// A KServe v2 endpoint for brasa models on Node's http server.
-//   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ PORT=8000 node server.mjs
+// A KServe v2 endpoint for brasa model packages on Node's http server: mnist and two-heads,
+// each a folder `brasa build` wrote, in BRASA_PACKAGES (default ./models/), weights from a
+// brasa registry.
+//   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ BRASA_PACKAGES=../../.cache/packages PORT=8000 node server.mjs
+// (In an app, import the packages: `import mnist from 'mnist-model'`.)
 import http from 'node:http';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 import { createHandler, toNodeListener } from 'brasa';
 
+const packages = resolve(process.env.BRASA_PACKAGES ?? new URL('./models/', import.meta.url).pathname);
+const load = async (name) => (await import(pathToFileURL(join(packages, name, 'index.js')).href)).default;
+const [mnist, twoHeads] = await Promise.all([load('mnist'), load('two-heads')]);
+
+const limits = { maxBatch: Number(process.env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(process.env.BRASA_MAX_QUEUE_ROWS ?? 512) };
 const handler = createHandler({
-  models: [{ name: 'mnist', maxBatch: Number(process.env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(process.env.BRASA_MAX_QUEUE_ROWS ?? 512) }],
+  models: [
+    { model: mnist, ...limits },
+    { model: twoHeads, ...limits },
+  ],
   registry: process.env.BRASA_REGISTRY ?? 'http://127.0.0.1:8080/registry/',
 });
 const server = http.createServer(toNodeListener(handler));

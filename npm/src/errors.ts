@@ -1,35 +1,8 @@
-/** Stable categories of {@link BrasaError}; match on `code`, not on the message. */
-export type BrasaErrorCode =
-  /** The input does not fit the model's signature, has the wrong type, or holds NaN/Infinity. */
-  | 'invalid_input'
-  /** Weights are corrupt, truncated, or for another architecture. */
-  | 'invalid_weights'
-  /** The backend asked for cannot be used here (e.g. `webgpu` without WebGPU). */
-  | 'backend_unavailable'
-  /** The backend failed while running. */
-  | 'execution'
-  /** No model of that name is compiled into brasa. */
-  | 'unknown_model'
-  /** Weights or a manifest could not be fetched (HTTP error, timeout, no network). */
-  | 'network'
-  /** A model spec does not parse (`mnist@Canary!`). */
-  | 'invalid_spec'
-  /** The registry has no such channel or no version matching the spec. */
-  | 'not_found'
-  /** A registry manifest is malformed, breaks a rule, or has a newer schema. */
-  | 'invalid_manifest'
-  /** A downloaded file's size or sha256 differs from the manifest. */
-  | 'integrity'
-  /** A version's output on its golden input differs from what its publisher recorded. */
-  | 'golden_check'
-  /** The wasm module could not be fetched or instantiated. */
-  | 'wasm_load'
-  /** The model was disposed. */
-  | 'disposed'
-  /** The wasm instance aborted; load the model again. */
-  | 'internal';
+import type { BrasaErrorCode } from './generated/types.js';
 
-/** Every error brasa throws. */
+export type { BrasaErrorCode } from './generated/types.js';
+
+/** Every error brasa throws: match on {@link BrasaError.code}, not on the message. */
 export class BrasaError extends Error {
   override readonly name = 'BrasaError';
   readonly code: BrasaErrorCode;
@@ -51,4 +24,18 @@ export class BrasaError extends Error {
     const message = err instanceof Error ? err.message : String(err);
     return new BrasaError(fallback, message, { cause: err });
   }
+}
+
+/** A short description of a value, for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `a ${(value as object).constructor?.name ?? 'object'}`;
+  return `${typeof value} ${String(value).slice(0, 40)}`;
+}
+
+/** The message of anything thrown. */
+export function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

@@ -2,20 +2,24 @@
  * brasa for browsers, Web Workers, Deno and Cloudflare Workers.
  *
  * ```js
- * import { loadModel } from 'brasa';
- * const model = await loadModel('mnist', { weights: '/models/mnist.bpk' });
- * const { label, probabilities } = await model.run(pixels);
+ * import { loadModel, createClassifier } from 'brasa';
+ * import mnist from 'mnist-model';          // a model package made by `brasa build`
+ *
+ * const model = await loadModel(mnist, { weights: '/models/mnist.bpk' });
+ * const { logits } = await model.run({ pixels: new Tensor('float32', data, [1, 1, 28, 28]) });
+ * const { label } = await createClassifier(model).run(pixels);
  *
  * // Versioned, cached, verified, following a channel:
- * const m = await loadModel('mnist@stable', { registry: 'https://cdn.example.com/models/' });
+ * const m = await loadModel('mnist@stable', { registry: 'https://cdn.example.com/models/', build: mnist });
  * m.addEventListener('update-available', () => m.update());
  * ```
  * @module
  */
 import { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
-import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
+import type { Glue } from './glue.js';
+import { createLoader, responseBytes, type Platform } from './loader.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
-import type { Backend, WasmSource } from './types.js';
+import type { ModelBuild, WasmSource } from './types.js';
 
 // A page or a Web Worker: there the browser's HTTP cache stays out of the way. brasa revalidates
 // manifests itself, and keeps verified weights in its own cache: a second copy in the HTTP
@@ -26,14 +30,12 @@ const inBrowser = typeof document !== 'undefined' || typeof (globalThis as { Wor
 let sharedCache: ModelCache | null = null;
 
 const web: Platform = {
-  async instantiate(build: Backend, source: WasmSource | undefined) {
-    const glue = await importGlue(build);
+  async instantiate(glue: Glue, build: ModelBuild, source: WasmSource | undefined) {
     if (source instanceof WebAssembly.Module) {
       glue.initSync({ module: source });
     } else {
-      await glue.default(source === undefined ? undefined : { module_or_path: source });
+      await glue.default({ module_or_path: source ?? build.wasm });
     }
-    return glue;
   },
   async fetchBytes(url: URL, signal?: AbortSignal) {
     return responseBytes(await fetch(url, { signal }), url.href);
@@ -41,7 +43,7 @@ const web: Platform = {
   baseUrl() {
     return (globalThis as { location?: { href: string } }).location?.href;
   },
-  fetch(url, init) {
+  fetch(url: URL, init: RequestInit) {
     return fetch(url, inBrowser ? { ...init, cache: 'no-store' } : init);
   },
   defaultCache() {
@@ -50,7 +52,10 @@ const web: Platform = {
   },
 };
 
-/** Load a model; see {@link createLoader}. */
+/**
+ * Load a model from its package: `loadModel(pkg, { weights })`, `loadModel(pkg, { registry })`
+ * or `loadModel('name@channel', { registry, build: pkg })`. See {@link LoadModel}.
+ */
 export const loadModel = createLoader(web);
 
 /**
@@ -59,15 +64,13 @@ export const loadModel = createLoader(web);
  *
  * ```js
  * import { createHandler } from 'brasa';
- * const handler = createHandler({ models: ['mnist'], registry: 'https://models.example.com/' });
+ * import mnist from 'mnist-model';
+ * const handler = createHandler({ models: [{ name: 'mnist', model: mnist }], registry: 'https://models.example.com/' });
  * export default { fetch: (request) => handler.fetch(request) };
  * ```
  */
 export function createHandler(options: HandlerOptions): Handler {
   return createHandlerFor(loadModel, options);
 }
-export { BrasaEvent, BrasaModel } from './core.js';
-export { CacheStorageCache, MemoryCache, type ModelCache } from './cache.js';
-export type { Handler, HandlerOptions, ServedModel } from './serve.js';
-export { BrasaError, type BrasaErrorCode } from './errors.js';
-export type * from './types.js';
+
+export * from './exports.js';

@@ -1,5 +1,5 @@
 /**
- * brasa for Node.js (20+): the CPU build, weights from files, `file:` URLs or HTTP.
+ * brasa for Node.js (20+): the CPU build, wasm and weights from files, `file:` URLs or HTTP.
  * @module
  */
 import { readFile } from 'node:fs/promises';
@@ -8,28 +8,26 @@ import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 
 import type { ModelCache } from './cache.js';
-import { createLoader, importGlue, responseBytes, type Platform } from './core.js';
 import { BrasaError } from './errors.js';
 import { FileCache } from './file-cache.js';
+import type { Glue } from './glue.js';
+import { createLoader, responseBytes, type Platform } from './loader.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
+import type { ModelBuild, WasmSource } from './types.js';
 
 let sharedCache: ModelCache | null = null;
-import type { Backend, WasmSource } from './types.js';
 
 const node: Platform = {
-  async instantiate(build: Backend, source: WasmSource | undefined) {
-    const glue = await importGlue(build);
-    const dir = build === 'webgpu' ? '../wasm/webgpu/' : '../wasm/cpu/';
+  async instantiate(glue: Glue, build: ModelBuild, source: WasmSource | undefined) {
     let module: WebAssembly.Module | BufferSource;
     if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
-      module = source;
+      module = source as WebAssembly.Module | BufferSource;
     } else {
-      // Node's fetch does not read file: URLs, so read the module from disk.
-      const url = source === undefined ? new URL(`${dir}brasa_wasm_bg.wasm`, import.meta.url) : new URL(String(source), pathToFileURL(process.cwd() + '/'));
+      // Node's fetch does not read file: URLs (a package's wasm URL is one), so read it from disk.
+      const url = new URL(String(source ?? build.wasm), pathToFileURL(process.cwd() + '/'));
       module = url.protocol === 'file:' ? await readFile(url) : await responseBytes(await fetch(url), url.href);
     }
     glue.initSync({ module });
-    return glue;
   },
   async fetchBytes(url: URL, signal?: AbortSignal) {
     if (url.protocol === 'file:') {
@@ -45,7 +43,7 @@ const node: Platform = {
     // Relative paths are files relative to the working directory, as with fs.
     return pathToFileURL(process.cwd() + '/').href;
   },
-  async fetch(url, init) {
+  async fetch(url: URL, init: RequestInit) {
     // A registry may be a local folder: serve its files as responses (no ETags: always fresh).
     if (url.protocol === 'file:') {
       try {
@@ -63,7 +61,10 @@ const node: Platform = {
   },
 };
 
-/** Load a model; see {@link createLoader}. */
+/**
+ * Load a model from its package: `loadModel(pkg, { weights })`, `loadModel(pkg, { registry })`
+ * or `loadModel('name@channel', { registry, build: pkg })`. See {@link LoadModel}.
+ */
 export const loadModel = createLoader(node);
 
 /** A KServe v2 endpoint as a `fetch(request)` handler; serve it with {@link toNodeListener}. */
@@ -73,7 +74,8 @@ export function createHandler(options: HandlerOptions): Handler {
 
 /**
  * Adapt a `fetch(request)` handler to `node:http`:
- * `http.createServer(toNodeListener(createHandler({ models: ['mnist'], registry }))).listen(8000)`.
+ * `http.createServer(toNodeListener(createHandler({ models: [mnist], registry }))).listen(8000)`.
+ * Request and response bodies pass through as bytes (binary KServe tensors included).
  */
 export function toNodeListener(handler: Pick<Handler, 'fetch'>): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -91,9 +93,20 @@ export function toNodeListener(handler: Pick<Handler, 'fetch'>): (req: IncomingM
         duplex: 'half',
       } as RequestInit);
       const response = await handler.fetch(request);
-      res.writeHead(response.status, Object.fromEntries(response.headers));
+      const out: Record<string, string | string[]> = {};
+      response.headers.forEach((value, key) => {
+        out[key] = value;
+      });
+      const cookies = response.headers.getSetCookie?.() ?? [];
+      if (cookies.length > 0) out['set-cookie'] = cookies;
+      res.writeHead(response.status, out);
       if (response.body && req.method !== 'HEAD') {
-        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) res.write(chunk);
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          // Bytes as they are: never re-encoded as text.
+          if (!res.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))) await new Promise((r) => res.once('drain', r));
+        }
+      } else {
+        await response.body?.cancel().catch(() => undefined);
       }
       res.end();
     })().catch((err: unknown) => {
@@ -102,9 +115,6 @@ export function toNodeListener(handler: Pick<Handler, 'fetch'>): (req: IncomingM
     });
   };
 }
-export { BrasaEvent, BrasaModel } from './core.js';
-export { MemoryCache, CacheStorageCache, type ModelCache } from './cache.js';
+
 export { FileCache } from './file-cache.js';
-export type { Handler, HandlerOptions, ServedModel } from './serve.js';
-export { BrasaError, type BrasaErrorCode } from './errors.js';
-export type * from './types.js';
+export * from './exports.js';

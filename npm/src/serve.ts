@@ -1,39 +1,44 @@
 /**
  * A model-serving endpoint in a `fetch(request)` handler, speaking the Open Inference
- * Protocol (KServe v2 over JSON): the same code in Cloudflare Workers, Deno (`Deno.serve`)
- * and Node (`node:http`, see `brasa/node`'s `toNodeListener`).
+ * Protocol (KServe v2, JSON and the binary tensor extension): the same code in Cloudflare
+ * Workers, Deno (`Deno.serve`) and Node (`node:http`, see `toNodeListener`).
  *
- * Concurrent requests for a model are coalesced into one forward pass (dynamic batching, as
- * Triton does it), behind a bounded queue (503 with `Retry-After` beyond it). Request
- * validation, responses, the batching policy and the metrics are brasa's Rust logic.
+ * Each served model names its model package. Concurrent requests for a model with a batched
+ * signature are coalesced into one forward pass (dynamic batching, as Triton does it), behind
+ * a bounded queue (503 with `Retry-After` beyond it). Request parsing and validation,
+ * responses, the batching policy and the metrics are brasa's Rust logic, from the model's
+ * own build.
  * @module
  */
-import type { BrasaModel, WasmBindings } from './core.js';
 import { BrasaError } from './errors.js';
-import type { BackendPreference, LoadOptions, ModelInfo, ProgressInfo } from './types.js';
-
-type Bindings = WasmBindings;
-type Metrics = InstanceType<Bindings['WasmMetrics']>;
-type Policy = InstanceType<Bindings['WasmBatchPolicy']>;
+import type { WasmMetrics } from './glue.js';
+import type { LoadModel } from './loader.js';
+import { BatchTooLargeError, ModelEndpoint, OverloadedError } from './serve/endpoint.js';
+import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS } from './serve/http.js';
+import type { BackendPreference, LoadOptions, ModelPackage, ProgressInfo } from './types.js';
 
 /** One model the endpoint serves. */
 export interface ServedModel {
-  /** The model's name in URLs (`/v2/models/{name}`). */
-  name: string;
-  /** What to load from the registry; default `${name}@stable`. */
+  /** The model package (`import mnist from 'mnist-model'`). */
+  model: ModelPackage<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** The model's name in URLs (`/v2/models/{name}`); default the package's name. */
+  name?: string;
+  /** What to load from the registry; default `${package name}@stable`. */
   spec?: string;
-  /** Most rows in one forward pass; 1 turns batching off. Default 32. */
+  /** Most rows in one forward pass, and in one request (larger requests get 400
+   * `batch_too_large`); 1 turns batching off. Default 32 (capped by the model's limit). */
   maxBatch?: number;
   /** Longest a request waits for others to join its batch (ms). Default 2. */
   maxQueueDelayMs?: number;
-  /** Most rows waiting; beyond, requests get 503 with `Retry-After`. Default 512. */
+  /** Most rows waiting (requests, for a model without a batch); beyond, requests get 503
+   * with `Retry-After`. Default 512 (at least `maxBatch`). */
   maxQueueRows?: number;
 }
 
 /** Options of {@link createHandler}. */
 export interface HandlerOptions {
-  /** Models to serve: names (their `stable` channel) or full descriptions. */
-  models: (string | ServedModel)[];
+  /** Models to serve: packages (served under their name, `stable` channel) or descriptions. */
+  models: (ServedModel | ModelPackage<any, any>)[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   /** The brasa registry the weights come from (through the platform's cache). */
   registry: string | URL;
   /** Backend; default `cpu` (servers and workers have no GPU, and a GPU has no use for tiny batches). */
@@ -47,7 +52,7 @@ export interface HandlerOptions {
    */
   updateInterval?: number;
   /** Anything else `loadModel` takes (cache, wasm module, clientId, timeoutMs…). */
-  load?: Omit<LoadOptions, 'registry' | 'weights' | 'backend' | 'onProgress'>;
+  load?: Omit<LoadOptions, 'registry' | 'weights' | 'backend' | 'onProgress' | 'build'>;
 }
 
 /** What {@link createHandler} returns. */
@@ -56,6 +61,17 @@ export interface Handler {
    * Answer one HTTP request. Never throws: every failure is an HTTP error response. The
    * signature is a Workers module's: `export default createHandler({...})` serves; `ctx`
    * (with `waitUntil`) keeps background update checks alive past the response.
+   *
+   * Routes: `GET /v2/health/live`, `/v2/health/ready`, `/v2`, `/metrics`,
+   * `/v2/models/{name}[/versions/{v}]` (metadata, with `max_batch`/limits),
+   * `/v2/models/{name}[/versions/{v}]/ready`, `POST /v2/models/{name}[/versions/{v}]/infer`
+   * (JSON, or binary tensors with `Inference-Header-Content-Length`).
+   *
+   * Errors: `{ error, code }` with 400 (`malformed_request`, `unknown_input`,
+   * `wrong_datatype`, `wrong_shape`, `wrong_element_count`, `non_finite`, `out_of_range`,
+   * `batch_too_large`, `unknown_output`, `invalid_input`), 404 (`unknown_model`,
+   * `unknown_version`, `not_found`), 405, 413 (`body_too_large`), 503 (`overloaded`,
+   * `not_ready`, with `Retry-After`), 500.
    */
   fetch(request: Request, env?: unknown, ctx?: { waitUntil(promise: Promise<unknown>): void }): Promise<Response>;
   /**
@@ -70,251 +86,46 @@ export interface Handler {
   close(): void;
 }
 
-type LoadModel = (spec: string, options: LoadOptions) => Promise<BrasaModel>;
-
-const JSON_HEADERS = { 'content-type': 'application/json' };
 const LOAD_RETRY_MS = 2_000;
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
-}
-
-function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
-  // KServe's error body is `{ "error": "<message>" }`; `code` is brasa's addition.
-  return json(status, { error: message, code }, headers);
-}
-
-interface Outcome {
-  logits: Float32Array;
-  probabilities: Float32Array;
-  /** Seconds from queueing to the start of its batch. */
-  queueWait: number;
-  /** Rows in its batch. */
-  batch: number;
-}
-
-interface Pending {
-  rows: number;
-  data: Float32Array;
-  enqueued: number;
-  settled: boolean;
-  resolve(result: Outcome): void;
-  reject(err: unknown): void;
-}
-
-/** Wait `ms` (at least one macrotask), or less if `promise` settles first. */
-function sleepOrSettle(promise: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    promise.then(
-      () => { clearTimeout(timer); resolve(); },
-      () => { clearTimeout(timer); resolve(); },
-    );
-  });
-}
-
-/** One model behind the endpoint: its queue and batcher. */
-class ModelEndpoint {
-  readonly name: string;
-  readonly config: Required<Omit<ServedModel, 'spec'>> & { spec: string };
-  model: BrasaModel | null = null;
-  error: BrasaError | null = null;
-  #policy: Policy | null = null;
-  #queue: Pending[] = [];
-  #queuedRows = 0;
-  #running = false;
-  /** Recent throughput (rows/s), for Retry-After. */
-  #rate = 0;
-  #metrics: () => Metrics | null;
-
-  constructor(served: string | ServedModel, metrics: () => Metrics | null) {
-    const s = typeof served === 'string' ? { name: served } : served;
-    this.name = s.name;
-    this.config = {
-      name: s.name,
-      spec: s.spec ?? `${s.name}@stable`,
-      maxBatch: s.maxBatch ?? 32,
-      maxQueueDelayMs: s.maxQueueDelayMs ?? 2,
-      maxQueueRows: s.maxQueueRows ?? 512,
-    };
-    this.#metrics = metrics;
-  }
-
-  attach(model: BrasaModel): void {
-    const { maxBatch, maxQueueDelayMs, maxQueueRows } = this.config;
-    const maxBatchRows = Math.min(maxBatch, model.info.maxBatch);
-    this.#policy = new model._wasm.WasmBatchPolicy({
-      maxBatch: maxBatchRows,
-      maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
-      maxQueueRows: Math.max(maxQueueRows, maxBatchRows),
-    });
-    this.model = model;
-  }
-
-  labels(): Record<string, string> {
-    return { model: this.name, version: this.model?.version ?? '', backend: this.model?.backend ?? '' };
-  }
-
-  signature(info: ModelInfo) {
-    return { input: info.input, output: info.output, maxBatch: info.maxBatch };
-  }
-
-  /**
-   * Queue `rows` rows; resolves with this request's own rows of the batch's outputs.
-   *
-   * Every waiting request keeps its own timer and runs the batch itself when the policy says
-   * it is due, rather than relying on one shared timer: Cloudflare Workers cancel a request
-   * that waits only on another request's timer ("hung"), and run a request's timers and
-   * I/O only in its own context. The first due timer runs the batch; the others' requests
-   * are resolved by it.
-   */
-  async infer(rows: number, data: Float32Array): Promise<Outcome> {
-    const retryAfter = this.#policy!.admit(this.#queuedRows, rows, this.#rate);
-    if (retryAfter > 0) throw new OverloadedError(retryAfter, this.#queuedRows);
-    let settle!: { resolve(o: Outcome): void; reject(e: unknown): void };
-    const done = new Promise<Outcome>((resolve, reject) => (settle = { resolve, reject }));
-    const entry: Pending = { rows, data, enqueued: performance.now(), settled: false, ...settle };
-    entry.resolve = (o) => { entry.settled = true; settle.resolve(o); };
-    entry.reject = (e) => { entry.settled = true; settle.reject(e); };
-    this.#queue.push(entry);
-    this.#queuedRows += rows;
-    this.#gauge();
-    while (!entry.settled) {
-      // Due now: run it (yielding once first, so requests already read off the network join).
-      const us = this.#running ? 1000 : this.#dueIn();
-      await sleepOrSettle(done, us / 1000);
-      if (!entry.settled && !this.#running && this.#dueIn() === 0) await this.#runBatch();
-    }
-    return done;
-  }
-
-  /** Microseconds until the queue's next batch is due (0: now). */
-  #dueIn(): number {
-    if (this.#queue.length === 0) return 0;
-    const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
-    return Math.max(0, this.#policy!.dispatchIn(this.#queuedRows, waited));
-  }
-
-  #gauge(): void {
-    this.#metrics()?.set('brasa_queue_rows', this.labels(), this.#queuedRows);
-  }
-
-  async #runBatch(): Promise<void> {
-    if (this.#running || this.#queue.length === 0 || !this.model) return;
-    const policy = this.#policy!;
-    this.#running = true;
-    const n = policy.nextBatch(Uint32Array.from(this.#queue, (p) => p.rows) as unknown as number[]);
-    const batch = this.#queue.splice(0, n);
-    const rows = batch.reduce((sum, p) => sum + p.rows, 0);
-    this.#queuedRows -= rows;
-    this.#gauge();
-    const item = batch[0].data.length / batch[0].rows;
-    let input: Float32Array;
-    if (batch.length === 1) {
-      input = batch[0].data;
-    } else {
-      input = new Float32Array(rows * item);
-      let offset = 0;
-      for (const p of batch) {
-        input.set(p.data, offset);
-        offset += p.data.length;
-      }
-    }
-    const started = performance.now();
-    try {
-      const result = await this.model.run(input);
-      const compute = (performance.now() - started) / 1000;
-      const metrics = this.#metrics();
-      const labels = this.labels();
-      metrics?.observe('brasa_compute_seconds', labels, compute);
-      metrics?.observe('brasa_batch_size', labels, rows);
-      metrics?.inc('brasa_inferences_total', labels, rows);
-      // Exponentially weighted throughput, for Retry-After.
-      const rate = rows / Math.max(compute, 1e-6);
-      this.#rate = this.#rate === 0 ? rate : 0.8 * this.#rate + 0.2 * rate;
-      const classes = result.classes;
-      let row = 0;
-      for (const p of batch) {
-        const from = row * classes;
-        const to = (row + p.rows) * classes;
-        p.resolve({
-          logits: result.logits.subarray(from, to),
-          probabilities: result.probabilities.subarray(from, to),
-          queueWait: (started - p.enqueued) / 1000,
-          batch: rows,
-        });
-        row += p.rows;
-      }
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    } finally {
-      this.#running = false;
-    }
-  }
-
-  close(): void {
-    for (const p of this.#queue.splice(0)) p.reject(new BrasaError('disposed', 'the endpoint was closed'));
-    this.model?.dispose();
-  }
-}
-
-class OverloadedError extends Error {
-  constructor(
-    readonly retryAfter: number,
-    readonly queuedRows: number,
-  ) {
-    super(`the model's queue is full (${queuedRows} rows waiting); retry after ${retryAfter} s`);
-  }
+function isPackage(value: unknown): value is ModelPackage {
+  return typeof value === 'object' && value !== null && 'format' in value && 'builds' in value;
 }
 
 /** Build a KServe v2 endpoint for `loadModel` (the platform's). */
 export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions): Handler {
   if (!options || !Array.isArray(options.models) || options.models.length === 0) {
-    throw new BrasaError('invalid_spec', 'createHandler needs { models: [...], registry }');
+    throw new BrasaError('invalid_spec', 'createHandler needs { models: [{ name, model: pkg }, ...], registry }');
   }
   if (options.registry === undefined) throw new BrasaError('invalid_spec', 'createHandler needs a registry');
-  let metrics: Metrics | null = null;
+  let metrics: WasmMetrics | null = null;
   const endpoints = new Map<string, ModelEndpoint>();
-  for (const served of options.models) {
-    const endpoint = new ModelEndpoint(served, () => metrics);
-    if (endpoints.has(endpoint.name)) throw new BrasaError('invalid_spec', `model ${endpoint.name} is listed twice`);
-    endpoints.set(endpoint.name, endpoint);
+  for (const entry of options.models) {
+    const served: ServedModel = isPackage(entry) ? { model: entry } : (entry as ServedModel);
+    if (!served || !isPackage(served.model)) {
+      const name = typeof entry === 'string' ? entry : (served as { name?: string })?.name;
+      throw new BrasaError('unknown_model', `served model ${name ?? ''} has no model package: pass { name, model: pkg } (brasa holds no models)`.replace('  ', ' '));
+    }
+    const pkg = served.model;
+    const name = served.name ?? pkg.name;
+    const endpoint = new ModelEndpoint(
+      {
+        name,
+        pkg,
+        spec: served.spec ?? `${pkg.name}@stable`,
+        maxBatch: served.maxBatch ?? 32,
+        maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
+        maxQueueRows: served.maxQueueRows ?? 512,
+      },
+      () => metrics,
+    );
+    if (endpoints.has(name)) throw new BrasaError('invalid_spec', `model ${name} is listed twice`);
+    endpoints.set(name, endpoint);
   }
   const maxBody = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const startedAt = Date.now();
 
   const fileCounted = new Set<string>();
-  const load = async (endpoint: ModelEndpoint) => {
-    const onProgress = (p: ProgressInfo) => {
-      const key = `${p.version}/${p.file}/${p.fromCache}`;
-      if (p.loaded !== p.total || fileCounted.has(key)) return;
-      fileCounted.add(key);
-      pendingFileMetrics.push({ name: endpoint.name, version: p.version, fromCache: p.fromCache, bytes: p.total });
-      flushFileMetrics();
-    };
-    endpoint.error = null;
-    try {
-      const model = await loadModel(endpoint.config.spec, {
-        ...options.load,
-        registry: options.registry,
-        backend: options.backend ?? 'cpu',
-        onProgress,
-        autoUpdate: true,
-      });
-      metrics ??= new model._wasm.WasmMetrics();
-      endpoint.attach(model);
-      metrics.set('brasa_model_ready', endpoint.labels(), 1);
-      model.addEventListener('updated', (event) => {
-        const { from } = (event as unknown as { detail: { from: string } }).detail;
-        metrics?.set('brasa_model_ready', { ...endpoint.labels(), version: from }, 0);
-        metrics?.set('brasa_model_ready', endpoint.labels(), 1);
-      });
-      flushFileMetrics();
-    } catch (err) {
-      endpoint.error = BrasaError.from(err);
-      throw endpoint.error;
-    }
-  };
   const pendingFileMetrics: { name: string; version: string; fromCache: boolean; bytes: number }[] = [];
   function flushFileMetrics() {
     if (!metrics) return;
@@ -327,6 +138,39 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       }
     }
   }
+
+  const load = async (endpoint: ModelEndpoint) => {
+    const onProgress = (p: ProgressInfo) => {
+      const key = `${endpoint.name}/${p.version}/${p.file}/${p.fromCache}`;
+      if (p.loaded !== p.total || fileCounted.has(key)) return;
+      fileCounted.add(key);
+      pendingFileMetrics.push({ name: endpoint.name, version: p.version, fromCache: p.fromCache, bytes: p.total });
+      flushFileMetrics();
+    };
+    endpoint.error = null;
+    try {
+      const model = await loadModel(endpoint.config.spec, {
+        ...options.load,
+        build: endpoint.config.pkg,
+        registry: options.registry,
+        backend: options.backend ?? 'cpu',
+        onProgress,
+        autoUpdate: true,
+      });
+      endpoint.attach(model);
+      metrics ??= new endpoint.bindings!.WasmMetrics();
+      metrics.set('brasa_model_ready', endpoint.labels(), 1);
+      model.addEventListener('updated', (event) => {
+        const { from } = (event as unknown as { detail: { from: string } }).detail;
+        metrics?.set('brasa_model_ready', { ...endpoint.labels(), version: from }, 0);
+        metrics?.set('brasa_model_ready', endpoint.labels(), 1);
+      });
+      flushFileMetrics();
+    } catch (err) {
+      endpoint.error = BrasaError.from(err);
+      throw endpoint.error;
+    }
+  };
 
   let loading: Promise<void> | null = null;
   let failedAt = 0;
@@ -350,8 +194,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (updateEvery <= 0 || Date.now() - lastCheck < updateEvery) return;
     lastCheck = Date.now();
     const checks = [...endpoints.values()].filter((e) => e.model).map((e) => e.model!.checkForUpdate().catch(() => undefined));
-    const all = Promise.all(checks);
-    ctx?.waitUntil(all);
+    ctx?.waitUntil(Promise.all(checks));
   }
 
   function count(endpoint: ModelEndpoint | null, outcome: string, started: number): void {
@@ -364,11 +207,20 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
 
   async function infer(endpoint: ModelEndpoint, request: Request, started: number): Promise<Response> {
     const model = endpoint.model!;
-    const wasm = model._wasm;
+    const wasm = endpoint.bindings!;
     const declared = Number(request.headers.get('content-length') ?? NaN);
     if (declared > maxBody) {
       count(endpoint, 'body_too_large', started);
       return errorResponse(413, 'body_too_large', `request body is ${declared} bytes; the limit is ${maxBody}`);
+    }
+    const headerText = request.headers.get('inference-header-content-length');
+    let headerLength: number | undefined;
+    if (headerText !== null) {
+      headerLength = Number(headerText.trim());
+      if (headerText.trim() === '' || !Number.isSafeInteger(headerLength) || headerLength < 0) {
+        count(endpoint, 'malformed_request', started);
+        return errorResponse(400, 'malformed_request', `Inference-Header-Content-Length is ${JSON.stringify(headerText)}; it must be a byte count`);
+      }
     }
     let body: Uint8Array;
     try {
@@ -378,27 +230,32 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       count(endpoint, tooLarge ? 'body_too_large' : 'malformed_request', started);
       return errorResponse(tooLarge ? 413 : 400, tooLarge ? 'body_too_large' : 'malformed_request', (err as Error).message);
     }
-    const signature = endpoint.signature(model.info);
-    let parsed: { id: string | null; rows: number; data: Float32Array; outputs: string[] };
+    let parsed;
     try {
-      parsed = wasm.kserveParseInfer(body, signature, maxBody);
+      parsed = wasm.kserveParseInfer(body, headerLength, model.signature, endpoint.limits, maxBody);
     } catch (err) {
       const e = err as { code?: string; status?: number; message?: string };
       count(endpoint, e.code ?? 'malformed_request', started);
       return errorResponse(e.status ?? 400, e.code ?? 'malformed_request', e.message ?? String(err));
     }
     try {
-      const result = await endpoint.infer(parsed.rows, parsed.data);
+      const result = await endpoint.infer(parsed);
       metrics?.observe('brasa_queue_wait_seconds', endpoint.labels(), result.queueWait);
-      const text = wasm.kserveInferResponse(
-        endpoint.name, model.version ?? '', parsed.id ?? undefined, parsed.rows, parsed.outputs, signature, result.logits, result.probabilities,
-      );
+      const out = wasm.kserveInferResponse(endpoint.name, model.version ?? '', parsed.id ?? undefined, parsed.outputs, result.fetches);
       count(endpoint, 'ok', started);
-      return json(200, text);
+      const headers: Record<string, string> =
+        out.headerLength === null || out.headerLength === undefined
+          ? JSON_HEADERS
+          : { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(out.headerLength) };
+      return new Response(out.body as Uint8Array<ArrayBuffer>, { status: 200, headers });
     } catch (err) {
       if (err instanceof OverloadedError) {
         count(endpoint, 'overloaded', started);
         return errorResponse(503, 'overloaded', err.message, { 'retry-after': String(err.retryAfter) });
+      }
+      if (err instanceof BatchTooLargeError) {
+        count(endpoint, 'batch_too_large', started);
+        return errorResponse(400, 'batch_too_large', err.message);
       }
       const e = BrasaError.from(err, 'execution');
       count(endpoint, e.code, started);
@@ -452,7 +309,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (action === '/infer') return method === 'POST' ? infer(endpoint, request, started) : notAllowed('POST');
     if (!get) return notAllowed('GET');
     if (action === '/ready') return json(200, { name, ready: true });
-    return json(200, model._wasm.kserveModelMetadata(name, [model.version ?? ''], endpoint.signature(model.info)));
+    return json(200, endpoint.bindings!.kserveModelMetadata(name, [model.version ?? ''], model.signature, endpoint.limits));
   }
 
   function renderMetrics(): string {
@@ -473,36 +330,4 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       for (const e of endpoints.values()) e.close();
     },
   };
-}
-
-function notAllowed(allow: string): Response {
-  return errorResponse(405, 'method_not_allowed', `method not allowed here; use ${allow}`, { allow });
-}
-
-class BodyTooLarge extends Error {}
-
-/** The body, refusing more than `limit` bytes without reading them all. */
-async function readBody(request: Request, limit: number): Promise<Uint8Array> {
-  if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge(`request body is over ${limit} bytes`);
-    }
-    chunks.push(value);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
 }

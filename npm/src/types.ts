@@ -1,4 +1,12 @@
+/**
+ * The public types of brasa. Signature types (`DType`, `Dim`, `TensorSpec`, `Signature`,
+ * `TypedArrayOf`, `BrasaErrorCode`) are generated from Rust (`./generated/types.ts`).
+ * @module
+ */
 import type { ModelCache } from './cache.js';
+import type { DType, Signature, TypedArrayOf } from './generated/types.js';
+
+export type { DType, Dim, Signature, TensorSpec, TypedArrayOf } from './generated/types.js';
 
 /** A backend brasa can run on. */
 export type Backend = 'webgpu' | 'cpu';
@@ -12,14 +20,126 @@ export type WeightsSource = string | URL | ArrayBuffer | ArrayBufferView | Respo
 /** The wasm module of one build, for runtimes that must bundle it (Cloudflare Workers). */
 export type WasmSource = WebAssembly.Module | ArrayBuffer | ArrayBufferView | URL | string;
 
+/** Names of a model's tensors and their dtypes, e.g. `{ pixels: 'float32' }`. */
+export type TensorTypes = Record<string, DType>;
+
+// ---------------------------------------------------------------------------------------------
+// Model packages (the output of `brasa build`)
+
+/** One build of a model package: its wasm-bindgen glue (`--target web`) and its wasm file. */
+export interface ModelBuild {
+  /** Imports the build's glue module (`./cpu/model.js`). */
+  glue: () => Promise<unknown>;
+  /** The build's wasm file (`new URL('./cpu/model_bg.wasm', import.meta.url)`): fetched in
+   * browsers, Deno and workers, read from disk under Node. `loadModel`'s `wasm` option
+   * overrides it. */
+  wasm: URL | string;
+}
+
+/**
+ * A model package: the default export of the `index.js` of a folder `brasa build` wrote (an
+ * npm package of its own). `I` and `O` name its inputs and outputs with their dtypes, so
+ * `loadModel(pkg)` gives a typed {@link BrasaModel}:
+ *
+ * ```ts
+ * // index.d.ts of a model package
+ * import type { ModelPackage } from 'brasa';
+ * declare const model: ModelPackage<{ pixels: 'float32' }, { logits: 'float32' }>;
+ * export default model;
+ * ```
+ */
+export interface ModelPackage<I extends TensorTypes = TensorTypes, O extends TensorTypes = TensorTypes> {
+  /** `'brasa-model@1'`; another format is refused with `incompatible`. */
+  readonly format: 'brasa-model@1';
+  /** The model's name: its registry folder, its KServe name. */
+  readonly name: string;
+  /** The package's version. */
+  readonly version: string;
+  /** The brasa version that built it. */
+  readonly brasa: string;
+  /** What the model takes and gives. */
+  readonly signature: Signature;
+  /** Hash of the signature; the builds' `modelCard()` must give the same. */
+  readonly signatureHash: string;
+  /** Free-form facts for task layers (e.g. `{ task: 'classification', labels: [...] }`). */
+  readonly metadata: unknown;
+  /** The builds it ships; either may be absent (a CPU-only package). */
+  readonly builds: Partial<Record<Backend, ModelBuild>>;
+  /** Type-level only: the inputs' and outputs' dtypes. Never present at run time. */
+  readonly __tensors?: { inputs: I; outputs: O };
+}
+
+/** The input types of a model package. */
+export type InputsOf<P> = P extends ModelPackage<infer I, TensorTypes> ? I : TensorTypes;
+/** The output types of a model package. */
+export type OutputsOf<P> = P extends ModelPackage<TensorTypes, infer O> ? O : TensorTypes;
+
+// ---------------------------------------------------------------------------------------------
+// Tensors
+
+/** Any typed array that carries a dtype (`Float32Array`, `Uint16Array` for float16 bits,
+ * `BigInt64Array`, `Int32Array`, `Uint8Array`). */
+export type TypedArray = TypedArrayOf[DType];
+
+/**
+ * A tensor as a plain object (a {@link Tensor} is one): `data` holds the values row-major,
+ * `dims` the shape. `data` is the dtype's typed array ({@link TypedArrayOf}); a plain array of
+ * numbers is converted to it.
+ */
+export interface TensorLike<D extends DType = DType> {
+  dtype: D;
+  dims: readonly number[];
+  data: TypedArrayOf[D] | readonly number[];
+}
+
+/** A bare array for an input of dtype `D`: its typed array, or numbers (converted; for
+ * floats also a `Float64Array` or, for float16, a `Float32Array` — brasa converts). */
+export type ArrayFor<D extends DType> = D extends 'float32' | 'float16'
+  ? Float32Array | Float64Array | Uint16Array | readonly number[]
+  : D extends 'int64'
+    ? BigInt64Array | readonly number[] | readonly bigint[]
+    : D extends 'int32'
+      ? Int32Array | readonly number[]
+      : Uint8Array | Uint8ClampedArray | readonly number[];
+
+/**
+ * One input: a tensor (`{ dtype, dims, data }` or a {@link Tensor}), or a bare array whose
+ * dims brasa derives from the signature (fixed dims as declared, the one non-fixed dim, e.g.
+ * the batch, from the length).
+ */
+export type Feed<D extends DType = DType> = TensorLike | ArrayFor<D>;
+
+/** The inputs of one run, by name. */
+export type Feeds<I extends TensorTypes = TensorTypes> = { [K in keyof I]: Feed<I[K]> };
+
+/** The outputs of one run, by name. */
+export type Fetches<O extends TensorTypes = TensorTypes> = { [K in keyof O]: TensorOf<O[K]> };
+
+/** A tensor brasa returns (a {@link Tensor} instance). */
+export interface TensorOf<D extends DType> {
+  readonly dtype: D;
+  readonly dims: readonly number[];
+  readonly data: TypedArrayOf[D];
+  readonly size: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
 /** Options of {@link loadModel}. Give either `weights` or `registry`. */
 export interface LoadOptions {
   /** The model's weights (burnpack), loaded as they are: no versions, no cache. */
   weights?: WeightsSource;
   /**
+   * The model package, when the first argument of `loadModel` is a registry spec
+   * (`loadModel('mnist@canary', { registry, build: mnist })`). Its `name` must be the spec's.
+   */
+  build?: ModelPackage<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /**
    * A brasa registry (a folder any static host serves: `<model>/manifest.json` plus
-   * content-addressed files). The first argument of `loadModel` is then a spec: `mnist`
-   * (the `stable` channel), `mnist@canary`, `mnist@1.2.0` or `mnist@^1`.
+   * content-addressed files). With a package as the first argument of `loadModel`, brasa
+   * follows its `stable` channel; with a spec string (`mnist`, `mnist@canary`,
+   * `mnist@1.2.0`, `mnist@^1`) that spec.
    */
   registry?: string | URL;
   /**
@@ -59,7 +179,8 @@ export interface LoadOptions {
   onFallback?: (event: FallbackInfo) => void;
   /** Aborts fetching the weights. */
   signal?: AbortSignal;
-  /** Override where each build's wasm comes from (e.g. a bundled `WebAssembly.Module`). */
+  /** Override where each build's wasm comes from (e.g. a bundled `WebAssembly.Module` in
+   * Cloudflare Workers); default: the package's `builds[backend].wasm`. */
   wasm?: Partial<Record<Backend, WasmSource>>;
 }
 
@@ -79,47 +200,61 @@ export interface AdapterInfo {
   isFallbackAdapter: boolean;
 }
 
-/** One tensor of a model's signature; `shape` excludes the batch dimension. */
-export interface TensorInfo {
-  name: string;
-  shape: number[];
-  datatype: string;
-  description: string;
+/** What one run may hold: most rows in the batch, most elements in all feeds together. */
+export interface Limits {
+  maxBatch: number;
+  maxElements: number;
 }
 
-/** What a loaded model is. */
+/** What a loaded model is (`model.info`). */
 export interface ModelInfo {
   name: string;
   backend: Backend;
-  input: TensorInfo;
-  output: TensorInfo;
-  /** What `Prediction.logits` holds: raw scores, or probabilities when the model ends in a softmax. */
-  outputKind: 'logits' | 'probabilities';
-  labels: string[];
+  signature: Signature;
+  /** The package's free-form metadata (labels, task), `null` when it has none. */
+  metadata: unknown;
+  /** Number of parameters. */
   parameters: number;
+  /** Bytes of weights loaded. */
   weightBytes: number;
-  maxBatch: number;
+  limits: Limits;
 }
 
-/** Anything {@link BrasaModel.run} accepts: a flat, row-major batch. */
-export type ModelInput = Float32Array | Float64Array | readonly number[];
+/** What a build says about the model compiled into it (`modelCard()` of its glue). */
+export interface ModelCard {
+  name: string;
+  signature: Signature;
+  metadata: unknown;
+  signatureHash: string;
+  brasaVersion: string;
+}
 
-/** The result of one {@link BrasaModel.run}. Arrays are row-major `[batch, classes]`. */
+// ---------------------------------------------------------------------------------------------
+// Classification
+
+/** Anything a classifier takes: a flat, row-major batch (or a tensor). */
+export type ClassifierInput = Float32Array | Float64Array | readonly number[] | TensorLike | Feeds;
+
+/** The result of one classifier run. Arrays are row-major `[batch, classes]`. */
 export interface Prediction {
   batch: number;
   classes: number;
-  /** The model's outputs (probabilities already when `info.outputKind` is `'probabilities'`). */
+  /** The model's output (probabilities already when the activation is `'none'` because the
+   * model ends in a softmax). */
   logits: Float32Array;
-  /** Softmax of `logits`, or `logits` themselves when the model outputs probabilities. */
+  /** Softmax of `logits` per row, or `logits` themselves with activation `'none'`. */
   probabilities: Float32Array;
   /** The arg-max class of each item. */
   labels: Uint32Array;
   /** `labels[0]`: the answer for a single item. */
   label: number;
   backend: Backend;
-  /** Wall time of this call, input copy-in and result copy-out included. */
+  /** Wall time of the model run, input copy-in and result copy-out included. */
   latencyMs: number;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Registry
 
 /** A file of a published version, as the manifest lists it. */
 export interface FileEntry {
@@ -131,11 +266,35 @@ export interface FileEntry {
   dtype: string;
 }
 
-/** A known input, the expected output and the tolerance. */
+/** One tensor of a golden check, as the manifest holds it: values as JSON numbers (int64
+ * values within 2^53), row-major. */
+export interface GoldenTensor {
+  name: string;
+  dtype: DType;
+  dims: number[];
+  data: number[];
+}
+
+/**
+ * A version's golden check: known feeds, the outputs an independent reference gave for them,
+ * and the tolerance. A client runs `inputs` through the new weights and every output in
+ * `outputs` must come back with the same dims and every value within `tolerance`.
+ */
 export interface GoldenCheck {
-  input: number[];
-  expected: number[];
+  inputs: GoldenTensor[];
+  outputs: GoldenTensor[];
   tolerance: number;
+  /** Where the expected outputs came from (e.g. `numpy`, `onnx reference evaluator`). */
+  source: string;
+}
+
+/** How a model's outputs compared with a golden check (computed in Rust). */
+export interface GoldenOutcome {
+  passed: boolean;
+  /** Largest absolute difference (infinite for non-finite output or missing/misshapen outputs). */
+  maxAbsDiff: number;
+  /** Why it failed; empty when it passed. */
+  reason: string;
 }
 
 /** What a spec resolved to. */
@@ -182,6 +341,7 @@ export type RegistryEvent =
 /** Dispatched after every successful `model.run`. */
 export interface RunEvent {
   type: 'run';
+  /** Rows in the batch (the first dim of the first input when the signature is batched, else 1). */
   batch: number;
   latencyMs: number;
   backend: Backend;

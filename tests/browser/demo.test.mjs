@@ -1,12 +1,13 @@
-// The demo page and the npm package in real headless Chromium, served by `brasa serve`:
-// WebGPU (SwiftShader) with --enable-unsafe-webgpu, the CPU fallback without it.
+// The demo page, the npm package and the MNIST model package (`packages/mnist/`, made by
+// `brasa build`) in real headless Chromium, served by `brasa serve`: WebGPU (SwiftShader)
+// with --enable-unsafe-webgpu, the CPU fallback without it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { execFileSync } from 'node:child_process';
 
-import { BAD_INPUT_ROUND, CLI, TOLERANCE, chromium, demoSite, goto, maxDiff, open, reference, serve } from '../support.mjs';
+import { CLI, TOLERANCE, chromium, demoSite, goto, maxDiff, open, reference, serve } from '../support.mjs';
 
 const REF = reference();
 let server;
@@ -21,24 +22,55 @@ after(() => {
   site?.remove();
 });
 
-/** Run every reference item in the page, one at a time and as one batch. */
+// The model package's wasm builds, as the page fetches them.
+const CPU_WASM = '/packages/mnist/cpu/model_bg.wasm';
+const WEBGPU_WASM = '/packages/mnist/webgpu/model_bg.wasm';
+
+/** Paths of the .wasm files the page has fetched so far. */
+function fetchedWasm(page) {
+  return page.evaluate(() => [...new Set(performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname).filter((p) => p.endsWith('.wasm')))]);
+}
+
+/**
+ * Run every reference item in the page through the demo's classifier, one at a time and as
+ * one batch; and once through the raw model (`model.run` gives named tensors).
+ */
 async function runReference(page) {
   return page.evaluate(async (items) => {
-    const model = window.brasaDemo.model;
+    const { Tensor } = await import('brasa');
+    const demo = window.brasaDemo;
     const singles = [];
     for (const item of items) {
-      const r = await model.run(new Float32Array(item.pixels));
+      const r = await demo.run(new Float32Array(item.pixels));
       singles.push({ logits: [...r.logits], label: r.label });
     }
     const batch = new Float32Array(items.flatMap((i) => i.pixels));
-    const all = await model.run(batch);
-    return { singles, batched: [...all.logits], batch: all.batch, backend: model.backend };
+    const all = await demo.run(batch);
+    const raw = await demo.model.run({ pixels: new Tensor('float32', batch, [items.length, 1, 28, 28]) });
+    return {
+      singles,
+      batched: [...all.logits],
+      batch: all.batch,
+      classes: all.classes,
+      probabilitySums: Array.from({ length: all.batch }, (_, r) => all.probabilities.slice(r * 10, r * 10 + 10).reduce((a, b) => a + b, 0)),
+      raw: { names: Object.keys(raw), dtype: raw.logits.dtype, dims: [...raw.logits.dims], data: [...raw.logits.data] },
+      backend: demo.model.backend,
+      classifierBackend: all.backend,
+    };
   }, REF.items.map(({ pixels }) => ({ pixels })));
 }
 
 function assertMatchesNumpy(result, backend) {
   assert.equal(result.backend, backend);
+  assert.equal(result.classifierBackend, backend);
   assert.equal(result.batch, REF.items.length);
+  assert.equal(result.classes, 10);
+  for (const sum of result.probabilitySums) assert.ok(Math.abs(sum - 1) < 1e-5, `probabilities sum to ${sum}`);
+  // The raw model: one named float32 tensor, [batch, 10], the classifier's logits.
+  assert.deepEqual(result.raw.names, ['logits']);
+  assert.equal(result.raw.dtype, 'float32');
+  assert.deepEqual(result.raw.dims, [REF.items.length, 10]);
+  assert.ok(maxDiff(result.raw.data, result.batched) <= 1e-6, `${backend}: model.run and the classifier disagree`);
   REF.items.forEach((item, i) => {
     const single = maxDiff(result.singles[i].logits, item.logits);
     const batched = maxDiff(result.batched.slice(i * 10, i * 10 + 10), item.logits);
@@ -71,12 +103,55 @@ async function drawnPixels(page) {
 
 const results = {};
 
+/**
+ * Source of `badInputRound()` for the demo page: bad feeds, bad weights and wrong packages
+ * against `window.brasaDemo.model`, then the same good input again.
+ */
+const BAD_INPUT_ROUND_PAGE = `
+async function badInputRound() {
+  const model = window.brasaDemo.model;
+  const mnist = window.brasaDemo.package;
+  const { loadModel, Tensor } = await import('brasa');
+  const good = new Float32Array(784).fill(0.25);
+  const before = [...(await model.run(good)).logits.data];
+  const nan = new Float32Array(784); nan[100] = NaN;
+  const inf = new Float32Array(784); inf[5] = Infinity;
+  const cases = {
+    empty: () => model.run(new Float32Array(0)),
+    short: () => model.run(new Float32Array(783)),
+    nan: () => model.run(nan),
+    infinity: () => model.run(inf),
+    string: () => model.run('pixels'),
+    bytes: () => model.run(new Uint8Array(784)),
+    objects: () => model.run([{}, 1]),
+    nothing: () => model.run(undefined),
+    unknownInput: () => model.run({ image: good }),
+    wrongDims: () => model.run({ pixels: new Tensor('float32', good, [1, 28, 28, 1]) }),
+    wrongDtype: () => model.run({ pixels: new Tensor('int32', new Int32Array(784), [1, 1, 28, 28]) }),
+    truncatedWeights: async () => {
+      const w = new Uint8Array(await (await fetch('./models/mnist.bpk')).arrayBuffer());
+      return model.setWeights(w.subarray(0, w.length >> 1));
+    },
+    garbageWeights: () => loadModel(mnist, { weights: new Uint8Array(4096).fill(7), backend: model.backend }),
+    otherModel: () => loadModel('resnet', { weights: new Uint8Array(8), build: mnist }),
+    noPackage: () => loadModel('mnist', { weights: new Uint8Array(8) }),
+    notAPackage: () => loadModel({ format: 'brasa-model@0', name: 'mnist' }, { weights: new Uint8Array(8) }),
+  };
+  const errors = {};
+  for (const [name, fn] of Object.entries(cases)) {
+    try { await fn(); errors[name] = null; }
+    catch (e) { errors[name] = { name: e.name, code: e.code, message: e.message }; }
+  }
+  const after = [...(await model.run(good)).logits.data];
+  return { errors, before, after };
+}`;
+
 /** A fresh browser on the demo page, the model loaded, `badInputRound()` defined. */
 async function openDemo({ webgpu }) {
   const browser = await chromium({ webgpu });
   const { page, errors } = await open(browser.context, server.url);
   await page.evaluate(() => window.brasaDemo.ready);
-  await page.addScriptTag({ content: BAD_INPUT_ROUND });
+  await page.addScriptTag({ content: BAD_INPUT_ROUND_PAGE });
   return { browser, page, errors };
 }
 
@@ -91,6 +166,11 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     assert.equal(await page.getByTestId('notice').isHidden(), true);
     const adapter = await page.evaluate(() => window.brasaDemo.model.adapter);
     assert.equal(adapter.isFallbackAdapter, true, 'headless Chromium exposes SwiftShader');
+    // The WebGPU build of the model package, and only it, crossed the network.
+    const wasm = await fetchedWasm(page);
+    assert.ok(wasm.includes(WEBGPU_WASM), wasm.join('\n'));
+    assert.ok(!wasm.includes(CPU_WASM), wasm.join('\n'));
+    assert.ok(!wasm.some((p) => p.startsWith('/brasa/')), `the npm package holds no wasm: ${wasm.join('\n')}`);
   });
 
   test('logits match numpy within 1e-4 on WebGPU, singly and batched', async () => {
@@ -129,6 +209,8 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     assert.equal(result.error, undefined, result.error);
     assert.equal(result.backend, 'webgpu');
     assert.ok(maxDiff(result.logits, item.logits) <= TOLERANCE);
+    assert.deepEqual(result.dims, [1, 10]);
+    if (item.label !== null) assert.equal(result.label, item.label);
   });
 
   test('no uncaught errors on the page', () => {
@@ -136,16 +218,18 @@ describe('with WebGPU (SwiftShader adapter)', () => {
   });
 });
 
-/** Load brasa in a module worker (the `worker` export) and run one item there. */
+/** Load brasa and the MNIST package in a module worker and run one item there. */
 function runInWorker(page, pixels) {
   return page.evaluate(async (pixels) => {
     const source = `
-      import { loadModel } from '${new URL('./brasa/dist/index.js', location.href)}';
+      import { loadModel, createClassifier } from '${new URL('./brasa/dist/index.js', location.href)}';
+      import mnist from '${new URL('./packages/mnist/index.js', location.href)}';
       onmessage = async ({ data }) => {
         try {
-          const model = await loadModel('mnist', { weights: '${new URL('./models/mnist.bpk', location.href)}' });
-          const r = await model.run(new Float32Array(data));
-          postMessage({ backend: model.backend, logits: [...r.logits] });
+          const model = await loadModel(mnist, { weights: '${new URL('./models/mnist.bpk', location.href)}' });
+          const { logits } = await model.run(new Float32Array(data));
+          const { label } = await createClassifier(model).run(new Float32Array(data));
+          postMessage({ backend: model.backend, logits: [...logits.data], dims: [...logits.dims], label });
         } catch (e) {
           postMessage({ error: e.code + ': ' + e.message });
         }
@@ -188,7 +272,7 @@ describe('with a WebGPU adapter whose device cannot be created', () => {
     const error = await page.evaluate(async () => {
       const { loadModel } = await import('brasa');
       try {
-        await loadModel('mnist', { weights: './models/mnist.bpk', backend: 'webgpu' });
+        await loadModel(window.brasaDemo.package, { weights: './models/mnist.bpk', backend: 'webgpu' });
         return null;
       } catch (e) {
         return { name: e.name, code: e.code, message: e.message };
@@ -219,21 +303,21 @@ describe('without WebGPU (no adapter)', () => {
     const model = await page.evaluate(() => ({ backend: window.brasaDemo.model.backend, reason: window.brasaDemo.model.fallbackReason }));
     assert.equal(model.backend, 'cpu');
     assert.match(model.reason, /no adapter/);
-    // Only the CPU build was fetched: the WebGPU wasm never crossed the network.
-    const fetched = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name));
-    assert.ok(fetched.some((u) => u.includes('/wasm/cpu/brasa_wasm_bg.wasm')), fetched.join('\n'));
-    assert.ok(!fetched.some((u) => u.includes('/wasm/webgpu/')), fetched.join('\n'));
+    // Only the package's CPU build was fetched: the WebGPU wasm never crossed the network.
+    const wasm = await fetchedWasm(page);
+    assert.deepEqual(wasm, [CPU_WASM]);
   });
 
   test('onFallback reports the reason, and asking for webgpu is a clear error', async () => {
     const outcome = await page.evaluate(async () => {
       const { loadModel } = await import('brasa');
+      const mnist = window.brasaDemo.package;
       const weights = new Uint8Array(await (await fetch('./models/mnist.bpk')).arrayBuffer());
       const events = [];
-      const m = await loadModel('mnist', { weights, onFallback: (e) => events.push(e) });
+      const m = await loadModel(mnist, { weights, onFallback: (e) => events.push(e) });
       m.dispose();
       try {
-        await loadModel('mnist', { weights, backend: 'webgpu' });
+        await loadModel(mnist, { weights, backend: 'webgpu' });
         return { events, error: null };
       } catch (e) {
         return { events, error: { name: e.name, code: e.code, message: e.message } };
@@ -258,6 +342,8 @@ describe('without WebGPU (no adapter)', () => {
     assert.equal(result.error, undefined, result.error);
     assert.equal(result.backend, 'cpu');
     assert.ok(maxDiff(result.logits, item.logits) <= TOLERANCE);
+    assert.deepEqual(result.dims, [1, 10]);
+    if (item.label !== null) assert.equal(result.label, item.label);
   });
 
   test('drawing strokes produces a prediction on CPU', async () => {
@@ -286,11 +372,14 @@ test('both backends give the same answers', () => {
   assert.equal(results.drawnWebgpu.label, results.drawnCpu.label);
 });
 
+
 function assertBadInputOutcome(outcome) {
   const expected = {
     empty: 'invalid_input', short: 'invalid_input', nan: 'invalid_input', infinity: 'invalid_input',
     string: 'invalid_input', bytes: 'invalid_input', objects: 'invalid_input', nothing: 'invalid_input',
+    unknownInput: 'invalid_input', wrongDims: 'invalid_input', wrongDtype: 'invalid_input',
     truncatedWeights: 'invalid_weights', garbageWeights: 'invalid_weights', otherModel: 'unknown_model',
+    noPackage: 'unknown_model', notAPackage: 'incompatible',
   };
   for (const [name, code] of Object.entries(expected)) {
     assert.equal(outcome.errors[name]?.name, 'BrasaError', `${name}: ${JSON.stringify(outcome.errors[name])}`);

@@ -1,5 +1,7 @@
 // The registry fetcher in headless Chromium: every scenario with Cache Storage, a real second
-// page load (no weight download, manifest 304), and cold/warm time to first prediction.
+// page load (no weight download, manifest 304), and cold/warm time to first prediction. The
+// page imports brasa (`/brasa/dist/`) and the MNIST model package (`/packages/mnist/`) from
+// the fault proxy.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -15,7 +17,8 @@ async function runInPage(page, options, only = null) {
     async ({ registry, control, expected, options, only }) => {
       const { runScenarios } = await import('/tests/registry/scenarios.js');
       const brasa = window.brasa;
-      return runScenarios({ brasa, registry, control, expected, options, newCache: (name) => new brasa.CacheStorageCache(`test-${name}`) }, only);
+      const { default: mnist } = await import('/packages/mnist/index.js');
+      return runScenarios({ brasa, mnist, registry, control, expected, options, newCache: (name) => new brasa.CacheStorageCache(`test-${name}`) }, only);
     },
     { registry: under.proxy.registry, control: under.proxy.control, expected: expectedLogits(), options, only },
   );
@@ -55,8 +58,9 @@ test('a second page load downloads no weights and revalidates the manifest with 
   // Time from navigation start to the first prediction, with the page's default cache.
   const firstPrediction = (page) =>
     page.evaluate(async ({ registry, input }) => {
-      const model = await window.brasa.loadModel('mnist@stable', { registry, backend: 'cpu' });
-      const { label } = await model.run(Float32Array.from(input));
+      const { default: mnist } = await import('/packages/mnist/index.js');
+      const model = await window.brasa.loadModel('mnist@stable', { registry, build: mnist, backend: 'cpu' });
+      const { label } = await window.brasa.createClassifier(model).run(Float32Array.from(input));
       const ms = performance.now();
       const check = await model.updateCheck;
       return { ms, label, version: model.version, check };

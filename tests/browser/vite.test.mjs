@@ -1,4 +1,5 @@
-// A Vite production build of examples/vite-app, served by `brasa serve`, run in Chromium.
+// A Vite production build of examples/vite-app (brasa + the MNIST model package), served by
+// `brasa serve`, run in Chromium.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -7,16 +8,19 @@ import { join } from 'node:path';
 
 import { CACHE, ROOT, chromium, open, serve, weightsPath } from '../support.mjs';
 
-test('a Vite production build of an app that imports brasa runs in the browser', async () => {
+test('a Vite production build of an app that imports brasa and a model package runs in the browser', async () => {
   const out = join(CACHE, 'vite-app-dist');
   rmSync(out, { recursive: true, force: true });
   execFileSync(process.execPath, [join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn', '--outDir', out, '--emptyOutDir'], {
     cwd: join(ROOT, 'examples/vite-app'),
+    env: { ...process.env, BRASA_MNIST_PACKAGE: join(CACHE, 'packages/mnist') },
     stdio: 'inherit',
   });
   const assets = readdirSync(join(out, 'assets'));
   const wasm = assets.filter((f) => f.endsWith('.wasm'));
-  assert.equal(wasm.length, 2, `both wasm builds are emitted as assets: ${assets}`);
+  // The package's two builds; brasa itself brings none.
+  assert.equal(wasm.length, 2, `both wasm builds of the package are emitted as assets: ${assets}`);
+  assert.ok(wasm.every((f) => f.startsWith('model_bg')), `the assets are the package's builds: ${wasm}`);
   copyFileSync(weightsPath(), join(out, 'mnist.bpk'));
 
   const server = await serve(out);

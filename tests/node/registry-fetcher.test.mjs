@@ -1,5 +1,5 @@
-// The registry fetcher under Node 20: the package's Node entry, its file cache, against the
-// fault proxy in front of the real `brasa serve`.
+// The registry fetcher under Node 20: the package's Node entry, its file cache, the MNIST
+// model package, against the fault proxy in front of the real `brasa serve`.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -10,8 +10,9 @@ import * as brasa from 'brasa';
 
 import { useFaultProxy } from '../fault-proxy.mjs';
 import { runScenarios, SCENARIO_NAMES } from '../registry/scenarios.js';
-import { expectedLogits } from '../support.mjs';
+import { expectedLogits, loadPackage } from '../support.mjs';
 
+const mnist = await loadPackage('mnist');
 const under = useFaultProxy();
 const caches = mkdtempSync(join(tmpdir(), 'brasa-node-caches-'));
 after(() => rmSync(caches, { recursive: true, force: true }));
@@ -19,6 +20,7 @@ after(() => rmSync(caches, { recursive: true, force: true }));
 test('registry scenarios in Node (file cache)', async () => {
   const result = await runScenarios({
     brasa,
+    mnist,
     registry: under.proxy.registry,
     control: under.proxy.control,
     newCache: (name) => new brasa.FileCache(join(caches, name.replace(/[^a-z0-9]+/gi, '-'))),
@@ -35,8 +37,13 @@ test('the default Node cache is a folder under XDG_CACHE_HOME, and a local folde
   process.env.XDG_CACHE_HOME = home;
   try {
     // A registry on disk: no server at all.
-    const model = await brasa.loadModel('mnist@canary', { registry: under.registry.dir });
+    const model = await brasa.loadModel('mnist@canary', { registry: under.registry.dir, build: mnist });
     assert.equal(model.version, '1.1.0');
+    // The package alone follows its stable channel.
+    const stable = await brasa.loadModel(mnist, { registry: under.registry.dir });
+    assert.equal(stable.version, '1.0.0');
+    assert.equal(stable.channel, 'stable');
+    stable.dispose();
     const files = readdirSync(join(home, 'brasa/models'));
     assert.ok(files.includes('state.json'), files.join(','));
     assert.ok(files.some((f) => /^sha256-[0-9a-f]{64}$/.test(f)), files.join(','));
@@ -50,8 +57,8 @@ test('the default Node cache is a folder under XDG_CACHE_HOME, and a local folde
 
 test('model.metrics(): runs, errors, latency and batch histograms, cache hits and misses; a run event per run', async () => {
   const cache = new brasa.MemoryCache();
-  const cold = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, cache, backend: 'cpu' });
-  const warm = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, cache, backend: 'cpu' });
+  const cold = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, build: mnist, cache, backend: 'cpu' });
+  const warm = await brasa.loadModel('mnist@stable', { registry: under.proxy.registry, build: mnist, cache, backend: 'cpu' });
   const runs = [];
   warm.addEventListener('run', (e) => runs.push(e.detail));
   await warm.run(new Float32Array(784 * 3));

@@ -9,13 +9,13 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { CLI, serve, weightsPath } from '../support.mjs';
+import { CLI, publishArgs, serve, weightsPath } from '../support.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'brasa-serve-'));
 let server, manifest, filePath;
 
 before(async () => {
-  execFileSync(CLI, ['registry', '--registry', dir, 'publish', '--version', '1.0.0', '--weights', weightsPath(), '--channel', 'stable']);
+  execFileSync(CLI, ['registry', '--registry', dir, ...publishArgs('1.0.0', weightsPath(), { channel: 'stable' })], { stdio: 'pipe' });
   manifest = JSON.parse(readFileSync(join(dir, 'mnist/manifest.json'), 'utf8'));
   filePath = manifest.versions['1.0.0'].files[0].path;
   server = await serve(dir);

@@ -1,7 +1,7 @@
 // The registry fetcher's scenarios, written once and run inside headless Chromium, Node and
 // Deno against the fault proxy (tests/fault-proxy.mjs) in front of the real `brasa serve`.
 // Faults and registry changes go through the proxy's control port over HTTP, so this module
-// needs nothing but `fetch` and the brasa package.
+// needs nothing but `fetch`, the brasa package and the MNIST model package (`brasa build`).
 //
 // The registry starts as: 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated weights,
 // other logits) on `canary`. Every scenario leaves it that way.
@@ -10,6 +10,8 @@
  * Run every scenario (or those named in `only`); resolves to `{ passed, failed }`.
  * @param {object} env
  * @param {typeof import('../../npm/dist/index.js')} env.brasa  the package
+ * @param {import('../../npm/dist/index.js').ModelPackage} env.mnist  the MNIST model package
+ *   (default export of `.cache/packages/mnist/index.js`), passed as `build` to every load
  * @param {string} env.registry  registry base URL (through the proxy)
  * @param {string} env.control   the proxy's control URL
  * @param {(name: string) => import('../../npm/dist/cache.js').ModelCache} env.newCache  a fresh, empty cache
@@ -53,6 +55,7 @@ class Harness {
     const progress = [];
     const model = await this.env.brasa.loadModel(spec, {
       registry: this.env.registry,
+      build: this.env.mnist,
       ...this.env.options,
       onEvent: (e) => events.push(e),
       onProgress: (p) => progress.push(p),
@@ -73,7 +76,9 @@ class Harness {
     return this.ctl('fault', { path, ...fault });
   }
 
-  async registryCli(...args) {
+  /** `brasa registry <command> --model mnist ...rest` on the registry behind the proxy. */
+  async registryCli(command, ...rest) {
+    const args = [command, '--model', 'mnist', ...rest];
     const out = await this.ctl('registry', { args });
     if (out.code !== 0) throw new Error(`brasa registry ${args.join(' ')} failed: ${out.stderr}`);
     return out;
@@ -99,7 +104,7 @@ class Harness {
   async expectVersion(model, version) {
     check(model.version === version, `model.version is ${model.version}, expected ${version}`);
     const want = version === '1.1.0' ? this.env.expected.v110 : this.env.expected.v100;
-    const got = (await model.run(Float32Array.from(this.env.expected.input))).logits;
+    const got = (await model.run(Float32Array.from(this.env.expected.input))).logits.data;
     const diff = Math.max(...want.map((v, i) => Math.abs(v - got[i])));
     check(diff < 1e-3, `outputs of ${model.version} differ from the ${version} reference by ${diff}`);
   }
@@ -183,6 +188,13 @@ const SCENARIOS = {
     await expectError(t.load('mnist@beta', { cache }), 'not_found', 'unknown channel');
     await expectError(t.load('mnist@^7', { cache }), 'not_found', 'unmatched range');
     await expectError(t.load('resnet@stable', { cache }), 'unknown_model', 'unknown model');
+    // The package itself as the spec: its name, its stable channel.
+    const viaPackage = await t.load(t.env.mnist, { cache });
+    await t.expectVersion(viaPackage, '1.0.0');
+    check(viaPackage.channel === 'stable', `package load: channel ${viaPackage.channel}`);
+    // A spec without a package, or with a package of another model.
+    await expectError(t.load('mnist@stable', { cache, build: undefined }), 'unknown_model', 'no package');
+    await expectError(t.load('mnist@stable', { cache, build: { ...t.env.mnist, name: 'other' } }), 'unknown_model', 'package of another model');
   },
 
   async 'concurrent loads of one file share one download'(t) {

@@ -1,13 +1,16 @@
 // Start the three endpoint examples for tests and benchmarks, each on a free port on
 // 127.0.0.1: examples/node under Node, examples/deno under Deno, examples/cloudflare-worker
-// bundled by `wrangler deploy --dry-run` and run in workerd by Miniflare.
+// bundled by `wrangler deploy --dry-run` and run in workerd by Miniflare. Each serves the
+// model packages of tests/serving/models.mjs (mnist, two-heads): Node and Deno import them
+// from BRASA_PACKAGES; the worker bundles them, so they are copied next to it first.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { DENO, ROOT } from '../support.mjs';
+import { MODELS, PACKAGES } from './models.mjs';
 
 /** Spawn `cmd`, resolve once it prints `serving on http://…`. */
 function spawnServer(cmd, args, env, cwd = ROOT) {
@@ -30,7 +33,7 @@ function spawnServer(cmd, args, env, cwd = ROOT) {
 }
 
 function settings(registry, config) {
-  return { BRASA_REGISTRY: registry, BRASA_MAX_BATCH: String(config.maxBatch ?? 32), BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512) };
+  return { BRASA_REGISTRY: registry, BRASA_PACKAGES: PACKAGES, BRASA_MAX_BATCH: String(config.maxBatch ?? 32), BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512) };
 }
 
 // `config.cacheDir`: where the runtime keeps its model cache (a new temporary folder when
@@ -45,7 +48,7 @@ export function startDeno(registry, config = {}) {
   const denoDir = config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-deno-serve-'));
   return spawnServer(
     DENO,
-    ['run', '--quiet', '--no-prompt', '--config', 'examples/deno/deno.json', '--allow-net=127.0.0.1', `--allow-read=${ROOT}`, '--allow-env', 'examples/deno/main.ts'],
+    ['run', '--quiet', '--no-prompt', '--config', 'examples/deno/deno.json', '--allow-net=127.0.0.1', `--allow-read=${ROOT},${PACKAGES}`, '--allow-env', 'examples/deno/main.ts'],
     { ...settings(registry, config), PORT: '0', DENO_DIR: denoDir, DENO_NO_UPDATE_CHECK: '1', XDG_RUNTIME_DIR: denoDir },
   );
 }
@@ -56,12 +59,23 @@ const WRANGLER_ENV = { WRANGLER_SEND_METRICS: 'false', CI: 'true' };
 export function bundleWorker() {
   const out = mkdtempSync(join(tmpdir(), 'brasa-worker-'));
   const config = mkdtempSync(join(tmpdir(), 'brasa-wrangler-'));
-  execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', out], {
-    cwd: join(ROOT, 'examples/cloudflare-worker'),
-    env: { ...process.env, ...WRANGLER_ENV, XDG_CONFIG_HOME: config },
-    stdio: 'pipe',
-  });
-  rmSync(config, { recursive: true, force: true });
+  const example = join(ROOT, 'examples/cloudflare-worker');
+  // The worker imports its packages from ./models/<name>/ (git-ignored): put the built ones there.
+  const models = join(example, 'models');
+  rmSync(models, { recursive: true, force: true });
+  for (const name of MODELS) cpSync(join(PACKAGES, name), join(models, name), { recursive: true });
+  try {
+    execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', out], {
+      cwd: example,
+      env: { ...process.env, ...WRANGLER_ENV, XDG_CONFIG_HOME: config },
+      stdio: 'pipe',
+    });
+  } catch (err) {
+    throw new Error(`wrangler could not bundle the worker: ${err.stderr ?? ''}${err.stdout ?? ''}`, { cause: err });
+  } finally {
+    rmSync(config, { recursive: true, force: true });
+    rmSync(models, { recursive: true, force: true });
+  }
   const files = readdirSync(out).filter((f) => f.endsWith('.js') || f.endsWith('.wasm'));
   const sizes = { raw: 0, gzip: 0, files: {} };
   for (const f of files) {

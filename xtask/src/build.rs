@@ -6,19 +6,33 @@ use anyhow::{Context, Result};
 use crate::paths;
 use crate::util::{self, cargo, copy_dir, in_root};
 
-/// The two wasm builds: name (also their folder under `npm/wasm/`) and cargo features.
+/// The wasm builds of brasa-wasm that clippy checks: name and cargo features.
 pub const WASM_BUILDS: [(&str, &str); 2] = [("cpu", "cpu"), ("webgpu", "webgpu")];
 
-/// Native CLI, both wasm builds through wasm-bindgen (and wasm-opt), then the npm package.
+/// The model packages the demo, tests and benchmarks use: package name and model crate.
+pub const MODELS: [(&str, &str); 3] =
+    [("mnist", "models/mnist"), ("squeezenet", "models/squeezenet"), ("two-heads", "tests/fixtures/two-heads")];
+
+/// Native CLI, the model packages (`brasa build`, cached), then the npm package.
 pub fn all(opt_webgpu: bool) -> Result<()> {
     util::run(cargo().args(["build", "-p", "brasa-cli"]))?;
-    for (name, features) in WASM_BUILDS {
-        wasm(name, features, name == "cpu" || opt_webgpu)?;
+    let cli = paths::target_dir().join("debug/brasa");
+    for (name, dir) in MODELS {
+        util::run(
+            Command::new(&cli)
+                .arg("build")
+                .arg(paths::root().join(dir))
+                .arg("--out")
+                .arg(paths::packages().join(name))
+                .args(["--opt", if opt_webgpu { "all" } else { "cpu" }])
+                .env("BRASA_SOURCE", paths::root())
+                .env("CARGO_TARGET_DIR", paths::target_dir()),
+        )?;
     }
     util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))
 }
 
-/// `cargo <subcommand>` of one wasm build of `brasa-wasm`.
+/// `cargo <subcommand>` of one wasm build of `brasa-wasm` (the bindings library).
 fn wasm_cargo(subcommand: &str, features: &str) -> std::process::Command {
     let mut cmd = cargo();
     cmd.args([subcommand, "-p", "brasa-wasm", "--target", "wasm32-unknown-unknown", "--release"]).args([
@@ -28,47 +42,6 @@ fn wasm_cargo(subcommand: &str, features: &str) -> std::process::Command {
     ]);
     cmd
 }
-
-fn wasm(name: &str, features: &str, optimise: bool) -> Result<()> {
-    util::run(&mut wasm_cargo("build", features))?;
-    let artefact = paths::target_dir().join("wasm32-unknown-unknown/release/brasa_wasm.wasm");
-    let out = paths::root().join("npm/wasm").join(name);
-    if out.exists() {
-        std::fs::remove_dir_all(&out)?;
-    }
-    util::run(
-        std::process::Command::new("wasm-bindgen")
-            .args(["--target", "web", "--out-dir"])
-            .arg(&out)
-            .arg(&artefact),
-    )?;
-    if optimise {
-        let wasm = out.join("brasa_wasm_bg.wasm");
-        let tmp = out.join("brasa_wasm_bg.opt.wasm");
-        // Debian's binaryen (108) emits broken modules; the npm package's wasm-opt is current.
-        util::run(
-            in_root("node_modules/.bin/wasm-opt")
-                .args(["-O3", "--strip-debug", "--strip-producers"])
-                .args(WASM_FEATURES)
-                .arg(&wasm)
-                .arg("-o")
-                .arg(&tmp),
-        )?;
-        std::fs::rename(&tmp, &wasm)?;
-    }
-    Ok(())
-}
-
-/// The features rustc's wasm32 target emits (plus simd128, which brasa turns on).
-const WASM_FEATURES: [&str; 7] = [
-    "--enable-simd",
-    "--enable-bulk-memory",
-    "--enable-sign-ext",
-    "--enable-nontrapping-float-to-int",
-    "--enable-mutable-globals",
-    "--enable-reference-types",
-    "--enable-multivalue",
-];
 
 /// Assemble the demo site: the page, the npm package as the page imports it, the weights,
 /// and a registry the page follows. The registry survives rebuilds, so channel moves made
@@ -91,18 +64,27 @@ pub fn site() -> Result<PathBuf> {
     }
     copy_dir(&root.join("web"), &site)?;
     copy_dir(&root.join("npm/dist"), &site.join("brasa/dist"))?;
-    copy_dir(&root.join("npm/wasm"), &site.join("brasa/wasm"))?;
+    copy_dir(&paths::packages(), &site.join("packages")).context("model packages missing: run `cargo xtask build`")?;
     std::fs::create_dir_all(site.join("models"))?;
     std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk"))
         .context("weights missing: run `cargo xtask setup`")?;
+    std::fs::create_dir_all(site.join("fixtures"))?;
+    for file in ["two-heads.bpk", "two-heads-reference.json"] {
+        std::fs::copy(paths::local_cache().join("fixtures").join(file), site.join("fixtures").join(file))?;
+    }
     demo_registry(&site.join("registry"))?;
     Ok(site)
 }
 
-/// 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated) on `canary`, published once.
+/// 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated) on `canary`, published once
+/// (again when the manifest's schema is older than the CLI's).
 fn demo_registry(registry: &Path) -> Result<()> {
-    if registry.join("mnist/manifest.json").exists() {
-        return Ok(());
+    let manifest = registry.join("mnist/manifest.json");
+    if let Ok(text) = std::fs::read(&manifest) {
+        if brasa_registry::Manifest::from_json(&text).is_ok() {
+            return Ok(());
+        }
+        std::fs::remove_dir_all(registry.join("mnist"))?;
     }
     let cli = paths::target_dir().join("debug/brasa");
     let versions = [
@@ -114,8 +96,12 @@ fn demo_registry(registry: &Path) -> Result<()> {
             Command::new(&cli)
                 .args(["registry", "--registry"])
                 .arg(registry)
-                .args(["publish", "--version", version, "--weights"])
+                .args(["publish", "--model", "mnist", "--version", version, "--weights"])
                 .arg(weights)
+                .arg("--golden")
+                .arg(paths::mnist_golden(version))
+                .arg("--build")
+                .arg(paths::packages().join("mnist"))
                 .args(["--channel", channel, "--notes", notes]),
         )?;
     }
@@ -164,8 +150,9 @@ pub fn test() -> Result<()> {
 /// own latency and load times on the demo page, then (full runs) the endpoint benchmark,
 /// whose harness the endpoint test suite already exercises in CI.
 pub fn bench(smoke: bool) -> Result<()> {
-    // SqueezeNet's native latency comes from an example (the CLI cannot depend on the crate).
+    // Native latency comes from the model crates' examples, for the wasm/native ratio.
     util::run(cargo().args(["build", "-p", "brasa-squeezenet", "--example", "squeezenet_latency"]))?;
+    util::run(cargo().args(["build", "-p", "brasa-mnist", "--example", "mnist_latency"]))?;
     let mut scripts = vec!["bench/compare.mjs", "bench/browser-latency.mjs"];
     if !smoke {
         scripts.push("bench/serving.mjs");
@@ -175,7 +162,8 @@ pub fn bench(smoke: bool) -> Result<()> {
         cmd.arg(script)
             .env("BRASA_CACHE_DIR", paths::local_cache())
             .env("BRASA_CLI", paths::target_dir().join("debug/brasa"))
-            .env("BRASA_SQUEEZENET_BENCH", paths::target_dir().join("debug/examples/squeezenet_latency"));
+            .env("BRASA_SQUEEZENET_BENCH", paths::target_dir().join("debug/examples/squeezenet_latency"))
+            .env("BRASA_MNIST_BENCH", paths::target_dir().join("debug/examples/mnist_latency"));
         if smoke {
             cmd.arg("--smoke");
         }

@@ -43,6 +43,16 @@ pub fn mnist_variant_weights() -> PathBuf {
     local_cache().join("models").join("mnist-recalibrated.bpk")
 }
 
+/// The golden check (numpy) of an MNIST registry version.
+pub fn mnist_golden(version: &str) -> PathBuf {
+    local_cache().join("fixtures").join(format!("mnist-golden-{version}.json"))
+}
+
+/// Model packages `brasa build` makes for the tests, demo and benchmarks.
+pub fn packages() -> PathBuf {
+    local_cache().join("packages")
+}
+
 /// The SqueezeNet graph, its generated burn module, weights and reference outputs.
 pub fn squeezenet_dir() -> PathBuf {
     local_cache().join("models").join("squeezenet")

@@ -21,6 +21,8 @@ pub fn run() -> Result<()> {
     ccexam()?;
     reference()?;
     import_weights()?;
+    goldens()?;
+    fixtures()?;
     squeezenet()?;
     peer_models()?;
     eprintln!("setup: done");
@@ -175,12 +177,58 @@ fn import_weights() -> Result<()> {
         if !newer(&out, &pth) {
             util::run(
                 util::cargo()
-                    .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--model", "mnist"])
+                    .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--map"])
+                    .arg(paths::root().join("models/mnist/import.toml"))
                     .arg(&pth)
                     .arg("-o")
                     .arg(&out),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Golden checks of the two MNIST registry versions, from the numpy reference: the first
+/// reference image and its logits under each version's weights.
+fn goldens() -> Result<()> {
+    let reference = paths::local_cache().join("fixtures/mnist-reference.json");
+    let text = std::fs::read_to_string(&reference)?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    let pixels = &value["items"][0]["pixels"];
+    let outputs = [("1.0.0", &value["items"][0]["logits"]), ("1.1.0", &value["variant"]["logits"][0])];
+    for (version, logits) in outputs {
+        let golden = serde_json::json!({
+            "inputs": [{ "name": "pixels", "dtype": "float32", "dims": [1, 1, 28, 28], "data": pixels }],
+            "outputs": [{ "name": "logits", "dtype": "float32", "dims": [1, 10], "data": logits }],
+            "tolerance": 1e-3,
+            "source": "numpy (tests/reference/mnist_reference.py)",
+        });
+        anyhow::ensure!(pixels.as_array().map(Vec::len) == Some(784), "the MNIST reference has no pixels");
+        std::fs::write(paths::mnist_golden(version), serde_json::to_string(&golden)?)?;
+    }
+    Ok(())
+}
+
+/// The out-of-tree fixture model's weights (safetensors, PyTorch-style names) and numpy
+/// reference, and its burnpack weights through `brasa import --map`.
+fn fixtures() -> Result<()> {
+    let script = paths::root().join("tests/fixtures/two_heads_reference.py");
+    let dir = paths::local_cache().join("fixtures");
+    let reference = dir.join("two-heads-reference.json");
+    if !newer(&reference, &script) {
+        util::run(Command::new(python()).arg(&script).arg("--out").arg(&dir))?;
+    }
+    let weights = dir.join("two-heads.bpk");
+    let map = paths::root().join("tests/fixtures/two-heads/import.toml");
+    if !newer(&weights, &reference) || !newer(&weights, &map) {
+        util::run(
+            util::cargo()
+                .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--map"])
+                .arg(&map)
+                .arg(dir.join("two-heads.safetensors"))
+                .arg("-o")
+                .arg(&weights),
+        )?;
     }
     Ok(())
 }

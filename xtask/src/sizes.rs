@@ -1,15 +1,22 @@
 use anyhow::Result;
 
-use crate::build::WASM_BUILDS;
+use crate::build::{MODELS, WASM_BUILDS};
 use crate::paths;
 use crate::util::in_root;
 
-/// Print raw, gzip (level 9) and brotli (quality 11) sizes of each build's wasm and JS glue.
+/// Print raw, gzip (level 9) and brotli (quality 11) sizes of each model package's builds
+/// (wasm and JS glue): each build holds only its model.
 pub fn report() -> Result<()> {
-    for (name, _) in WASM_BUILDS {
-        let dir = paths::root().join("npm/wasm").join(name);
-        let status = in_root("node").arg("-e").arg(SCRIPT).arg(name).arg(dir).status()?;
-        anyhow::ensure!(status.success(), "measuring {name} failed");
+    for (model, _) in MODELS {
+        for (name, _) in WASM_BUILDS {
+            let dir = paths::packages().join(model).join(name);
+            if !dir.exists() {
+                continue;
+            }
+            let label = format!("{model}/{name}");
+            let status = in_root("node").arg("-e").arg(SCRIPT).arg(&label).arg(dir).status()?;
+            anyhow::ensure!(status.success(), "measuring {label} failed");
+        }
     }
     Ok(())
 }
@@ -17,11 +24,11 @@ pub fn report() -> Result<()> {
 const SCRIPT: &str = r#"
 const fs = require('fs'), zlib = require('zlib'), path = require('path');
 const [name, dir] = process.argv.slice(1);
-for (const file of ['brasa_wasm_bg.wasm', 'brasa_wasm.js']) {
+for (const file of ['model_bg.wasm', 'model.js']) {
   const bytes = fs.readFileSync(path.join(dir, file));
   const gz = zlib.gzipSync(bytes, { level: 9 }).length;
   const br = zlib.brotliCompressSync(bytes, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11 } }).length;
   const mb = (n) => (n / 1048576).toFixed(2) + ' MiB';
-  console.log(`${name.padEnd(7)} ${file.padEnd(20)} raw ${mb(bytes.length)}  gzip ${mb(gz)}  brotli ${mb(br)}`);
+  console.log(`${name.padEnd(18)} ${file.padEnd(14)} raw ${mb(bytes.length)}  gzip ${mb(gz)}  brotli ${mb(br)}`);
 }
 "#;

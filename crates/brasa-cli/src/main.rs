@@ -1,9 +1,9 @@
 //! `brasa`: import weights, run a model natively, and serve the demo.
 
-mod bench;
+mod build;
 mod import;
+mod mapping;
 mod onnx_kernels;
-mod predict;
 mod registry;
 mod serve;
 
@@ -22,16 +22,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Convert a PyTorch state dict (.pth) into burnpack weights for a brasa model.
-    Import {
-        /// The architecture the weights are for.
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        /// The PyTorch file to read.
-        input: PathBuf,
-        /// Where to write the burnpack file.
-        #[arg(short, long)]
-        output: PathBuf,
-    },
+    /// Convert a PyTorch state dict (.pth, .pt, .bin) or a .safetensors file into burnpack
+    /// weights for any model: rename, transpose and drop tensors as a mapping says
+    /// (`--map FILE`, `--rename`, `--transpose`, `--drop`).
+    Import(import::ImportArgs),
     /// Turn an ONNX graph into a burn module (Rust source) and its burnpack weights, with
     /// burn-onnx: writes `<name>.rs` and `<name>.bpk` to `--out`. The module depends on
     /// `burn` and `brasa` (for brasa's CPU kernels).
@@ -45,50 +39,30 @@ enum Command {
         #[arg(long)]
         burn_ops: bool,
     },
-    /// Describe a burnpack weights file (tensors, shapes, parameter count) after validating it.
+    /// Describe a burnpack weights file (tensors, shapes, dtypes, parameter count) after
+    /// validating it.
     Inspect {
         /// The burnpack file.
         weights: PathBuf,
     },
-    /// Run a model natively on images and print its predictions.
-    Predict {
-        /// The architecture.
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        /// Burnpack weights.
-        #[arg(long)]
-        weights: PathBuf,
-        /// `auto` (GPU when present, else CPU), `cpu` (burn-flex) or `webgpu` (wgpu: Vulkan,
-        /// Metal or DX12 natively).
-        #[arg(long, default_value = "auto")]
-        backend: String,
-        /// Invert intensities, for dark digits on a light background.
-        #[arg(long)]
-        invert: bool,
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-        /// PNG images (any size; converted to 28x28 grayscale).
-        #[arg(required = true)]
-        images: Vec<PathBuf>,
-    },
-    /// Measure native CPU latency per batch size (median and p90 ms per call, as JSON).
-    Bench {
-        /// The architecture.
-        #[arg(long, default_value = "mnist")]
-        model: String,
-        /// Burnpack weights.
-        #[arg(long)]
-        weights: PathBuf,
-        /// Batch sizes.
-        #[arg(long = "batch", default_values_t = [1usize, 32])]
-        batches: Vec<usize>,
-        /// Calls before timing starts.
-        #[arg(long, default_value_t = 200)]
-        warmup: usize,
-        /// Timed calls per batch size.
-        #[arg(long, default_value_t = 300)]
-        runs: usize,
+    /// Turn a Burn crate that implements `brasa::Model` into a model package: the CPU and
+    /// WebGPU wasm builds of that model alone, JS glue, `model.json`, `index.js` and
+    /// TypeScript types. Cached: an unchanged model builds in seconds.
+    Build {
+        /// The model crate's folder (its Cargo.toml names the type in
+        /// `[package.metadata.brasa] model = "crate::Type"`).
+        #[arg(value_name = "CRATE")]
+        crate_dir: PathBuf,
+        /// Output folder: the package (replaced whole, never half-written).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Builds to make.
+        #[arg(long = "backend", value_delimiter = ',', default_values_t = ["cpu".to_string(), "webgpu".to_string()])]
+        backends: Vec<String>,
+        /// Which builds to optimise with wasm-opt: none, cpu (default; the WebGPU build takes
+        /// minutes) or all.
+        #[arg(long, default_value = "cpu")]
+        opt: String,
     },
     /// Manage a static model registry (a folder any static host or CDN can serve).
     Registry {
@@ -116,14 +90,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Import { model, input, output } => import::run(&model, &input, &output),
+        Command::Import(args) => import::run(&args),
         Command::ImportOnnx { input, out, burn_ops } => import::onnx(&input, &out, !burn_ops),
         Command::Inspect { weights } => import::inspect(&weights),
-        Command::Predict { model, weights, backend, invert, json, images } => {
-            predict::run(&model, &weights, &backend, invert, json, &images)
-        }
-        Command::Bench { model, weights, batches, warmup, runs } => {
-            bench::run(&model, &weights, &batches, warmup, runs)
+        Command::Build { crate_dir, out, backends, opt } => {
+            build::build(&build::BuildOptions { crate_dir, out, backends, opt })
         }
         Command::Registry { registry, command } => registry::run(&registry, command),
         Command::Serve { dir, host, port } => serve::run(&dir, &host, port),

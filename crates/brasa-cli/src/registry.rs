@@ -7,9 +7,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use brasa::burn::tensor::Device;
-use brasa::{Architecture, BackendKind, Session};
-use brasa_mnist::Mnist;
 use brasa_registry::{
     FileEntry, GoldenCheck, Manifest, VersionEntry, content_address, sha256_hex, verify_bytes,
 };
@@ -21,7 +18,7 @@ pub enum RegistryCommand {
     /// Publish weights as a new immutable version, optionally onto a channel.
     Publish {
         /// Model name.
-        #[arg(long, default_value = "mnist")]
+        #[arg(long)]
         model: String,
         /// Semantic version, e.g. 1.2.0.
         #[arg(long)]
@@ -35,6 +32,19 @@ pub enum RegistryCommand {
         /// Why it is published.
         #[arg(long, default_value = "")]
         notes: String,
+        /// Golden check: JSON `{ inputs: [{name, dtype, dims, data}], outputs: [...],
+        /// tolerance, source }`, the outputs computed by an independent reference
+        /// (onnxruntime, PyTorch, numpy) on these weights. Clients run the inputs and refuse
+        /// the version unless they get the outputs.
+        #[arg(long, required_unless_present = "no_golden")]
+        golden: Option<PathBuf>,
+        /// Publish without a golden check (clients then only check integrity).
+        #[arg(long)]
+        no_golden: bool,
+        /// The model package (`brasa build --out DIR`) these weights are for: its signature is
+        /// recorded, and the golden check must name its tensors.
+        #[arg(long)]
+        build: Option<PathBuf>,
     },
     /// Point a channel at a published version.
     Promote {
@@ -68,7 +78,7 @@ pub enum RegistryCommand {
     },
     /// List versions, channels and recent channel moves.
     List {
-        #[arg(long, default_value = "mnist")]
+        #[arg(long)]
         model: String,
     },
     /// Recompute every file's size and sha256; non-zero exit on any mismatch.
@@ -83,7 +93,7 @@ pub enum RegistryCommand {
 #[derive(clap::Args)]
 pub struct ChannelArgs {
     /// Model name.
-    #[arg(long, default_value = "mnist")]
+    #[arg(long)]
     model: String,
     /// Channel name, e.g. stable or canary.
     #[arg(long)]
@@ -93,9 +103,11 @@ pub struct ChannelArgs {
 pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     match command {
-        RegistryCommand::Publish { model, version, weights, channel, notes } => {
+        RegistryCommand::Publish { model, version, weights, channel, notes, golden, no_golden: _, build } => {
             let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-            let golden = golden_check(&model, &bytes)?;
+            brasa::inspect_weights(&bytes).with_context(|| format!("checking {}", weights.display()))?;
+            let signature = build.as_deref().map(|dir| build_signature(dir, &model)).transpose()?;
+            let golden = golden.as_deref().map(|path| golden_check(path, signature.as_ref())).transpose()?;
             let dir = registry.join(&model);
             let mut manifest = load_or_new(&dir, &model)?;
             let name = content_address(&bytes, "bpk");
@@ -107,8 +119,8 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
                     format: "burnpack".into(),
                     dtype: "f32".into(),
                 }],
-                signature: None,
-                golden: Some(golden),
+                signature,
+                golden,
                 published_at: now.clone(),
                 notes,
             };
@@ -202,22 +214,42 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
     Ok(())
 }
 
-/// Run the weights natively on a fixed input; clients check they get the same output before
-/// adopting the version.
-fn golden_check(model: &str, weights: &[u8]) -> Result<GoldenCheck> {
-    if model != Mnist::NAME {
-        bail!("unknown model `{model}`; this registry publishes: {}", Mnist::NAME);
+/// Read a golden check and check it against the signature (when known): every input, no
+/// unknown output, each tensor well-formed.
+fn golden_check(path: &Path, signature: Option<&brasa::Signature>) -> Result<GoldenCheck> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let golden: GoldenCheck =
+        serde_json::from_slice(&text).with_context(|| format!("{} is not a golden check", path.display()))?;
+    let feeds = golden.feeds().map_err(anyhow::Error::msg)?;
+    brasa::types::TensorJson::to_map(&golden.outputs).map_err(anyhow::Error::msg)?;
+    if golden.outputs.is_empty() || !(golden.tolerance >= 0.0) {
+        bail!("{}: a golden check needs expected outputs and a tolerance >= 0", path.display());
     }
-    let session = Session::<Mnist>::load_on(weights, Device::flex(), BackendKind::Cpu)?;
-    // A plain vertical stroke, the same on every run.
-    let mut input = vec![0.0f32; 784];
-    for y in 5..23 {
-        for x in 13..16 {
-            input[y * 28 + x] = 1.0;
+    if let Some(sig) = signature {
+        sig.validate_inputs(&feeds, &brasa::Limits::default())
+            .with_context(|| format!("the golden inputs of {} do not fit the model", path.display()))?;
+        if let Some(out) = golden.outputs.iter().find(|o| sig.output(&o.name).is_none()) {
+            bail!("{}: the model has no output `{}`", path.display(), out.name);
         }
     }
-    let prediction = session.run_blocking(&input)?;
-    Ok(GoldenCheck { input, expected: prediction.logits, tolerance: 1e-3 })
+    if golden.source.is_empty() || golden.source.contains("brasa") {
+        eprintln!(
+            "warning: {}: the golden outputs do not name an independent source (`source`); a golden computed by brasa itself cannot catch brasa's own errors",
+            path.display()
+        );
+    }
+    Ok(golden)
+}
+
+/// The signature in a model package's `model.json`, which must be the model's.
+fn build_signature(dir: &Path, model: &str) -> Result<brasa::Signature> {
+    let path = dir.join("model.json");
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    if card.get("name").and_then(|n| n.as_str()) != Some(model) {
+        bail!("{} is the package of {}, not of `{model}`", dir.display(), card["name"]);
+    }
+    Ok(serde_json::from_value(card["signature"].clone()).context("model.json has no valid signature")?)
 }
 
 fn load(dir: &Path) -> Result<Manifest> {

@@ -1,5 +1,5 @@
-//! The `brasa` binary end to end: import ccexam's PyTorch weights, inspect them, predict
-//! its sample digits on both native backends, and refuse bad files with a non-zero exit.
+//! The `brasa` binary end to end: import ccexam's PyTorch weights with a mapping file,
+//! inspect them, and refuse bad files and bad build requests with a non-zero exit.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -21,34 +21,45 @@ fn pth() -> PathBuf {
 }
 
 #[test]
-fn import_inspect_and_predict_the_sample_digits() {
+fn import_with_a_mapping_and_inspect() {
     let dir = std::env::temp_dir().join(format!("brasa-cli-test-{}", std::process::id()));
     let out = dir.join("mnist.bpk");
-    let import = brasa(&["import", "--model", "mnist", pth().to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let map = manifest_dir().join("../../models/mnist/import.toml");
+    let import = brasa(&[
+        "import",
+        pth().to_str().unwrap(),
+        "--map",
+        map.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
     assert!(String::from_utf8_lossy(&import.stdout).contains("421642 parameters"));
 
     let inspect = brasa(&["inspect", out.to_str().unwrap()]);
     assert!(inspect.status.success());
     assert!(String::from_utf8_lossy(&inspect.stdout).contains("fc1.weight       [3136, 128]"));
+    std::fs::remove_dir_all(dir).ok();
+}
 
-    let samples = cache().join("ccexam/ccexam/samples");
-    let images: Vec<String> =
-        ["mnist_test_0_label_7.png", "mnist_test_1_label_2.png", "mnist_test_2_label_1.png"]
-            .iter()
-            .map(|f| samples.join(f).display().to_string())
-            .collect();
-    for backend in ["cpu", "webgpu"] {
-        let mut args = vec!["predict", "--json", "--backend", backend, "--weights", out.to_str().unwrap()];
-        args.extend(images.iter().map(String::as_str));
-        let predict = brasa(&args);
-        assert!(predict.status.success(), "{backend}: {}", String::from_utf8_lossy(&predict.stderr));
-        let json: serde_json::Value = serde_json::from_slice(&predict.stdout).unwrap();
-        let labels: Vec<u64> =
-            json["predictions"].as_array().unwrap().iter().map(|p| p["label"].as_u64().unwrap()).collect();
-        assert_eq!(labels, [7, 2, 1], "{backend}");
-        assert_eq!(json["backend"], backend);
-    }
+#[test]
+fn build_refuses_what_is_not_a_model_crate() {
+    let dir = std::env::temp_dir().join(format!("brasa-cli-build-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    let out = dir.join("pkg");
+    let none = brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no Cargo.toml"));
+    // A crate that does not say which type to serve.
+    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n").unwrap();
+    std::fs::write(dir.join("src/lib.rs"), "").unwrap();
+    let plain = brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(!plain.status.success());
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(stderr.contains("[package.metadata.brasa]"), "{stderr}");
+    assert!(!out.exists(), "a failed build leaves no package");
+    let backend = brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tpu"]);
+    assert!(String::from_utf8_lossy(&backend.stderr).contains("unknown backend `tpu`"));
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -66,9 +77,6 @@ fn bad_files_fail_with_a_message_and_a_non_zero_exit() {
     assert!(!import.status.success());
     assert!(!dir.join("x.bpk").exists(), "a failed import leaves no output");
 
-    let unknown = brasa(&["import", "--model", "resnet", pth().to_str().unwrap(), "-o", "x.bpk"]);
-    assert!(!unknown.status.success());
-    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown model"));
 
     let junk_onnx = dir.join("junk.onnx");
     std::fs::write(&junk_onnx, b"not a graph").unwrap();
@@ -89,6 +97,8 @@ fn registry_publish_promote_rollback_verify() {
     let weights = cache().join("models/mnist.bpk");
     let r = reg.to_str().unwrap();
     let w = weights.to_str().unwrap();
+    let golden = cache().join("fixtures/mnist-golden-1.0.0.json");
+    let g = golden.to_str().unwrap();
     let ok = |args: &[&str]| {
         let out = brasa(args);
         assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -99,10 +109,14 @@ fn registry_publish_promote_rollback_verify() {
         "--registry",
         r,
         "publish",
+        "--model",
+        "mnist",
         "--version",
         "1.0.0",
         "--weights",
         w,
+        "--golden",
+        g,
         "--channel",
         "stable",
     ]);
@@ -111,16 +125,19 @@ fn registry_publish_promote_rollback_verify() {
         "--registry",
         r,
         "publish",
+        "--model",
+        "mnist",
         "--version",
         "1.1.0",
         "--weights",
         w,
+        "--no-golden",
         "--channel",
         "canary",
     ]);
-    ok(&["registry", "--registry", r, "promote", "--channel", "stable", "--version", "1.1.0"]);
+    ok(&["registry", "--registry", r, "promote", "--model", "mnist", "--channel", "stable", "--version", "1.1.0"]);
     assert!(
-        ok(&["registry", "--registry", r, "rollback", "--channel", "stable"])
+        ok(&["registry", "--registry", r, "rollback", "--model", "mnist", "--channel", "stable"])
             .contains("rolled back to 1.0.0")
     );
 
@@ -129,12 +146,20 @@ fn registry_publish_promote_rollback_verify() {
     assert_eq!(manifest.channels["stable"].version.to_string(), "1.0.0");
     assert_eq!(manifest.history.len(), 4);
     let golden = manifest.versions.values().next().unwrap().golden.as_ref().unwrap();
-    assert_eq!(golden.input.len(), 784);
-    assert_eq!(golden.expected.len(), 10);
+    assert_eq!(golden.inputs[0].name, "pixels");
+    assert_eq!(golden.inputs[0].data.len(), 784);
+    assert_eq!(golden.outputs[0].data.len(), 10);
+    assert!(manifest.versions.values().nth(1).unwrap().golden.is_none());
+    // A golden check must come from somewhere: neither --golden nor --no-golden is an error.
+    assert!(
+        !brasa(&["registry", "--registry", r, "publish", "--model", "mnist", "--version", "2.0.0", "--weights", w])
+            .status
+            .success()
+    );
 
     // Versions are immutable.
     assert!(
-        !brasa(&["registry", "--registry", r, "publish", "--version", "1.0.0", "--weights", w])
+        !brasa(&["registry", "--registry", r, "publish", "--model", "mnist", "--version", "1.0.0", "--weights", w, "--no-golden"])
             .status
             .success()
     );

@@ -23,8 +23,9 @@ pub enum RegistryError {
         /// The rule it breaks.
         reason: String,
     },
-    /// The manifest's schema is newer than this client understands.
-    #[error("manifest schema {found} is not supported (this client reads up to {supported}); upgrade brasa")]
+    /// The manifest's schema is not the one this client reads (newer: upgrade brasa; older:
+    /// republish with the current CLI).
+    #[error("manifest schema {found} is not supported (this client reads schema {supported}): a newer schema needs a newer brasa, an older one a republish")]
     UnsupportedSchema {
         /// Schema in the file.
         found: u32,

@@ -1,5 +1,7 @@
 use serde::Serialize;
 
+use brasa_types::{TensorJson, TensorMap};
+
 use crate::manifest::GoldenCheck;
 
 /// How a model's output on a golden input compares with what the publisher recorded.
@@ -15,25 +17,32 @@ pub struct GoldenOutcome {
 }
 
 impl GoldenCheck {
-    /// Compare `output` (the model's flat output on [`GoldenCheck::input`]) with the
-    /// expected output.
-    pub fn compare(&self, output: &[f32]) -> GoldenOutcome {
-        if output.len() != self.expected.len() {
-            return GoldenOutcome {
-                passed: false,
-                max_abs_diff: f64::INFINITY,
-                reason: format!(
-                    "output has {} values, the golden check expects {}",
-                    output.len(),
-                    self.expected.len()
-                ),
-            };
-        }
+    /// The golden feeds, by name.
+    pub fn feeds(&self) -> Result<TensorMap, String> {
+        TensorJson::to_map(&self.inputs)
+    }
+
+    /// Compare a model's `fetches` on [`GoldenCheck::inputs`] with the expected outputs: every
+    /// expected output must be present with the same dims, every value within the tolerance.
+    pub fn compare(&self, fetches: &TensorMap) -> GoldenOutcome {
+        let fail = |reason: String| GoldenOutcome { passed: false, max_abs_diff: f64::INFINITY, reason };
         let mut worst = 0.0f64;
-        for (got, want) in output.iter().zip(&self.expected) {
-            let diff = (f64::from(*got) - f64::from(*want)).abs();
-            // NaN compares false: treat it as an infinite difference.
-            worst = if diff.is_nan() { f64::INFINITY } else { worst.max(diff) };
+        for expected in &self.outputs {
+            let Some(got) = fetches.get(&expected.name) else {
+                return fail(format!("the model gave no output `{}`", expected.name));
+            };
+            if got.dims != expected.dims {
+                return fail(format!(
+                    "output `{}` has dims {:?}, the golden check expects {:?}",
+                    expected.name, got.dims, expected.dims
+                ));
+            }
+            let got = TensorJson::from_host(&expected.name, got);
+            for (g, w) in got.data.iter().zip(&expected.data) {
+                let diff = (g - w).abs();
+                // NaN compares false: treat it as an infinite difference.
+                worst = if diff.is_nan() { f64::INFINITY } else { worst.max(diff) };
+            }
         }
         let passed = worst <= f64::from(self.tolerance);
         let reason = if passed {
@@ -47,24 +56,34 @@ impl GoldenCheck {
 
 #[cfg(test)]
 mod tests {
+    use brasa_types::{DType, HostTensor, Values};
+
     use super::*;
 
     fn check() -> GoldenCheck {
-        GoldenCheck { input: vec![0.0; 4], expected: vec![1.0, -2.0], tolerance: 1e-3 }
+        let t = |name: &str, data: Vec<f64>| TensorJson { name: name.into(), dtype: DType::Float32, dims: vec![1, data.len()], data };
+        GoldenCheck { inputs: vec![t("x", vec![0.0; 4])], outputs: vec![t("y", vec![1.0, -2.0])], tolerance: 1e-3, source: "numpy".into() }
+    }
+
+    fn fetches(values: Vec<f32>) -> TensorMap {
+        let n = values.len();
+        TensorMap::from([("y".to_string(), HostTensor::new(vec![1, n], Values::Float32(values)))])
     }
 
     #[test]
     fn passes_within_tolerance() {
-        let outcome = check().compare(&[1.0005, -2.0]);
+        let outcome = check().compare(&fetches(vec![1.0005, -2.0]));
         assert!(outcome.passed, "{outcome:?}");
         assert!(outcome.reason.is_empty());
+        assert_eq!(check().feeds().unwrap()["x"].dims, vec![1, 4]);
     }
 
     #[test]
-    fn fails_outside_tolerance_on_nan_and_on_length() {
-        assert!(!check().compare(&[1.01, -2.0]).passed);
-        assert!(!check().compare(&[f32::NAN, -2.0]).passed);
-        assert_eq!(check().compare(&[f32::NAN, -2.0]).max_abs_diff, f64::INFINITY);
-        assert!(!check().compare(&[1.0]).passed);
+    fn fails_outside_tolerance_on_nan_on_dims_and_on_missing_outputs() {
+        assert!(!check().compare(&fetches(vec![1.01, -2.0])).passed);
+        assert!(!check().compare(&fetches(vec![f32::NAN, -2.0])).passed);
+        assert_eq!(check().compare(&fetches(vec![f32::NAN, -2.0])).max_abs_diff, f64::INFINITY);
+        assert!(!check().compare(&fetches(vec![1.0])).passed);
+        assert!(check().compare(&TensorMap::new()).reason.contains("no output `y`"));
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{RegistryError, Result};
 
 /// The manifest schema this crate writes and the newest it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A model's manifest: `<registry>/<model>/manifest.json`.
 ///
@@ -35,9 +35,10 @@ pub struct Manifest {
 pub struct VersionEntry {
     /// Its files (weights first).
     pub files: Vec<FileEntry>,
-    /// The model's input/output signature, as the runtime reports it.
+    /// The signature the version's weights were published for (the model build's): clients
+    /// running another signature refuse the version (`incompatible`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<serde_json::Value>,
+    pub signature: Option<brasa_types::Signature>,
     /// A small input with the expected output, checked by clients before they adopt it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub golden: Option<GoldenCheck>,
@@ -64,16 +65,20 @@ pub struct FileEntry {
     pub dtype: String,
 }
 
-/// A known input and its expected output.
+/// Known inputs and the outputs expected of them, by tensor name. `brasa registry publish`
+/// takes them from an independent reference (onnxruntime, PyTorch, numpy) with `--golden`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GoldenCheck {
-    /// The input, flat.
-    pub input: Vec<f32>,
-    /// The expected output, flat.
-    pub expected: Vec<f32>,
+    /// The feeds, every input of the model.
+    pub inputs: Vec<brasa_types::TensorJson>,
+    /// The expected fetches (all or some outputs).
+    pub outputs: Vec<brasa_types::TensorJson>,
     /// Largest absolute difference accepted.
     pub tolerance: f32,
+    /// Where the expected outputs come from (e.g. `onnxruntime 1.22`, `numpy`, `brasa`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
 }
 
 /// Where a channel points, and an optional staged rollout of another version.
@@ -152,7 +157,8 @@ impl Manifest {
             .get("schema")
             .and_then(serde_json::Value::as_u64)
             .ok_or_else(|| RegistryError::MalformedManifest("missing numeric `schema` field".into()))?;
-        if schema > u64::from(SCHEMA_VERSION) || schema == 0 {
+        // Schema 1 golden checks were flat, unnamed arrays: such manifests must be republished.
+        if schema != u64::from(SCHEMA_VERSION) {
             return Err(RegistryError::UnsupportedSchema {
                 found: u32::try_from(schema).unwrap_or(u32::MAX),
                 supported: SCHEMA_VERSION,
@@ -184,9 +190,10 @@ impl Manifest {
                     .map_err(|r| invalid(format!("version {version}, file {}: {r}", file.path)))?;
             }
             if let Some(golden) = &entry.golden {
-                let finite = golden.input.iter().chain(&golden.expected).all(|v| v.is_finite());
-                if golden.input.is_empty()
-                    || golden.expected.is_empty()
+                let tensors = golden.inputs.iter().chain(&golden.outputs);
+                let finite = tensors.clone().all(|t| t.to_host().is_ok());
+                if golden.inputs.is_empty()
+                    || golden.outputs.is_empty()
                     || !finite
                     || golden.tolerance.is_nan()
                     || golden.tolerance < 0.0
@@ -293,10 +300,15 @@ mod tests {
             Manifest::from_json(b"{\"model\":\"x\"}"),
             Err(RegistryError::MalformedManifest(_))
         ));
-        let newer = manifest().to_json().replace("\"schema\": 1", "\"schema\": 2");
+        let newer = manifest().to_json().replace("\"schema\": 2", "\"schema\": 3");
         assert!(matches!(
             Manifest::from_json(newer.as_bytes()),
-            Err(RegistryError::UnsupportedSchema { found: 2, .. })
+            Err(RegistryError::UnsupportedSchema { found: 3, .. })
+        ));
+        let older = manifest().to_json().replace("\"schema\": 2", "\"schema\": 1");
+        assert!(matches!(
+            Manifest::from_json(older.as_bytes()),
+            Err(RegistryError::UnsupportedSchema { found: 1, .. })
         ));
 
         let mut m = manifest();

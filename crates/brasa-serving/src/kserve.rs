@@ -1,49 +1,25 @@
-//! The Open Inference Protocol (KServe v2) over JSON, as Triton, KServe, Seldon MLServer and
-//! TorchServe speak it: `POST /v2/models/{name}[/versions/{v}]/infer` and
-//! `GET /v2/models/{name}`.
+//! The Open Inference Protocol (KServe v2), as Triton, KServe, Seldon MLServer and TorchServe
+//! speak it: `POST /v2/models/{name}[/versions/{v}]/infer` and `GET /v2/models/{name}`, for
+//! any [`Signature`]: named tensors of any brasa dtype, in JSON or in Triton's binary tensor
+//! data extension (what `tritonclient` sends by default).
+//!
+//! The layer knows no task: it turns a request into validated feeds ([`parse_infer`]) and a
+//! model's fetches into a response ([`infer_response`]).
 
+use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorError, TensorMap, TensorSpec, Values};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Number, Value, json};
 
-/// One tensor of a model's signature; `shape` excludes the batch dimension.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TensorSignature {
-    /// Its name in requests and responses.
-    pub name: String,
-    /// Shape of one item.
-    pub shape: Vec<usize>,
-    /// KServe datatype (`FP32`).
-    pub datatype: String,
-}
+/// The HTTP header that carries the length of the JSON part of a binary-extension request or
+/// response; the tensors' bytes follow the JSON.
+pub const HEADER_LENGTH: &str = "Inference-Header-Content-Length";
 
-impl TensorSignature {
-    /// Values in one item.
-    pub fn item_len(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
-/// What a served classifier takes and gives.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ModelSignature {
-    /// The single input.
-    pub input: TensorSignature,
-    /// The logits output (`probabilities` and `label` are derived from it).
-    pub output: TensorSignature,
-    /// Most rows in one request.
-    pub max_batch: usize,
-}
-
-/// The outputs a response can carry.
-pub const PROBABILITIES: &str = "probabilities";
-/// The arg-max class per row (INT64).
-pub const LABEL: &str = "label";
-
-/// Why a request is refused (HTTP 400). `code()` is stable; the message names the problem.
+/// Why a request is refused. [`RequestError::code`] is stable, [`RequestError::status`] the
+/// HTTP status; the message names the tensor (and index or axis) at fault.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RequestError {
-    /// The body is not JSON of an infer request.
+    /// The body is not an infer request: bad JSON, a missing field, inconsistent binary data,
+    /// an unsupported extension.
     #[error("malformed request: {0}")]
     Malformed(String),
     /// The body is larger than the server accepts.
@@ -54,47 +30,34 @@ pub enum RequestError {
         /// The limit.
         limit: usize,
     },
-    /// An input the model does not have, or none at all.
-    #[error("{0}")]
-    UnknownInput(String),
-    /// A datatype other than the model's.
+    /// The tensors do not fit the signature (unknown or missing input, dtype, shape, element
+    /// count, finiteness, declared range, batch or size limits).
+    #[error(transparent)]
+    Tensor(#[from] TensorError),
+    /// A datatype brasa does not have, or one the input cannot take.
     #[error("input `{name}` has datatype {got}; the model takes {want}")]
     WrongDatatype {
         /// The input.
         name: String,
         /// As sent.
         got: String,
-        /// As the model takes it.
+        /// What the input takes.
         want: String,
     },
-    /// A shape that does not fit the signature.
+    /// A shape that cannot be one (a negative or oversized dimension).
     #[error(
-        "input `{name}` has shape {got:?}; the model takes [batch, {want}] (or any shape [batch, ...] of {item} values per item)"
+        "input `{name}` has shape {shape:?}, which is not a shape (a dimension is negative or too large); the model takes {want}"
     )]
     WrongShape {
         /// The input.
         name: String,
         /// As sent.
-        got: Vec<i64>,
-        /// The item shape, comma-separated.
-        want: String,
-        /// Values per item.
-        item: usize,
-    },
-    /// `data` holds another number of values than `shape` says.
-    #[error("input `{name}` has shape {shape:?}, which is {want} values, but data holds {got}")]
-    WrongElementCount {
-        /// The input.
-        name: String,
-        /// As sent.
         shape: Vec<i64>,
-        /// Product of the shape.
-        want: usize,
-        /// Values in data.
-        got: usize,
+        /// The declared dims, as text.
+        want: String,
     },
-    /// A value that is not a finite number (or overflows FP32).
-    #[error("input `{name}`: data[{index}] is {value}; every value must be a finite number")]
+    /// A value of a float tensor that is not a finite number (or overflows FP32).
+    #[error("input `{name}`: data[{index}] is {value}; {datatype} data must be finite numbers")]
     NonFinite {
         /// The input.
         name: String,
@@ -102,14 +65,35 @@ pub enum RequestError {
         index: usize,
         /// What was there.
         value: String,
+        /// The datatype sent.
+        datatype: String,
     },
-    /// More rows than the model takes in one request.
-    #[error("batch of {rows} rows; the model takes at most {max} per request")]
-    BatchTooLarge {
-        /// Rows sent.
-        rows: usize,
-        /// The limit.
-        max: usize,
+    /// An integer outside the range of the tensor's datatype.
+    #[error("input `{name}`: data[{index}] is {value}, outside the range of {datatype}")]
+    OutOfRange {
+        /// The input.
+        name: String,
+        /// Flat index.
+        index: usize,
+        /// What was there.
+        value: String,
+        /// The datatype sent.
+        datatype: String,
+    },
+    /// A value of the wrong kind: not an integer for an integer tensor, not a boolean for a
+    /// BOOL one.
+    #[error("input `{name}`: data[{index}] is {value}; {datatype} data must be {expected}")]
+    WrongValue {
+        /// The input.
+        name: String,
+        /// Flat index.
+        index: usize,
+        /// What was there.
+        value: String,
+        /// The datatype sent.
+        datatype: String,
+        /// What it must be.
+        expected: &'static str,
     },
     /// A requested output the model does not have.
     #[error("unknown output `{name}`; the model has: {available}")]
@@ -122,17 +106,18 @@ pub enum RequestError {
 }
 
 impl RequestError {
-    /// A stable, machine-readable code.
+    /// A stable, machine-readable code: `malformed_request`, `body_too_large`,
+    /// `unknown_input`, `wrong_datatype`, `wrong_shape`, `wrong_element_count`, `non_finite`,
+    /// `out_of_range`, `batch_too_large` or `unknown_output`.
     pub fn code(&self) -> &'static str {
         match self {
             RequestError::Malformed(_) => "malformed_request",
             RequestError::BodyTooLarge { .. } => "body_too_large",
-            RequestError::UnknownInput(_) => "unknown_input",
-            RequestError::WrongDatatype { .. } => "wrong_datatype",
+            RequestError::Tensor(e) => e.kserve_code(),
+            RequestError::WrongDatatype { .. } | RequestError::WrongValue { .. } => "wrong_datatype",
             RequestError::WrongShape { .. } => "wrong_shape",
-            RequestError::WrongElementCount { .. } => "wrong_element_count",
             RequestError::NonFinite { .. } => "non_finite",
-            RequestError::BatchTooLarge { .. } => "batch_too_large",
+            RequestError::OutOfRange { .. } => "out_of_range",
             RequestError::UnknownOutput { .. } => "unknown_output",
         }
     }
@@ -151,11 +136,11 @@ struct InferRequest {
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
-    inputs: Option<Vec<RequestInput>>,
+    parameters: Option<Map<String, Value>>,
+    #[serde(default)]
+    inputs: Vec<RequestInput>,
     #[serde(default)]
     outputs: Option<Vec<RequestOutput>>,
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -163,16 +148,28 @@ struct RequestInput {
     name: String,
     shape: Vec<i64>,
     datatype: String,
-    data: Value,
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<Value>,
+    #[serde(default)]
+    data: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
 struct RequestOutput {
     name: String,
-    #[serde(default, rename = "parameters")]
-    _parameters: Option<Value>,
+    #[serde(default)]
+    parameters: Option<Map<String, Value>>,
+}
+
+/// One output a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestedOutput {
+    /// The output's name in the signature.
+    pub name: String,
+    /// Whether it goes back as binary data after the JSON (Triton's extension) rather than
+    /// as JSON `data`.
+    #[serde(default)]
+    pub binary: bool,
 }
 
 /// A validated infer request.
@@ -180,151 +177,392 @@ struct RequestOutput {
 pub struct ParsedInfer {
     /// The request id, echoed in the response.
     pub id: Option<String>,
-    /// Rows (the batch dimension).
-    pub rows: usize,
-    /// `rows × item` values, row-major.
-    pub data: Vec<f32>,
-    /// Outputs to return, in the order asked (all when the request names none).
-    pub outputs: Vec<String>,
+    /// Every input of the signature, validated. Float inputs hold the declared float dtype
+    /// (FP16, FP32 and FP64 data are converted); other dtypes are as declared.
+    pub inputs: TensorMap,
+    /// Outputs to return, in the order asked (every output of the signature, in its order,
+    /// when the request names none).
+    pub outputs: Vec<RequestedOutput>,
+    /// The batch size, when the signature has a batch dimension.
+    pub batch: Option<usize>,
 }
 
-impl ModelSignature {
-    /// Every output a response can carry.
-    pub fn output_names(&self) -> Vec<String> {
-        vec![self.output.name.clone(), PROBABILITIES.into(), LABEL.into()]
-    }
+/// How an input's data arrives: a brasa dtype, or FP64 (narrowed to FP32).
+#[derive(Clone, Copy)]
+enum Wire {
+    Is(DType),
+    Fp64,
 }
 
-/// Parse and validate an infer request body against `sig`. Never panics; every refusal
-/// names what is wrong.
-pub fn parse_infer(body: &[u8], sig: &ModelSignature, max_body: usize) -> Result<ParsedInfer, RequestError> {
+/// Parse and validate an infer request against `sig` and `limits`. `header_length` is the
+/// value of the [`HEADER_LENGTH`] HTTP header: when given, the body is that many bytes of
+/// JSON followed by the binary data of the inputs that have `parameters.binary_data_size`,
+/// in order. Never panics; every refusal names what is wrong.
+pub fn parse_infer(
+    body: &[u8],
+    header_length: Option<usize>,
+    sig: &Signature,
+    limits: &Limits,
+    max_body: usize,
+) -> Result<ParsedInfer, RequestError> {
     if body.len() > max_body {
         return Err(RequestError::BodyTooLarge { size: body.len(), limit: max_body });
     }
-    let request: InferRequest =
-        serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
-    let inputs = request.inputs.unwrap_or_default();
-    let want = &sig.input;
-    let input = match inputs.as_slice() {
-        [] => {
-            return Err(RequestError::UnknownInput(format!(
-                "the request has no inputs; the model takes `{}`",
-                want.name
-            )));
-        }
-        [one] => one,
-        many => {
-            let extra: Vec<&str> = many.iter().map(|i| i.name.as_str()).filter(|n| *n != want.name).collect();
-            return Err(RequestError::UnknownInput(format!(
-                "unexpected inputs {extra:?}; the model takes one input, `{}`",
-                want.name
-            )));
-        }
+    let (header, mut blobs) = match header_length {
+        None => (body, None),
+        Some(n) => match body.split_at_checked(n) {
+            Some((header, rest)) => (header, Some(rest)),
+            None => {
+                return Err(RequestError::Malformed(format!(
+                    "{HEADER_LENGTH} is {n}, but the body holds only {} bytes",
+                    body.len()
+                )));
+            }
+        },
     };
-    if input.name != want.name {
-        return Err(RequestError::UnknownInput(format!(
-            "unknown input `{}`; the model takes `{}`",
-            input.name, want.name
+    let request: InferRequest =
+        serde_json::from_slice(header).map_err(|e| RequestError::Malformed(e.to_string()))?;
+
+    let mut feeds = TensorMap::new();
+    for input in &request.inputs {
+        let name = input.name.as_str();
+        let spec = sig.input(name).ok_or_else(|| TensorError::UnknownInput {
+            name: name.to_owned(),
+            expected: quoted_names(&sig.inputs),
+        })?;
+        if feeds.contains_key(name) {
+            return Err(RequestError::Malformed(format!("input `{name}` appears twice")));
+        }
+        let params = input.parameters.as_ref();
+        if params.is_some_and(|p| p.get("shared_memory_region").is_some_and(|v| !v.is_null())) {
+            return Err(RequestError::Malformed(format!(
+                "input `{name}`: shared memory is not supported; send `data` or binary data"
+            )));
+        }
+        let wire = wire_type(name, &input.datatype, spec)?;
+        let dims =
+            input.shape.iter().map(|&d| usize::try_from(d)).collect::<Result<Vec<_>, _>>().map_err(|_| {
+                RequestError::WrongShape {
+                    name: name.to_owned(),
+                    shape: input.shape.clone(),
+                    want: spec.dims_text(),
+                }
+            })?;
+        let binary_size = usize_param(params, "binary_data_size", &format!("input `{name}`"))?;
+        let values = match (&input.data, binary_size) {
+            (Some(_), Some(_)) => {
+                return Err(RequestError::Malformed(format!(
+                    "input `{name}` has both `data` and parameters.binary_data_size; send one"
+                )));
+            }
+            (None, None) => {
+                return Err(RequestError::Malformed(format!(
+                    "input `{name}` has no data: neither `data` nor parameters.binary_data_size"
+                )));
+            }
+            (Some(data), None) => json_values(name, &input.datatype, wire, data)?,
+            (None, Some(size)) => {
+                let Some(rest) = blobs else {
+                    return Err(RequestError::Malformed(format!(
+                        "input `{name}` has parameters.binary_data_size, but the request has no \
+                         {HEADER_LENGTH} header saying where its JSON ends"
+                    )));
+                };
+                let Some((blob, rest)) = rest.split_at_checked(size) else {
+                    return Err(RequestError::Malformed(format!(
+                        "input `{name}` has binary_data_size {size}, but only {} bytes of binary data remain",
+                        rest.len()
+                    )));
+                };
+                blobs = Some(rest);
+                binary_values(name, &input.datatype, wire, blob)?
+            }
+        };
+        // Floats reach the model in its declared width, whatever width was sent.
+        let values = if spec.dtype.is_float() && values.dtype() != spec.dtype {
+            values.cast(spec.dtype)
+        } else {
+            values
+        };
+        feeds.insert(name.to_owned(), HostTensor::new(dims, values));
+    }
+    if let Some(rest) = blobs
+        && !rest.is_empty()
+    {
+        return Err(RequestError::Malformed(format!(
+            "{} bytes of binary data follow the inputs' binary_data_size; the sizes do not add up",
+            rest.len()
         )));
     }
-    if input.datatype != want.datatype && !(want.datatype == "FP32" && input.datatype == "FP64") {
-        return Err(RequestError::WrongDatatype {
-            name: input.name.clone(),
-            got: input.datatype.clone(),
-            want: want.datatype.clone(),
-        });
-    }
-    let item = want.item_len();
-    let wrong_shape = || RequestError::WrongShape {
-        name: input.name.clone(),
-        got: input.shape.clone(),
-        want: want.shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "),
-        item,
-    };
-    if input.shape.len() < 2 || input.shape.iter().any(|&d| d < 0) || input.shape[0] == 0 {
-        return Err(wrong_shape());
-    }
-    let rows = usize::try_from(input.shape[0]).map_err(|_| wrong_shape())?;
-    let per_item =
-        input.shape[1..].iter().try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?));
-    if per_item != Some(item) {
-        return Err(wrong_shape());
-    }
-    if rows > sig.max_batch {
-        return Err(RequestError::BatchTooLarge { rows, max: sig.max_batch });
-    }
-    let expected = rows * item;
-    let mut data = Vec::with_capacity(expected);
-    flatten(&input.data, &mut data, &input.name, expected)?;
-    if data.len() != expected {
-        return Err(RequestError::WrongElementCount {
-            name: input.name.clone(),
-            shape: input.shape.clone(),
-            want: expected,
-            got: data.len(),
-        });
-    }
-    let available = sig.output_names();
+    let resolved = sig.validate_inputs(&feeds, limits)?;
+
+    let binary_default = bool_param(request.parameters.as_ref(), "binary_data_output", "the request")?;
     let outputs = match request.outputs {
-        None => available.clone(),
-        Some(asked) if asked.is_empty() => available.clone(),
-        Some(asked) => {
-            let mut names = Vec::with_capacity(asked.len());
+        Some(asked) if !asked.is_empty() => {
+            let mut outputs: Vec<RequestedOutput> = Vec::with_capacity(asked.len());
             for o in asked {
-                if !available.contains(&o.name) {
+                let what = format!("output `{}`", o.name);
+                if sig.output(&o.name).is_none() {
                     return Err(RequestError::UnknownOutput {
                         name: o.name,
-                        available: available.join(", "),
+                        available: quoted_names(&sig.outputs),
                     });
                 }
-                names.push(o.name);
+                if outputs.iter().any(|r| r.name == o.name) {
+                    return Err(RequestError::Malformed(format!("{what} is asked twice")));
+                }
+                let params = o.parameters.as_ref();
+                for unsupported in ["shared_memory_region", "classification"] {
+                    if params.is_some_and(|p| p.get(unsupported).is_some_and(|v| !v.is_null())) {
+                        return Err(RequestError::Malformed(format!(
+                            "{what}: parameters.{unsupported} is not supported"
+                        )));
+                    }
+                }
+                let binary = bool_param(params, "binary_data", &what)?.or(binary_default).unwrap_or(false);
+                outputs.push(RequestedOutput { name: o.name, binary });
             }
-            names
+            outputs
         }
+        _ => sig
+            .outputs
+            .iter()
+            .map(|o| RequestedOutput { name: o.name.clone(), binary: binary_default.unwrap_or(false) })
+            .collect(),
     };
-    Ok(ParsedInfer { id: request.id, rows, data, outputs })
+    Ok(ParsedInfer { id: request.id, inputs: feeds, outputs, batch: resolved.batch })
 }
 
-/// Flatten `data` (flat or nested arrays of numbers, row-major) into `out`, stopping early
-/// once it holds more than `limit` values (the count error reports the excess).
-fn flatten(value: &Value, out: &mut Vec<f32>, name: &str, limit: usize) -> Result<(), RequestError> {
+/// The tensors' names, `` `a`, `b` ``.
+fn quoted_names(specs: &[TensorSpec]) -> String {
+    let names: Vec<String> = specs.iter().map(|t| format!("`{}`", t.name)).collect();
+    names.join(", ")
+}
+
+/// The datatype's wire form, if `spec` takes it: its own dtype, the other float width, or
+/// FP64 for a float tensor.
+fn wire_type(name: &str, datatype: &str, spec: &TensorSpec) -> Result<Wire, RequestError> {
+    let wire = match datatype {
+        "FP64" if spec.dtype.is_float() => Some(Wire::Fp64),
+        other => DType::from_kserve(other).filter(|d| spec.dtype.accepts(*d)).map(Wire::Is),
+    };
+    wire.ok_or_else(|| RequestError::WrongDatatype {
+        name: name.to_owned(),
+        got: datatype.to_owned(),
+        want: if spec.dtype.is_float() {
+            format!("{} (FP32, FP16 and FP64 are converted)", spec.dtype.kserve())
+        } else {
+            spec.dtype.kserve().to_owned()
+        },
+    })
+}
+
+fn param<'a>(params: Option<&'a Map<String, Value>>, key: &str) -> Option<&'a Value> {
+    params.and_then(|p| p.get(key)).filter(|v| !v.is_null())
+}
+
+fn usize_param(
+    params: Option<&Map<String, Value>>,
+    key: &str,
+    what: &str,
+) -> Result<Option<usize>, RequestError> {
+    param(params, key)
+        .map(|v| {
+            v.as_u64().and_then(|n| usize::try_from(n).ok()).ok_or_else(|| {
+                RequestError::Malformed(format!("{what}: parameters.{key} is {v}; it must be a byte count"))
+            })
+        })
+        .transpose()
+}
+
+fn bool_param(
+    params: Option<&Map<String, Value>>,
+    key: &str,
+    what: &str,
+) -> Result<Option<bool>, RequestError> {
+    param(params, key)
+        .map(|v| {
+            v.as_bool().ok_or_else(|| {
+                RequestError::Malformed(format!("{what}: parameters.{key} is {v}; it must be true or false"))
+            })
+        })
+        .transpose()
+}
+
+/// Visit the leaves of flat or nested arrays, row-major (a bare scalar is one leaf). The
+/// depth is bounded by serde_json's recursion limit.
+fn for_each_leaf<'a, F>(value: &'a Value, f: &mut F) -> Result<(), RequestError>
+where
+    F: FnMut(&'a Value) -> Result<(), RequestError>,
+{
     match value {
-        Value::Array(items) => {
-            for item in items {
-                flatten(item, out, name, limit)?;
-                if out.len() > limit {
-                    return Ok(());
-                }
-            }
-            Ok(())
+        Value::Array(items) => items.iter().try_for_each(|v| for_each_leaf(v, f)),
+        leaf => f(leaf),
+    }
+}
+
+/// Every leaf of `data` converted by `convert(leaf, index)`.
+fn collect<T>(
+    data: &Value,
+    mut convert: impl FnMut(&Value, usize) -> Result<T, RequestError>,
+) -> Result<Vec<T>, RequestError> {
+    let mut out = Vec::new();
+    for_each_leaf(data, &mut |leaf| {
+        out.push(convert(leaf, out.len())?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// A JSON value for an error message (long strings cut short).
+fn describe(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.chars().count() > 40 => {
+            format!("the string {:?}…", s.chars().take(40).collect::<String>())
         }
-        Value::Number(n) => {
-            let v = n.as_f64().unwrap_or(f64::NAN) as f32;
-            if !v.is_finite() {
-                return Err(RequestError::NonFinite {
-                    name: name.into(),
-                    index: out.len(),
-                    value: n.to_string(),
-                });
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+        other => other.to_string(),
+    }
+}
+
+/// What integer a JSON number is.
+enum Integer {
+    Is(i64),
+    /// Integral, beyond i64.
+    Huge,
+    /// Fractional (or not a number at all).
+    Not,
+}
+
+fn integer(n: &Number) -> Integer {
+    if let Some(i) = n.as_i64() {
+        return Integer::Is(i);
+    }
+    if n.as_u64().is_some() {
+        return Integer::Huge;
+    }
+    match n.as_f64() {
+        // `1e3` or `2.0`: integral, written as a float.
+        Some(f) if f.is_finite() && f.fract() == 0.0 => {
+            // -2^63 is i64::MIN; 2^63 is beyond i64::MAX.
+            if (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0).contains(&f) {
+                Integer::Is(f as i64)
+            } else {
+                Integer::Huge
             }
-            out.push(v);
-            Ok(())
         }
-        other => Err(RequestError::NonFinite {
-            name: name.into(),
-            index: out.len(),
-            value: match other {
-                Value::String(s) => format!("the string {s:?}"),
-                Value::Null => "null".into(),
-                Value::Bool(b) => b.to_string(),
-                _ => "an object".into(),
+        _ => Integer::Not,
+    }
+}
+
+/// Decode JSON `data` (flat or nested arrays) of `datatype`.
+fn json_values(name: &str, datatype: &str, wire: Wire, data: &Value) -> Result<Values, RequestError> {
+    let wrong = |leaf: &Value, index: usize, expected: &'static str| RequestError::WrongValue {
+        name: name.to_owned(),
+        index,
+        value: describe(leaf),
+        datatype: datatype.to_owned(),
+        expected,
+    };
+    let dtype = match wire {
+        Wire::Fp64 => DType::Float32,
+        Wire::Is(d) => d,
+    };
+    let int = |leaf: &Value, index: usize| -> Result<i64, RequestError> {
+        let out_of_range = || RequestError::OutOfRange {
+            name: name.to_owned(),
+            index,
+            value: leaf.to_string(),
+            datatype: datatype.to_owned(),
+        };
+        let i = match leaf {
+            Value::Number(n) => match integer(n) {
+                Integer::Is(i) => i,
+                Integer::Huge => return Err(out_of_range()),
+                Integer::Not => return Err(wrong(leaf, index, "integers")),
             },
+            _ => return Err(wrong(leaf, index, "integers")),
+        };
+        let fits = match dtype {
+            DType::Int32 => i32::try_from(i).is_ok(),
+            DType::Uint8 => u8::try_from(i).is_ok(),
+            _ => true,
+        };
+        if fits { Ok(i) } else { Err(out_of_range()) }
+    };
+    Ok(match dtype {
+        DType::Float32 | DType::Float16 => {
+            let floats = collect(data, |leaf, index| {
+                // Narrowed to f32 first: FP64 values beyond f32 become infinite, so refused.
+                match leaf.as_f64().map(|x| x as f32) {
+                    Some(x) if x.is_finite() => Ok(x),
+                    _ => Err(RequestError::NonFinite {
+                        name: name.to_owned(),
+                        index,
+                        value: describe(leaf),
+                        datatype: datatype.to_owned(),
+                    }),
+                }
+            })?;
+            Values::Float32(floats).cast(dtype)
+        }
+        // `int` has checked each value fits the dtype, so the casts are exact.
+        DType::Int64 => Values::Int64(collect(data, int)?),
+        DType::Int32 => Values::Int32(collect(data, |leaf, index| int(leaf, index).map(|i| i as i32))?),
+        DType::Uint8 => Values::Uint8(collect(data, |leaf, index| int(leaf, index).map(|i| i as u8))?),
+        DType::Bool => Values::Bool(collect(data, |leaf, index| {
+            leaf.as_bool().ok_or_else(|| wrong(leaf, index, "true or false"))
+        })?),
+    })
+}
+
+/// Decode an input's binary data: little endian, the datatype's element size (BOOL: one byte,
+/// 0 or 1; FP16: the bits).
+fn binary_values(name: &str, datatype: &str, wire: Wire, blob: &[u8]) -> Result<Values, RequestError> {
+    let size = match wire {
+        Wire::Fp64 => 8,
+        Wire::Is(d) => d.byte_size(),
+    };
+    if !blob.len().is_multiple_of(size) {
+        return Err(RequestError::Malformed(format!(
+            "input `{name}` has binary_data_size {}, not a whole number of {datatype} elements ({size} bytes each)",
+            blob.len()
+        )));
+    }
+    match wire {
+        Wire::Fp64 => Ok(Values::Float32(
+            blob.chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .collect(),
+        )),
+        Wire::Is(dtype) => Values::from_le_bytes(dtype, blob).ok_or_else(|| {
+            // The size is whole, so only a BOOL byte other than 0 or 1 gets here.
+            let index = blob.iter().position(|&b| b > 1).unwrap_or(0);
+            RequestError::WrongValue {
+                name: name.to_owned(),
+                index,
+                value: format!("the byte {}", blob.get(index).copied().unwrap_or(0)),
+                datatype: datatype.to_owned(),
+                expected: "bytes 0 or 1",
+            }
         }),
     }
 }
 
+/// A response body: JSON, followed by the binary outputs' bytes when any output is binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InferResponse {
+    /// The body to send.
+    pub body: Vec<u8>,
+    /// The length of its JSON part, for the [`HEADER_LENGTH`] header; `None` when the body is
+    /// all JSON (send no such header).
+    pub header_length: Option<usize>,
+}
+
 #[derive(Serialize)]
-struct InferResponse<'a> {
+struct ResponseJson<'a> {
     model_name: &'a str,
     model_version: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -335,178 +573,587 @@ struct InferResponse<'a> {
 #[derive(Serialize)]
 struct ResponseOutput<'a> {
     name: &'a str,
-    shape: Vec<usize>,
     datatype: &'static str,
-    data: OutputData<'a>,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<OutputData<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinaryParameters>,
+}
+
+#[derive(Serialize)]
+struct BinaryParameters {
+    binary_data_size: usize,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
 enum OutputData<'a> {
-    // Serialised as f32 (shortest round-trip form), not widened to f64.
+    // f32 is serialised in its own shortest form (0.1, not 0.10000000149011612).
     Float(&'a [f32]),
-    Int(Vec<i64>),
+    Widened(Vec<f32>),
+    Int64(&'a [i64]),
+    Int32(&'a [i32]),
+    Uint8(&'a [u8]),
+    Bool(&'a [bool]),
 }
 
-/// The response to an infer request (JSON text): the asked outputs, each `[rows, …]`.
+impl<'a> OutputData<'a> {
+    fn of(values: &'a Values) -> Self {
+        match values {
+            Values::Float32(v) => OutputData::Float(v),
+            Values::Float16(_) => OutputData::Widened(values.to_f32()),
+            Values::Int64(v) => OutputData::Int64(v),
+            Values::Int32(v) => OutputData::Int32(v),
+            Values::Uint8(v) => OutputData::Uint8(v),
+            Values::Bool(v) => OutputData::Bool(v),
+        }
+    }
+}
+
+/// The response to an infer request: the `outputs` asked, in order, taken from `fetches`
+/// (their dtype and dims as the model gave them). Binary outputs go after the JSON, in the
+/// same order, and set [`InferResponse::header_length`]. A missing fetch is an error (a
+/// model or handler bug, not the client's).
 pub fn infer_response(
     model: &str,
     version: &str,
-    request: &ParsedInfer,
-    sig: &ModelSignature,
-    logits: &[f32],
-    probabilities: &[f32],
-) -> String {
-    let classes = sig.output.item_len();
-    let outputs = request
-        .outputs
-        .iter()
-        .map(|name| {
-            if name == LABEL {
-                let labels = logits
-                    .chunks(classes)
-                    .map(|row| {
-                        let best = row.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                            if v > best.1 { (i, v) } else { best }
-                        });
-                        best.0 as i64
-                    })
-                    .collect();
-                ResponseOutput {
-                    name,
-                    shape: vec![request.rows],
-                    datatype: "INT64",
-                    data: OutputData::Int(labels),
-                }
-            } else {
-                let data = if name == PROBABILITIES { probabilities } else { logits };
-                ResponseOutput {
-                    name,
-                    shape: vec![request.rows, classes],
-                    datatype: "FP32",
-                    data: OutputData::Float(data),
-                }
-            }
-        })
-        .collect();
-    let response =
-        InferResponse { model_name: model, model_version: version, id: request.id.as_deref(), outputs };
-    serde_json::to_string(&response).expect("plain structs serialise")
+    id: Option<&str>,
+    outputs: &[RequestedOutput],
+    fetches: &TensorMap,
+) -> Result<InferResponse, String> {
+    let mut binary = Vec::new();
+    let mut entries = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        let tensor = fetches
+            .get(&out.name)
+            .ok_or_else(|| format!("output `{}` is asked for but was not computed", out.name))?;
+        let (data, parameters) = if out.binary {
+            let bytes = tensor.values.to_le_bytes();
+            let size = bytes.len();
+            binary.extend_from_slice(&bytes);
+            (None, Some(BinaryParameters { binary_data_size: size }))
+        } else {
+            (Some(OutputData::of(&tensor.values)), None)
+        };
+        entries.push(ResponseOutput {
+            name: &out.name,
+            datatype: tensor.dtype().kserve(),
+            shape: &tensor.dims,
+            data,
+            parameters,
+        });
+    }
+    let response = ResponseJson { model_name: model, model_version: version, id, outputs: entries };
+    let mut body =
+        serde_json::to_vec(&response).map_err(|e| format!("cannot serialise the response: {e}"))?;
+    let header_length = outputs.iter().any(|o| o.binary).then_some(body.len());
+    body.extend_from_slice(&binary);
+    Ok(InferResponse { body, header_length })
 }
 
-/// `GET /v2/models/{name}`: versions, platform, inputs and outputs (batch dimension -1).
-pub fn model_metadata(name: &str, versions: &[String], sig: &ModelSignature) -> Value {
-    let dims = |t: &TensorSignature| {
-        let mut shape = vec![-1i64];
-        shape.extend(t.shape.iter().map(|&d| d as i64));
-        shape
+/// `GET /v2/models/{name}`: versions, platform, and every input and output with its KServe
+/// datatype and shape (-1 where a dimension varies). brasa adds `parameters`: the limits of
+/// one call (`max_batch`, `max_elements`) and the bounds of every named dimension
+/// (`dims: { seq: { min, max } }`, `max` null when unbounded).
+pub fn model_metadata(name: &str, versions: &[String], sig: &Signature, limits: &Limits) -> Value {
+    let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|t| {
+                let shape: Vec<i64> = t.dims.iter().map(|d| d.kserve()).collect();
+                json!({ "name": t.name, "datatype": t.dtype.kserve(), "shape": shape })
+            })
+            .collect()
     };
-    let classes = sig.output.item_len() as i64;
+    let mut dims = Map::new();
+    for spec in sig.inputs.iter().chain(&sig.outputs) {
+        for dim in &spec.dims {
+            if let Dim::Dynamic { name, min, max } = dim {
+                // Validation refuses a size of 0 unless a minimum says otherwise.
+                dims.entry(name.clone()).or_insert_with(|| json!({ "min": min.unwrap_or(1), "max": max }));
+            }
+        }
+    }
     json!({
         "name": name,
         "versions": versions,
         "platform": "brasa",
-        "inputs": [{ "name": sig.input.name, "datatype": sig.input.datatype, "shape": dims(&sig.input) }],
-        "outputs": [
-            { "name": sig.output.name, "datatype": sig.output.datatype, "shape": dims(&sig.output) },
-            { "name": PROBABILITIES, "datatype": "FP32", "shape": [-1, classes] },
-            { "name": LABEL, "datatype": "INT64", "shape": [-1] },
-        ],
+        "inputs": tensors(&sig.inputs),
+        "outputs": tensors(&sig.outputs),
+        "parameters": {
+            "max_batch": limits.max_batch,
+            "max_elements": limits.max_elements,
+            "dims": dims,
+        },
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn sig() -> ModelSignature {
-        ModelSignature {
-            input: TensorSignature { name: "pixels".into(), shape: vec![1, 2, 2], datatype: "FP32".into() },
-            output: TensorSignature { name: "logits".into(), shape: vec![3], datatype: "FP32".into() },
-            max_batch: 4,
+    /// An image model and a two-input model, with every dtype between them.
+    fn mnist() -> Signature {
+        Signature {
+            inputs: vec![TensorSpec::new(
+                "pixels",
+                DType::Float32,
+                vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(28), Dim::Fixed(28)],
+            )],
+            outputs: vec![
+                TensorSpec::new("logits", DType::Float32, vec![Dim::Batch, Dim::Fixed(10)]),
+                TensorSpec::new("label", DType::Int64, vec![Dim::Batch]),
+            ],
         }
     }
 
-    fn parse(body: &str) -> Result<ParsedInfer, RequestError> {
-        parse_infer(body.as_bytes(), &sig(), 1 << 20)
+    fn text() -> Signature {
+        Signature {
+            inputs: vec![
+                TensorSpec::new("x", DType::Float32, vec![Dim::Batch, Dim::Fixed(2)]),
+                TensorSpec::new("ids", DType::Int64, vec![Dim::Batch, Dim::bounded("seq", 1, 8)])
+                    .range(0.0, 99.0),
+                TensorSpec::new("mask", DType::Bool, vec![Dim::Batch, Dim::dynamic("seq")]),
+                TensorSpec::new("half", DType::Float16, vec![Dim::Batch]),
+                TensorSpec::new("small", DType::Int32, vec![Dim::Batch]),
+                TensorSpec::new("bytes", DType::Uint8, vec![Dim::Batch]),
+            ],
+            outputs: vec![
+                TensorSpec::new("y", DType::Float32, vec![Dim::Batch, Dim::Fixed(2)]),
+                TensorSpec::new("cls", DType::Int64, vec![Dim::Batch]),
+                TensorSpec::new("ok", DType::Bool, vec![Dim::Batch]),
+            ],
+        }
+    }
+
+    /// A valid `text()` request with `x` replaced by `x_json` (the other inputs of batch 2).
+    fn text_body(x: &str) -> String {
+        format!(
+            r#"{{"inputs":[{x},
+            {{"name":"ids","shape":[2,3],"datatype":"INT64","data":[[1,2,3],[4,5,6]]}},
+            {{"name":"mask","shape":[2,3],"datatype":"BOOL","data":[true,true,false,true,false,false]}},
+            {{"name":"half","shape":[2],"datatype":"FP16","data":[1.5,-2]}},
+            {{"name":"small","shape":[2],"datatype":"INT32","data":[-7,2147483647]}},
+            {{"name":"bytes","shape":[2],"datatype":"UINT8","data":[0,255]}}]}}"#
+        )
+    }
+
+    /// The valid `text()` request with `extra` fields after `inputs`.
+    fn with_extra(extra: &str) -> String {
+        let body = text_body(X);
+        format!("{}{extra}}}", &body[..body.len() - 1])
+    }
+
+    const X: &str = r#"{"name":"x","shape":[2,2],"datatype":"FP32","data":[[0.1,0.2],[0.3,0.4]]}"#;
+
+    fn parse_text(body: &str) -> Result<ParsedInfer, RequestError> {
+        parse_infer(body.as_bytes(), None, &text(), &Limits::default(), 1 << 20)
     }
 
     #[test]
-    fn accepts_flat_and_nested_data_and_any_item_shape() {
-        let flat = parse(r#"{"id":"a","inputs":[{"name":"pixels","shape":[2,4],"datatype":"FP32","data":[0,1,0,1,0.5,0.5,0.5,0.5]}]}"#).unwrap();
-        assert_eq!((flat.rows, flat.data.len(), flat.id.as_deref()), (2, 8, Some("a")));
-        assert_eq!(flat.outputs, ["logits", "probabilities", "label"]);
-        let nested = parse(r#"{"inputs":[{"name":"pixels","shape":[1,1,2,2],"datatype":"FP64","data":[[[[0,1],[1,0]]]]}],"outputs":[{"name":"label"}]}"#).unwrap();
-        assert_eq!(
-            (nested.rows, nested.data, nested.outputs),
-            (1, vec![0.0, 1.0, 1.0, 0.0], vec!["label".to_string()])
-        );
+    fn multi_input_request_with_every_dtype() {
+        let parsed = parse_text(&text_body(X)).unwrap();
+        assert_eq!(parsed.batch, Some(2));
+        assert_eq!(parsed.id, None);
+        let t = &parsed.inputs;
+        assert_eq!(t["x"], HostTensor::new(vec![2, 2], Values::Float32(vec![0.1, 0.2, 0.3, 0.4])));
+        assert_eq!(t["ids"], HostTensor::new(vec![2, 3], Values::Int64(vec![1, 2, 3, 4, 5, 6])));
+        assert_eq!(t["mask"].values, Values::Bool(vec![true, true, false, true, false, false]));
+        assert_eq!(t["half"].values, Values::Float32(vec![1.5, -2.0]).cast(DType::Float16));
+        assert_eq!(t["half"].values, Values::Float16(vec![0x3e00, 0xc000]));
+        assert_eq!(t["small"].values, Values::Int32(vec![-7, i32::MAX]));
+        assert_eq!(t["bytes"].values, Values::Uint8(vec![0, 255]));
+        let names: Vec<&str> = parsed.outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["y", "cls", "ok"]);
+        assert!(parsed.outputs.iter().all(|o| !o.binary));
+
+        // FP64 for an FP32 tensor is narrowed; FP32 for the FP16 one is converted.
+        let x64 = r#"{"name":"x","shape":[2,2],"datatype":"FP64","data":[0.1,0.2,0.3,1e3]}"#;
+        let parsed = parse_text(&text_body(x64).replace(r#""FP16""#, r#""FP32""#)).unwrap();
+        assert_eq!(parsed.inputs["x"].values, Values::Float32(vec![0.1, 0.2, 0.3, 1000.0]));
+        assert_eq!(parsed.inputs["half"].values, Values::Float16(vec![0x3e00, 0xc000]));
+        // Integral floats are integers.
+        let parsed = parse_text(&text_body(X).replace("[[1,2,3]", "[[1.0,2e0,3]")).unwrap();
+        assert_eq!(parsed.inputs["ids"].values, Values::Int64(vec![1, 2, 3, 4, 5, 6]));
     }
 
     #[test]
-    fn names_every_problem() {
-        let cases = [
-            ("{", "malformed_request"),
-            (r#"{"inputs":[]}"#, "unknown_input"),
-            (
-                r#"{"inputs":[{"name":"image","shape":[1,4],"datatype":"FP32","data":[0,0,0,0]}]}"#,
-                "unknown_input",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"INT8","data":[0,0,0,0]}]}"#,
-                "wrong_datatype",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,5],"datatype":"FP32","data":[0,0,0,0,0]}]}"#,
-                "wrong_shape",
-            ),
-            (r#"{"inputs":[{"name":"pixels","shape":[0,4],"datatype":"FP32","data":[]}]}"#, "wrong_shape"),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[4],"datatype":"FP32","data":[0,0,0,0]}]}"#,
-                "wrong_shape",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[0,0,0]}]}"#,
-                "wrong_element_count",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[0,0,0,1e39]}]}"#,
-                "non_finite",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[0,0,"x",0]}]}"#,
-                "non_finite",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[5,4],"datatype":"FP32","data":[]}]}"#,
-                "batch_too_large",
-            ),
-            (
-                r#"{"inputs":[{"name":"pixels","shape":[1,4],"datatype":"FP32","data":[0,0,0,0]}],"outputs":[{"name":"boxes"}]}"#,
-                "unknown_output",
-            ),
+    fn every_refusal_has_its_code_and_names_the_tensor() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            ("{".into(), "malformed_request", "EOF"),
+            (text_body(X).replace(r#""id"#, r#""idz"#), "unknown_input", "idz"),
+            (text_body(X).replace(r#"{"name":"bytes","shape":[2],"datatype":"UINT8","data":[0,255]}"#, r#"{"name":"bytes","shape":[2],"datatype":"UINT8","data":[0,255]},{"name":"bytes","shape":[2],"datatype":"UINT8","data":[0,255]}"#), "malformed_request", "`bytes` appears twice"),
+            (r#"{"inputs":[]}"#.into(), "unknown_input", "missing input `x`"),
+            (text_body(X).replace(r#""FP32""#, r#""INT8""#), "wrong_datatype", "`x` has datatype INT8"),
+            (text_body(X).replace(r#""INT32""#, r#""INT64""#), "wrong_datatype", "`small` has datatype INT64; the model takes INT32"),
+            (text_body(X).replace("[2,2]", "[2,-2]"), "wrong_shape", "`x` has shape [2, -2]"),
+            (text_body(X).replace("[2,2]", "[2,3]"), "wrong_shape", "`x` has dims [2, 3]: dimension 1 is 3"),
+            (text_body(X).replace("[2,2]", "[2,2,1]"), "wrong_shape", "`x` has dims [2, 2, 1]"),
+            (text_body(X).replace("[[0.1,0.2],[0.3,0.4]]", "[0.1,0.2,0.3]"), "wrong_element_count", "`x` has dims [2, 2] = 4 elements, but its data holds 3"),
+            (text_body(X).replace("0.3", "1e39"), "non_finite", "`x`: data[2] is 1e+39"),
+            (text_body(X).replace("0.3", r#""NaN""#), "non_finite", r#"`x`: data[2] is the string "NaN""#),
+            (text_body(X).replace("0.3", "null"), "non_finite", "`x`: data[2] is null"),
+            (text_body(X).replace("1.5,-2", "1.5,1e5"), "non_finite", "`half`: element 1 is inf"),
+            (text_body(X).replace("[4,5,6]", "[4,5.5,6]"), "wrong_datatype", "`ids`: data[4] is 5.5; INT64 data must be integers"),
+            (text_body(X).replace("[4,5,6]", "[4,true,6]"), "wrong_datatype", "`ids`: data[4] is true"),
+            (text_body(X).replace("[4,5,6]", "[4,1e19,6]"), "out_of_range", "`ids`: data[4] is 1e+19, outside the range of INT64"),
+            (text_body(X).replace("[4,5,6]", "[4,18446744073709551615,6]"), "out_of_range", "`ids`: data[4]"),
+            (text_body(X).replace("[4,5,6]", "[4,500,6]"), "out_of_range", "`ids`: element 4 is 500, outside the declared range [0, 99]"),
+            (text_body(X).replace("2147483647", "2147483648"), "out_of_range", "`small`: data[1] is 2147483648, outside the range of INT32"),
+            (text_body(X).replace("[0,255]", "[0,256]"), "out_of_range", "`bytes`: data[1] is 256"),
+            (text_body(X).replace("[0,255]", "[-1,2]"), "out_of_range", "`bytes`: data[0] is -1"),
+            (text_body(X).replace("true,true,false", "true,1,false"), "wrong_datatype", "`mask`: data[1] is 1; BOOL data must be true or false"),
+            (text_body(X).replace(r#","data":[[1,2,3],[4,5,6]]"#, ""), "malformed_request", "`ids` has no data"),
+            (text_body(X).replace(r#","data":[[1,2,3],[4,5,6]]"#, r#","data":[1,2,3,4,5,6],"parameters":{"binary_data_size":48}"#), "malformed_request", "`ids` has both"),
+            (text_body(X).replace(r#","data":[[1,2,3],[4,5,6]]"#, r#","parameters":{"binary_data_size":48}"#), "malformed_request", "no Inference-Header-Content-Length"),
+            (text_body(X).replace(r#","data":[[1,2,3],[4,5,6]]"#, r#","parameters":{"shared_memory_region":"r"}"#), "malformed_request", "`ids`: shared memory"),
+            (text_body(X).replace("[2,3]", "[2,9]").replace("[true,true,false,true,false,false]", "[true]"), "wrong_shape", "`seq` must be at most 8"),
+            (with_extra(r#","outputs":[{"name":"boxes"}]"#), "unknown_output", "`boxes`; the model has: `y`, `cls`, `ok`"),
+            (with_extra(r#","outputs":[{"name":"y"},{"name":"y"}]"#), "malformed_request", "`y` is asked twice"),
+            (with_extra(r#","outputs":[{"name":"cls","parameters":{"classification":3}}]"#), "malformed_request", "classification is not supported"),
+            (with_extra(r#","outputs":[{"name":"y","parameters":{"binary_data":"yes"}}]"#), "malformed_request", "binary_data is \"yes\""),
+            (with_extra(r#","parameters":{"binary_data_output":1}"#), "malformed_request", "binary_data_output is 1"),
+            (text_body(X).replace(r#"{"inputs""#, r#"{"id":7,"inputs""#), "malformed_request", "invalid type"),
         ];
-        for (body, code) in cases {
-            let err = parse(body).unwrap_err();
+        for (body, code, needle) in cases {
+            let err = parse_text(&body).unwrap_err();
             assert_eq!(err.code(), code, "{body}: {err}");
-            assert!(err.to_string().len() > 15, "{err}");
+            assert_eq!(err.status(), 400);
+            assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
         }
-        let big = parse_infer(&[b' '; 100], &sig(), 10).unwrap_err();
+        let big = parse_infer(&[b' '; 100], None, &text(), &Limits::default(), 10).unwrap_err();
         assert_eq!((big.code(), big.status()), ("body_too_large", 413));
     }
 
     #[test]
-    fn responses_carry_exactly_the_asked_outputs() {
-        let request = parse(r#"{"id":"r1","inputs":[{"name":"pixels","shape":[2,4],"datatype":"FP32","data":[0,0,0,0,1,1,1,1]}],"outputs":[{"name":"label"},{"name":"logits"}]}"#).unwrap();
-        let text =
-            infer_response("mnist", "1.0.0", &request, &sig(), &[0.1, 2.0, 1.0, 5.0, 0.0, 1.0], &[0.0; 6]);
-        assert!(text.contains("[0.1,2.0,1.0,5.0,0.0,1.0]"), "f32 written short: {text}");
-        let response: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(response["id"], "r1");
-        assert_eq!(response["outputs"][0]["data"], json!([1, 0]));
-        assert_eq!(response["outputs"][1]["shape"], json!([2, 3]));
-        assert_eq!(response["outputs"].as_array().unwrap().len(), 2);
-        let meta = model_metadata("mnist", &["1.0.0".into()], &sig());
-        assert_eq!(meta["inputs"][0]["shape"], json!([-1, 1, 2, 2]));
+    fn nhwc_sent_to_nchw_is_a_wrong_shape() {
+        let data = vec!["0"; 784].join(",");
+        let body = format!(
+            r#"{{"inputs":[{{"name":"pixels","shape":[1,28,28,1],"datatype":"FP32","data":[{data}]}}]}}"#
+        );
+        let err = parse_infer(body.as_bytes(), None, &mnist(), &Limits::default(), 1 << 20).unwrap_err();
+        assert_eq!(err.code(), "wrong_shape");
+        let msg = err.to_string();
+        assert!(msg.contains("`pixels`") && msg.contains("dimension 1 is 28, but it must be 1"), "{msg}");
+        assert!(msg.contains("[batch, 1, 28, 28]"), "{msg}");
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits { max_batch: 1, ..Limits::default() };
+        let err = parse_infer(text_body(X).as_bytes(), None, &text(), &limits, 1 << 20).unwrap_err();
+        assert_eq!(err.code(), "batch_too_large");
+        assert!(err.to_string().contains("limit of 1"), "{err}");
+        let limits = Limits { max_elements: 5, ..Limits::default() };
+        let err = parse_infer(text_body(X).as_bytes(), None, &text(), &limits, 1 << 20).unwrap_err();
+        assert_eq!(err.code(), "batch_too_large");
+    }
+
+    /// Exactly what `tritonclient.http` sends (it serialises with rapidjson, compact) for
+    /// `set_data_from_numpy(x, binary_data=False)` and
+    /// `InferRequestedOutput("label", binary_data=False)`.
+    #[test]
+    fn tritonclient_json_request() {
+        let data: Vec<String> = (0..784).map(|i| format!("{:?}", f64::from(i as f32 / 784.0))).collect();
+        let body = format!(
+            r#"{{"id":"42","inputs":[{{"name":"pixels","shape":[1,1,28,28],"datatype":"FP32","data":[{}]}}],"outputs":[{{"name":"label","parameters":{{"binary_data":false}}}}]}}"#,
+            data.join(",")
+        );
+        let parsed = parse_infer(body.as_bytes(), None, &mnist(), &Limits::default(), 1 << 20).unwrap();
+        assert_eq!(parsed.id.as_deref(), Some("42"));
+        assert_eq!(parsed.batch, Some(1));
+        let expected: Vec<f32> = (0..784).map(|i| i as f32 / 784.0).collect();
+        assert_eq!(parsed.inputs["pixels"].values, Values::Float32(expected));
+        assert_eq!(parsed.outputs, [RequestedOutput { name: "label".into(), binary: false }]);
+
+        // Without outputs, tritonclient asks for every output in binary.
+        let body = format!(
+            r#"{{"inputs":[{{"name":"pixels","shape":[1,1,28,28],"datatype":"FP32","data":[{}]}}],"parameters":{{"binary_data_output":true}}}}"#,
+            data.join(",")
+        );
+        let parsed = parse_infer(body.as_bytes(), None, &mnist(), &Limits::default(), 1 << 20).unwrap();
+        assert_eq!(
+            parsed.outputs,
+            [
+                RequestedOutput { name: "logits".into(), binary: true },
+                RequestedOutput { name: "label".into(), binary: true }
+            ]
+        );
+    }
+
+    /// A binary-extension request as tritonclient builds it: the JSON header, then each
+    /// input's bytes in order.
+    fn binary_request(inputs: &[(&str, &str, Vec<usize>, Vec<u8>)], extra: &str) -> (Vec<u8>, usize) {
+        let tensors: Vec<String> = inputs
+            .iter()
+            .map(|(name, datatype, shape, bytes)| {
+                format!(
+                    r#"{{"name":"{name}","shape":{shape:?},"datatype":"{datatype}","parameters":{{"binary_data_size":{}}}}}"#,
+                    bytes.len()
+                )
+            })
+            .collect();
+        let header = format!(r#"{{"inputs":[{}]{extra}}}"#, tensors.join(","));
+        let mut body = header.clone().into_bytes();
+        for (.., bytes) in inputs {
+            body.extend_from_slice(bytes);
+        }
+        (body, header.len())
+    }
+
+    fn binary_inputs() -> Vec<(&'static str, &'static str, Vec<usize>, Vec<u8>)> {
+        vec![
+            ("x", "FP32", vec![2, 2], Values::Float32(vec![0.5, -1.0, 2.0, 3.25]).to_le_bytes()),
+            ("ids", "INT64", vec![2, 1], Values::Int64(vec![7, 99]).to_le_bytes()),
+            ("mask", "BOOL", vec![2, 1], vec![1, 0]),
+            ("half", "FP16", vec![2], Values::Float16(vec![0x3c00, 0x4000]).to_le_bytes()),
+            ("small", "INT32", vec![2], Values::Int32(vec![-1, 1]).to_le_bytes()),
+            ("bytes", "UINT8", vec![2], vec![9, 200]),
+        ]
+    }
+
+    #[test]
+    fn binary_requests() {
+        let (body, n) = binary_request(&binary_inputs(), "");
+        let parsed = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20).unwrap();
+        let t = &parsed.inputs;
+        assert_eq!(t["x"], HostTensor::new(vec![2, 2], Values::Float32(vec![0.5, -1.0, 2.0, 3.25])));
+        assert_eq!(t["ids"].values, Values::Int64(vec![7, 99]));
+        assert_eq!(t["mask"].values, Values::Bool(vec![true, false]));
+        assert_eq!(t["half"].values, Values::Float16(vec![0x3c00, 0x4000]));
+        assert_eq!(t["small"].values, Values::Int32(vec![-1, 1]));
+        assert_eq!(t["bytes"].values, Values::Uint8(vec![9, 200]));
+
+        // Binary and JSON inputs mix; FP64 binary is narrowed.
+        let mut inputs = binary_inputs();
+        inputs[0] =
+            ("x", "FP64", vec![2, 2], [0.5f64, 1.0, 2.0, 3.0].iter().flat_map(|x| x.to_le_bytes()).collect());
+        let (body, n) = binary_request(&inputs, "");
+        let parsed = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20).unwrap();
+        assert_eq!(parsed.inputs["x"].values, Values::Float32(vec![0.5, 1.0, 2.0, 3.0]));
+
+        let refuse = |body: &[u8], n: Option<usize>, needle: &str| {
+            let err = parse_infer(body, n, &text(), &Limits::default(), 1 << 20).unwrap_err();
+            assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
+            err.code()
+        };
+        let (body, n) = binary_request(&binary_inputs(), "");
+        assert_eq!(refuse(&body, Some(body.len() + 1), "but the body holds only"), "malformed_request");
+        let mut longer = body.clone();
+        longer.push(0);
+        assert_eq!(refuse(&longer, Some(n), "1 bytes of binary data follow"), "malformed_request");
+        assert_eq!(
+            refuse(&body[..body.len() - 1], Some(n), "`bytes` has binary_data_size 2, but only 1"),
+            "malformed_request"
+        );
+        assert_eq!(refuse(&body, None, "malformed request"), "malformed_request");
+
+        let mut inputs = binary_inputs();
+        inputs[0].3.pop();
+        let (body, n) = binary_request(&inputs, "");
+        assert_eq!(
+            refuse(&body, Some(n), "`x` has binary_data_size 15, not a whole number of FP32"),
+            "malformed_request"
+        );
+        let mut inputs = binary_inputs();
+        inputs[0].3.truncate(12);
+        let (body, n) = binary_request(&inputs, "");
+        assert_eq!(
+            refuse(&body, Some(n), "`x` has dims [2, 2] = 4 elements, but its data holds 3"),
+            "wrong_element_count"
+        );
+        let mut inputs = binary_inputs();
+        inputs[2].3 = vec![1, 2];
+        let (body, n) = binary_request(&inputs, "");
+        assert_eq!(refuse(&body, Some(n), "`mask`: data[1] is the byte 2"), "wrong_datatype");
+        let mut inputs = binary_inputs();
+        inputs[0].3 = Values::Float32(vec![0.0, f32::NAN, 0.0, 0.0]).to_le_bytes();
+        let (body, n) = binary_request(&inputs, "");
+        assert_eq!(refuse(&body, Some(n), "`x`: element 1 is NaN"), "non_finite");
+    }
+
+    #[test]
+    fn outputs_selection() {
+        let with = |extra: &str| {
+            let (body, n) = binary_request(&binary_inputs(), extra);
+            parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20).unwrap().outputs
+        };
+        let out = |name: &str, binary: bool| RequestedOutput { name: name.into(), binary };
+        assert_eq!(with(""), [out("y", false), out("cls", false), out("ok", false)]);
+        assert_eq!(with(r#","outputs":[]"#), [out("y", false), out("cls", false), out("ok", false)]);
+        assert_eq!(
+            with(r#","parameters":{"binary_data_output":true}"#),
+            [out("y", true), out("cls", true), out("ok", true)]
+        );
+        assert_eq!(
+            with(r#","outputs":[{"name":"ok"},{"name":"y","parameters":{"binary_data":true}}]"#),
+            [out("ok", false), out("y", true)]
+        );
+        assert_eq!(
+            with(
+                r#","outputs":[{"name":"cls","parameters":{"binary_data":false}},{"name":"y"}],"parameters":{"binary_data_output":true}"#
+            ),
+            [out("cls", false), out("y", true)]
+        );
+    }
+
+    fn fetches() -> TensorMap {
+        let mut m = TensorMap::new();
+        m.insert("y".into(), HostTensor::new(vec![2, 2], Values::Float32(vec![0.1, 2.0, -0.5, 1e-7])));
+        m.insert("cls".into(), HostTensor::new(vec![2], Values::Int64(vec![3, -9_007_199_254_740_993])));
+        m.insert("ok".into(), HostTensor::new(vec![2], Values::Bool(vec![true, false])));
+        m.insert("h".into(), HostTensor::new(vec![1], Values::Float16(vec![0x3e00])));
+        m.insert("u".into(), HostTensor::new(vec![2], Values::Uint8(vec![1, 255])));
+        m
+    }
+
+    #[test]
+    fn json_responses() {
+        let outputs: Vec<RequestedOutput> = ["cls", "y", "ok", "h", "u"]
+            .into_iter()
+            .map(|n| RequestedOutput { name: n.into(), binary: false })
+            .collect();
+        let response = infer_response("m", "1.0.0", Some("r1"), &outputs, &fetches()).unwrap();
+        assert_eq!(response.header_length, None);
+        let text = String::from_utf8(response.body).unwrap();
+        assert!(text.contains("[0.1,2.0,-0.5,1e-7]"), "f32 written short: {text}");
+        assert!(text.contains("-9007199254740993"), "exact int64: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["model_name"], "m");
+        assert_eq!(v["model_version"], "1.0.0");
+        assert_eq!(v["id"], "r1");
+        assert_eq!(
+            v["outputs"][0],
+            json!({"name":"cls","datatype":"INT64","shape":[2],"data":[3,-9_007_199_254_740_993i64]})
+        );
+        assert_eq!(v["outputs"][1]["datatype"], "FP32");
+        assert_eq!(v["outputs"][1]["shape"], json!([2, 2]));
+        assert_eq!(v["outputs"][2]["data"], json!([true, false]));
+        assert_eq!(v["outputs"][3], json!({"name":"h","datatype":"FP16","shape":[1],"data":[1.5]}));
+        assert_eq!(v["outputs"][4]["data"], json!([1, 255]));
+
+        let none = infer_response("m", "1", None, &outputs[..1], &fetches()).unwrap();
+        assert!(!String::from_utf8(none.body).unwrap().contains("\"id\""));
+        let missing = [RequestedOutput { name: "nope".into(), binary: false }];
+        assert!(infer_response("m", "1", None, &missing, &fetches()).unwrap_err().contains("`nope`"));
+    }
+
+    #[test]
+    fn binary_responses() {
+        let outputs = [
+            RequestedOutput { name: "y".into(), binary: true },
+            RequestedOutput { name: "cls".into(), binary: false },
+            RequestedOutput { name: "ok".into(), binary: true },
+            RequestedOutput { name: "h".into(), binary: true },
+        ];
+        let response = infer_response("m", "1", None, &outputs, &fetches()).unwrap();
+        let n = response.header_length.unwrap();
+        let header: Value = serde_json::from_slice(&response.body[..n]).unwrap();
+        assert_eq!(
+            header["outputs"][0],
+            json!({"name":"y","datatype":"FP32","shape":[2,2],"parameters":{"binary_data_size":16}})
+        );
+        assert_eq!(header["outputs"][1]["data"], json!([3, -9_007_199_254_740_993i64]));
+        assert_eq!(header["outputs"][2]["parameters"]["binary_data_size"], 2);
+        assert_eq!(header["outputs"][3]["parameters"]["binary_data_size"], 2);
+        let blobs = &response.body[n..];
+        assert_eq!(blobs.len(), 16 + 2 + 2);
+        assert_eq!(Values::from_le_bytes(DType::Float32, &blobs[..16]), Some(fetches()["y"].values.clone()));
+        assert_eq!(&blobs[16..18], &[1, 0]);
+        assert_eq!(&blobs[18..], &0x3e00u16.to_le_bytes());
+    }
+
+    #[test]
+    fn metadata_states_shapes_and_limits() {
+        let limits = Limits { max_batch: 16, max_elements: 1000 };
+        let meta = model_metadata("t", &["1.0.0".into()], &text(), &limits);
+        assert_eq!(meta["platform"], "brasa");
+        assert_eq!(meta["versions"], json!(["1.0.0"]));
+        assert_eq!(meta["inputs"][0], json!({"name":"x","datatype":"FP32","shape":[-1,2]}));
+        assert_eq!(meta["inputs"][1], json!({"name":"ids","datatype":"INT64","shape":[-1,-1]}));
+        assert_eq!(meta["inputs"][3]["datatype"], "FP16");
+        assert_eq!(meta["outputs"][2], json!({"name":"ok","datatype":"BOOL","shape":[-1]}));
+        assert_eq!(
+            meta["parameters"],
+            json!({"max_batch":16,"max_elements":1000,"dims":{"seq":{"min":1,"max":8}}})
+        );
+        let meta = model_metadata("mnist", &[], &mnist(), &limits);
+        assert_eq!(meta["inputs"][0]["shape"], json!([-1, 1, 28, 28]));
+        assert_eq!(meta["parameters"]["dims"], json!({}));
+    }
+
+    /// Arbitrary JSON, biased toward request-like shapes.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<f64>().prop_map(|f| json!(f)),
+            "[a-z_]{0,8}".prop_map(Value::String),
+            prop_oneof![Just("x"), Just("ids"), Just("FP32"), Just("BOOL"), Just("binary_data_size")]
+                .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("inputs"),
+                            Just("outputs"),
+                            Just("name"),
+                            Just("shape"),
+                            Just("datatype"),
+                            Just("data"),
+                            Just("parameters"),
+                            Just("binary_data_size"),
+                            Just("binary_data_output"),
+                            Just("id"),
+                        ],
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_bytes(body in prop::collection::vec(any::<u8>(), 0..512), n in prop::option::of(0usize..600)) {
+            let _ = parse_infer(&body, n, &text(), &Limits::default(), 1 << 20);
+        }
+
+        #[test]
+        fn never_panics_on_json(value in json_value(), tail in prop::collection::vec(any::<u8>(), 0..64)) {
+            let mut body = serde_json::to_vec(&value).unwrap();
+            let n = body.len();
+            let _ = parse_infer(&body, None, &text(), &Limits::default(), 1 << 20);
+            body.extend_from_slice(&tail);
+            let _ = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20);
+        }
+
+        /// Every tensor a request can carry comes back in the response as it went in.
+        #[test]
+        fn binary_round_trip(x in prop::collection::vec(-1e30f32..1e30, 4), ids in prop::collection::vec(0i64..100, 2)) {
+            let mut inputs = binary_inputs();
+            inputs[0].3 = Values::Float32(x.clone()).to_le_bytes();
+            inputs[1].3 = Values::Int64(ids.clone()).to_le_bytes();
+            let (body, n) = binary_request(&inputs, r#","parameters":{"binary_data_output":true}"#);
+            let parsed = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20).unwrap();
+            let mut fetches = TensorMap::new();
+            fetches.insert("y".into(), parsed.inputs["x"].clone());
+            fetches.insert("cls".into(), HostTensor::new(vec![2], parsed.inputs["ids"].values.clone()));
+            fetches.insert("ok".into(), HostTensor::new(vec![2], parsed.inputs["mask"].values.clone()));
+            let response = infer_response("m", "1", None, &parsed.outputs, &fetches).unwrap();
+            let h = response.header_length.unwrap();
+            let blobs = &response.body[h..];
+            prop_assert_eq!(Values::from_le_bytes(DType::Float32, &blobs[..16]), Some(Values::Float32(x)));
+            prop_assert_eq!(Values::from_le_bytes(DType::Int64, &blobs[16..32]), Some(Values::Int64(ids)));
+            prop_assert_eq!(&blobs[32..], &[1u8, 0][..]);
+        }
     }
 }

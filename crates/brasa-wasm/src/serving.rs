@@ -1,69 +1,146 @@
 //! The serving logic for the JS endpoint handler: the HTTP layer (Request/Response, timers,
-//! the queue of promises) is JS; parsing and validating KServe v2 requests, building
-//! responses, the batching policy and the metrics are Rust.
+//! the queue of promises) is JS; parsing and validating KServe v2 requests (JSON and Triton's
+//! binary tensor data extension), building responses and metadata, the batching policy and
+//! the metrics are Rust. Tensors cross as `{ name, dtype, dims, data }` (see
+//! [`crate::tensors`]).
 
 use std::collections::BTreeMap;
 
 use brasa_serving::kserve::{infer_response, model_metadata, parse_infer};
-use brasa_serving::{Admission, BatchPolicy, Metrics, ModelSignature, ParsedInfer, RequestError};
-use js_sys::{Float32Array, Object, Reflect};
+use brasa_serving::{Admission, BatchPolicy, HEADER_LENGTH, Metrics, RequestError, RequestedOutput};
+use brasa_types::{Limits, Signature};
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use crate::tensors::{tensors_from_js, tensors_to_js};
+
+/// Deserialise an argument the JS runtime (not the client) built; a failure is its bug.
 fn from_js<T: serde::de::DeserializeOwned>(value: JsValue, what: &str) -> Result<T, JsValue> {
-    serde_wasm_bindgen::from_value(value).map_err(|e| JsValue::from_str(&format!("invalid {what}: {e}")))
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| crate::error_with_code(&format!("invalid {what}: {e}"), "internal"))
+}
+
+/// A `BrasaError` with the KServe `code` and the HTTP `status` to answer with.
+fn http_error(message: &str, code: &str, status: u16) -> JsValue {
+    let js = crate::error_with_code(message, code);
+    let _ = Reflect::set(&js, &"status".into(), &JsValue::from(status));
+    js
 }
 
 fn request_error(err: &RequestError) -> JsValue {
-    let js = js_sys::Error::new(&err.to_string());
-    js.set_name("BrasaError");
-    let _ = Reflect::set(&js, &"code".into(), &err.code().into());
-    let _ = Reflect::set(&js, &"status".into(), &err.status().into());
-    js.into()
+    http_error(&err.to_string(), err.code(), err.status())
 }
 
-/// Parse and validate a KServe v2 infer request body against a signature
-/// `{ input, output, maxBatch }`. Resolves to `{ id, rows, data: Float32Array, outputs }`;
-/// throws a `BrasaError` with `code` and HTTP `status` naming the problem.
+/// `{ maxBatch, maxElements }`; either (or the whole object) may be left out for brasa's
+/// defaults.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+struct JsLimits {
+    max_batch: usize,
+    max_elements: usize,
+}
+
+impl Default for JsLimits {
+    fn default() -> Self {
+        let d = Limits::default();
+        JsLimits { max_batch: d.max_batch, max_elements: d.max_elements }
+    }
+}
+
+fn limits_from_js(value: JsValue) -> Result<Limits, JsValue> {
+    let l: JsLimits =
+        if value.is_undefined() || value.is_null() { JsLimits::default() } else { from_js(value, "limits")? };
+    Ok(Limits { max_batch: l.max_batch, max_elements: l.max_elements })
+}
+
+fn set(target: &Object, key: &str, value: &JsValue) {
+    // Setting a property on a fresh plain object cannot fail.
+    let _ = Reflect::set(target, &key.into(), value);
+}
+
+/// Parse and validate a KServe v2 infer request against a model's `signature` (the serde
+/// form of `brasa_types::Signature`, as `modelCard().signature` gives it) and `limits`
+/// (`{ maxBatch, maxElements }`). `headerLength` is the `Inference-Header-Content-Length`
+/// header as a number (undefined when absent): the body is then that much JSON followed by
+/// binary tensor data. Returns `{ id: string | null, batch: number | null, inputs: Array<{
+/// name, dtype, dims, data }>, outputs: Array<{ name, binary }> }`; throws a `BrasaError`
+/// with the KServe `code` and HTTP `status` naming the problem.
 #[wasm_bindgen(js_name = kserveParseInfer)]
-pub fn kserve_parse_infer(body: &[u8], signature: JsValue, max_body: f64) -> Result<JsValue, JsValue> {
-    let sig: ModelSignature = from_js(signature, "signature")?;
-    let parsed = parse_infer(body, &sig, max_body as usize).map_err(|e| request_error(&e))?;
+pub fn kserve_parse_infer(
+    body: &[u8],
+    header_length: Option<f64>,
+    signature: JsValue,
+    limits: JsValue,
+    max_body: f64,
+) -> Result<JsValue, JsValue> {
+    let sig: Signature = from_js(signature, "signature")?;
+    let limits = limits_from_js(limits)?;
+    let header_length = match header_length {
+        None => None,
+        Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= usize::MAX as f64 => Some(n as usize),
+        Some(n) => {
+            return Err(request_error(&RequestError::Malformed(format!(
+                "{HEADER_LENGTH} is {n}; it must be a byte count"
+            ))));
+        }
+    };
+    // `as` saturates (NaN gives 0): a nonsense limit refuses everything rather than nothing.
+    let max_body = max_body as usize;
+    let parsed = parse_infer(body, header_length, &sig, &limits, max_body).map_err(|e| request_error(&e))?;
     let out = Object::new();
-    let _ = Reflect::set(&out, &"id".into(), &parsed.id.map(JsValue::from).unwrap_or(JsValue::NULL));
-    let _ = Reflect::set(&out, &"rows".into(), &(parsed.rows as u32).into());
-    let _ = Reflect::set(&out, &"data".into(), &Float32Array::from(&parsed.data[..]).into());
-    let outputs: js_sys::Array = parsed.outputs.iter().map(|o| JsValue::from_str(o)).collect();
-    let _ = Reflect::set(&out, &"outputs".into(), &outputs.into());
+    set(&out, "id", &parsed.id.map_or(JsValue::NULL, JsValue::from));
+    set(&out, "batch", &parsed.batch.map_or(JsValue::NULL, |b| JsValue::from_f64(b as f64)));
+    set(&out, "inputs", &tensors_to_js(&parsed.inputs));
+    let outputs: Array = parsed
+        .outputs
+        .iter()
+        .map(|o| {
+            let entry = Object::new();
+            set(&entry, "name", &o.name.as_str().into());
+            set(&entry, "binary", &JsValue::from_bool(o.binary));
+            entry
+        })
+        .collect();
+    set(&out, "outputs", &outputs);
     Ok(out.into())
 }
 
-/// The JSON response to an infer request with `rows`, `id` and asked `outputs`.
+/// The response to an infer request: `outputs` as `kserveParseInfer` returned them (the
+/// order and the binary choice of each), `fetches` the model's results as `Array<{ name,
+/// dtype, dims, data }>`. Returns `{ body: Uint8Array, headerLength: number | null }`; when
+/// `headerLength` is a number, send it as the `Inference-Header-Content-Length` header.
+/// Throws a `BrasaError` (`execution`, status 500) when a fetch asked for is missing.
 #[wasm_bindgen(js_name = kserveInferResponse)]
-#[allow(clippy::too_many_arguments)]
 pub fn kserve_infer_response(
     model: &str,
     version: &str,
     id: Option<String>,
-    rows: u32,
-    outputs: Vec<String>,
-    signature: JsValue,
-    logits: &[f32],
-    probabilities: &[f32],
-) -> Result<String, JsValue> {
-    let sig: ModelSignature = from_js(signature, "signature")?;
-    let request = ParsedInfer { id, rows: rows as usize, data: Vec::new(), outputs };
-    Ok(infer_response(model, version, &request, &sig, logits, probabilities))
+    outputs: JsValue,
+    fetches: JsValue,
+) -> Result<JsValue, JsValue> {
+    let outputs: Vec<RequestedOutput> = from_js(outputs, "outputs")?;
+    let fetches = tensors_from_js(&fetches).map_err(|e| http_error(&e, "execution", 500))?;
+    let response = infer_response(model, version, id.as_deref(), &outputs, &fetches)
+        .map_err(|e| http_error(&e, "execution", 500))?;
+    let out = Object::new();
+    set(&out, "body", &Uint8Array::from(response.body.as_slice()));
+    set(&out, "headerLength", &response.header_length.map_or(JsValue::NULL, |n| JsValue::from_f64(n as f64)));
+    Ok(out.into())
 }
 
-/// `GET /v2/models/{name}` as JSON text.
+/// `GET /v2/models/{name}` as JSON text: versions, platform, inputs and outputs (-1 where a
+/// dimension varies), and brasa's `parameters` stating `limits` and dimension bounds.
 #[wasm_bindgen(js_name = kserveModelMetadata)]
 pub fn kserve_model_metadata(
     name: &str,
     versions: Vec<String>,
     signature: JsValue,
+    limits: JsValue,
 ) -> Result<String, JsValue> {
-    let sig: ModelSignature = from_js(signature, "signature")?;
-    Ok(model_metadata(name, &versions, &sig).to_string())
+    let sig: Signature = from_js(signature, "signature")?;
+    let limits = limits_from_js(limits)?;
+    Ok(model_metadata(name, &versions, &sig, &limits).to_string())
 }
 
 /// A model's dynamic batching policy (`{ maxBatch, maxQueueDelayUs, maxQueueRows }`).

@@ -1,88 +1,23 @@
-use std::fmt;
+pub use brasa_types::ErrorCode;
+use brasa_types::TensorError;
 
 /// Result type of every fallible brasa operation.
 pub type Result<T, E = BrasaError> = std::result::Result<T, E>;
-
-/// A stable, machine-readable category for a [`BrasaError`]; it crosses the JS boundary as
-/// the error's `code` property.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// The caller's input does not match the model's signature or holds non-finite values.
-    InvalidInput,
-    /// The weights are corrupt, truncated, or belong to another architecture.
-    InvalidWeights,
-    /// The requested backend is not available in this build or on this machine.
-    BackendUnavailable,
-    /// The backend failed while running a forward pass or reading results back.
-    Execution,
-    /// No architecture of that name is compiled into this build.
-    UnknownModel,
-}
-
-impl ErrorCode {
-    /// The code as a `snake_case` string, as JS callers see it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::InvalidWeights => "invalid_weights",
-            ErrorCode::BackendUnavailable => "backend_unavailable",
-            ErrorCode::Execution => "execution",
-            ErrorCode::UnknownModel => "unknown_model",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// Every error brasa reports. Messages are written for the developer calling brasa: they say
 /// what was expected and what was found.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BrasaError {
-    /// The input is empty.
-    #[error("input is empty: expected {item_len} values per item ({shape}), got 0")]
-    EmptyInput {
-        /// Values per item.
-        item_len: usize,
-        /// The per-item shape, for the message.
-        shape: String,
-    },
-    /// The input length is not a multiple of the per-item length.
-    #[error(
-        "input has {len} values, which is not a whole number of items: each item is {shape} = {item_len} values"
-    )]
-    WrongLength {
-        /// Values received.
-        len: usize,
-        /// Values per item.
-        item_len: usize,
-        /// The per-item shape, for the message.
-        shape: String,
-    },
-    /// The batch holds more items than one call accepts.
-    #[error("batch of {batch} items exceeds the limit of {max} per call; split it")]
-    BatchTooLarge {
-        /// Items received.
-        batch: usize,
-        /// Items allowed.
-        max: usize,
-    },
-    /// A value is NaN or infinite.
-    #[error("input value at index {index} (item {item}) is {value}; inputs must be finite numbers")]
-    NonFinite {
-        /// Flat index of the first bad value.
-        index: usize,
-        /// The item it belongs to.
-        item: usize,
-        /// The value, as text (NaN, inf, -inf).
-        value: String,
-    },
-    /// The input has the wrong type (JS side: not a Float32Array or array of numbers).
+    /// Feeds that do not fit the signature, or a run whose result was not finite.
+    #[error("{0}")]
+    Input(#[from] TensorError),
+    /// A feed could not be read (JS side: not a tensor, a typed array of the wrong kind).
     #[error("input has the wrong type: {0}")]
     WrongType(String),
+    /// The model crate broke its own signature (reads an input it does not declare, gives an
+    /// output of another shape): a bug in the model, reported as `execution`.
+    #[error("the model failed: {0}")]
+    Model(String),
     /// The weight bytes could not be decoded.
     #[error("weights could not be decoded (corrupt or truncated file?): {0}")]
     CorruptWeights(String),
@@ -95,7 +30,7 @@ pub enum BrasaError {
         detail: String,
     },
     /// A tensor has an element type this runtime does not load.
-    #[error("tensor `{tensor}` is {dtype}; this runtime loads f32 weights")]
+    #[error("tensor `{tensor}` is {dtype}; this runtime loads float32, float16 and integer weights")]
     UnsupportedDtype {
         /// The tensor's path.
         tensor: String,
@@ -138,11 +73,9 @@ impl BrasaError {
     /// The stable category of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            BrasaError::EmptyInput { .. }
-            | BrasaError::WrongLength { .. }
-            | BrasaError::BatchTooLarge { .. }
-            | BrasaError::NonFinite { .. }
-            | BrasaError::WrongType(_) => ErrorCode::InvalidInput,
+            BrasaError::Input(e) => e.code(),
+            BrasaError::WrongType(_) => ErrorCode::InvalidInput,
+            BrasaError::Model(_) => ErrorCode::Execution,
             BrasaError::CorruptWeights(_)
             | BrasaError::ArchitectureMismatch { .. }
             | BrasaError::UnsupportedDtype { .. }

@@ -12,17 +12,18 @@ pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod latency;
 pub mod ops;
-mod output;
-mod servable;
+mod model;
 mod session;
 mod weights;
 
 pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends, is_cpu_device};
 pub use error::{BrasaError, ErrorCode, Result};
-pub use output::{Prediction, softmax_rows};
-pub use servable::{Architecture, OutputKind, Signature, TensorSpec};
-pub use session::{MAX_BATCH, Session};
+pub use model::{Inputs, Model, Outputs};
+pub use session::{MAX_BATCH, RunFuture, Servable, Session, load};
 pub use weights::{WeightsSummary, inspect_weights};
 
 /// Re-export of the exact burn version brasa is built on, for model crates.
 pub use burn;
+/// The shared types (dtypes, dims, signatures, host tensors), re-exported for model crates.
+pub use brasa_types as types;
+pub use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorMap, TensorSpec, Values};

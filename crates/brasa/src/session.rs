@@ -1,32 +1,62 @@
-use burn::module::Module;
+use std::future::Future;
+use std::pin::Pin;
+
+use brasa_types::{HostTensor, Limits, Signature, TensorError, TensorMap};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device, Tensor, TensorData};
+use burn::tensor::{Bytes, Device, TensorData};
 
 use crate::backend::{BackendKind, acquire_device};
 use crate::error::{BrasaError, Result};
-use crate::output::Prediction;
-use crate::servable::{Architecture, Signature};
+use crate::model::{Inputs, Model, Pending, values_of};
 use crate::weights::{WeightsSummary, inspect_weights};
 
-/// Most items accepted in one call. Bounds the memory one request can claim; callers split
-/// larger batches (the serving layer batches for them).
+/// Most items accepted in one call by default ([`Limits::default`]).
 pub const MAX_BATCH: usize = 1024;
 
-/// A model of architecture `A` with weights loaded on one backend, ready to run.
+/// A boxed future of one run (not `Send`: in wasm everything lives on one thread).
+pub type RunFuture<'a> = Pin<Box<dyn Future<Output = Result<TensorMap>> + 'a>>;
+
+/// A loaded model, whatever its architecture: what bindings and servers hold.
+///
+/// Object-safe, so one binding serves any [`Model`] behind `Box<dyn Servable>`; it knows
+/// no model and no task.
+pub trait Servable {
+    /// The model's name.
+    fn name(&self) -> &str;
+    /// Its signature.
+    fn signature(&self) -> &Signature;
+    /// Facts for task layers ([`Model::metadata`]).
+    fn metadata(&self) -> serde_json::Value;
+    /// The backend it runs on.
+    fn backend(&self) -> BackendKind;
+    /// What its weights hold.
+    fn weights(&self) -> &WeightsSummary;
+    /// The per-call limits it enforces.
+    fn limits(&self) -> Limits;
+    /// The same model with other weights on the same device; `self` is untouched (so callers
+    /// swap atomically and runs in flight finish on the old weights).
+    fn with_weights(&self, weights: &[u8]) -> Result<Box<dyn Servable>>;
+    /// Run: validate `feeds`, forward, read every output back, validate the fetches.
+    fn run(&self, feeds: TensorMap) -> RunFuture<'_>;
+    /// [`Servable::run`] with synchronous read-back (native callers, the CPU backend).
+    fn run_blocking(&self, feeds: TensorMap) -> Result<TensorMap>;
+}
+
+/// A model of type `M` with weights loaded on one backend, ready to run.
 ///
 /// A session never holds half-loaded weights: loading builds a complete new module and only
 /// then replaces the old one, so a failed load leaves a working session as it was.
 #[derive(Debug)]
-pub struct Session<A: Architecture> {
-    net: A::Net,
+pub struct Session<M: Model> {
+    net: M,
     device: Device,
     backend: BackendKind,
     weights: WeightsSummary,
-    // Built once: every run validates against it and it allocates (names, labels).
     signature: Signature,
+    limits: Limits,
 }
 
-impl<A: Architecture> Session<A> {
+impl<M: Model> Session<M> {
     /// Load burnpack `weights` on `backend`.
     pub async fn load(weights: &[u8], backend: BackendKind) -> Result<Self> {
         // Validate before acquiring a device: bad bytes should fail fast and cheaply.
@@ -40,156 +70,154 @@ impl<A: Architecture> Session<A> {
         Self::assemble(weights, inspect_weights(weights)?, device, backend)
     }
 
-    fn assemble(
-        weights: &[u8],
-        summary: WeightsSummary,
-        device: Device,
-        backend: BackendKind,
-    ) -> Result<Self> {
-        let net = build_net::<A>(weights, &device)?;
-        Ok(Session { net, device, backend, weights: summary, signature: A::signature() })
+    fn assemble(weights: &[u8], summary: WeightsSummary, device: Device, backend: BackendKind) -> Result<Self> {
+        let signature = M::signature();
+        signature
+            .check()
+            .map_err(|e| BrasaError::Model(format!("the signature of `{}` is invalid: {e}", M::NAME)))?;
+        let net = build_net::<M>(weights, &device)?;
+        Ok(Session { net, device, backend, weights: summary, signature, limits: Limits::default() })
     }
 
-    /// Replace the weights, keeping the backend. On error the current weights stay.
-    pub fn replace_weights(&mut self, weights: &[u8]) -> Result<()> {
-        *self = self.with_weights(weights)?;
+    /// Set the per-call limits.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A new session with other `weights` on the same device.
+    pub fn reload(&self, weights: &[u8]) -> Result<Self> {
+        Ok(Self::load_on(weights, self.device.clone(), self.backend)?.with_limits(self.limits))
+    }
+
+    /// The module.
+    pub fn net(&self) -> &M {
+        &self.net
+    }
+
+    fn forward(&self, feeds: TensorMap) -> Result<(brasa_types::Resolved, Vec<(String, Vec<usize>, Pending)>)> {
+        let resolved = self.signature.validate_inputs(&feeds, &self.limits)?;
+        let inputs = Inputs::new(feeds, resolved.clone(), self.device.clone());
+        let outputs = self.net.forward(inputs)?;
+        Ok((resolved, outputs.entries))
+    }
+
+    fn finish(&self, resolved: &brasa_types::Resolved, fetches: TensorMap) -> Result<TensorMap> {
+        self.signature.validate_outputs(&fetches, resolved).map_err(|e| match e {
+            TensorError::BadOutput { .. } => BrasaError::Model(e.to_string()),
+            other => BrasaError::Input(other),
+        })?;
+        Ok(fetches)
+    }
+
+    fn fetch(&self, name: String, dims: Vec<usize>, data: TensorData, out: &mut TensorMap) -> Result<()> {
+        let spec = self
+            .signature
+            .output(&name)
+            .ok_or_else(|| BrasaError::Model(format!("the model returned `{name}`, which its signature does not list")))?;
+        let values = values_of(data, spec.dtype).map_err(|e| self.execution_error(e))?;
+        out.insert(name, HostTensor::new(dims, values));
         Ok(())
     }
 
-    /// A new session with other `weights` on the same device; `self` is untouched, so callers
-    /// can swap sessions atomically and in-flight runs finish on the old weights.
-    pub fn with_weights(&self, weights: &[u8]) -> Result<Self> {
-        Self::load_on(weights, self.device.clone(), self.backend)
-    }
-
-    /// The backend this session runs on.
-    pub fn backend(&self) -> BackendKind {
-        self.backend
-    }
-
-    /// The architecture's signature.
-    pub fn signature(&self) -> &Signature {
-        &self.signature
-    }
-
-    /// What the loaded weights hold.
-    pub fn weights(&self) -> &WeightsSummary {
-        &self.weights
-    }
-
-    /// Check `input` against the signature and return the batch size.
-    pub fn validate_input(&self, input: &[f32]) -> Result<usize> {
-        validate_input(&self.signature, input)
-    }
-
-    /// Run a forward pass on a flat, row-major batch. Reads results back asynchronously,
-    /// which is what WebGPU in a browser requires.
-    pub async fn run(&self, input: &[f32]) -> Result<Prediction> {
-        let (batch, logits) = self.forward(input)?;
-        let data = logits.into_data_async().await.map_err(|e| self.execution_error(e))?;
-        self.prediction(batch, data)
-    }
-
-    /// Synchronous [`Session::run`], for native callers and the CPU backend.
-    pub fn run_blocking(&self, input: &[f32]) -> Result<Prediction> {
-        let (batch, logits) = self.forward(input)?;
-        let data = logits.try_into_data().map_err(|e| self.execution_error(e))?;
-        self.prediction(batch, data)
-    }
-
-    fn forward(&self, input: &[f32]) -> Result<(usize, Tensor<2>)> {
-        let batch = validate_input(&self.signature, input)?;
-        let data = TensorData::new(input.to_vec(), [batch, self.signature.input.item_len()]);
-        let tensor = Tensor::<2>::from_data(data, &self.device);
-        Ok((batch, A::forward(&self.net, tensor)))
-    }
-
-    fn prediction(&self, batch: usize, data: TensorData) -> Result<Prediction> {
-        let classes = self.signature.output.item_len();
-        let logits: Vec<f32> = data.try_into_vec().map_err(|e| self.execution_error(format!("{e:?}")))?;
-        if logits.len() != batch * classes {
-            return Err(self.execution_error(format!(
-                "expected {} output values, got {}",
-                batch * classes,
-                logits.len()
-            )));
-        }
-        Ok(Prediction::from_outputs(logits, classes, self.signature.output_kind))
+    fn host(&self, name: String, dims: Vec<usize>, values: brasa_types::Values, out: &mut TensorMap) -> Result<()> {
+        let want = self.signature.output(&name).map(|s| s.dtype).unwrap_or(values.dtype());
+        out.insert(name, HostTensor::new(dims, values.cast(want)));
+        Ok(())
     }
 
     fn execution_error(&self, detail: impl core::fmt::Display) -> BrasaError {
         BrasaError::Execution { backend: self.backend.to_string(), detail: detail.to_string() }
     }
+
+    /// Run asynchronously (what WebGPU in a browser requires).
+    pub async fn run(&self, feeds: TensorMap) -> Result<TensorMap> {
+        let (resolved, entries) = self.forward(feeds)?;
+        let mut out = TensorMap::new();
+        for (name, dims, pending) in entries {
+            let data = match pending {
+                Pending::Float(t) => t.into_data_async().await,
+                Pending::Int(t) => t.into_data_async().await,
+                Pending::Bool(t) => t.into_data_async().await,
+                Pending::Host(values) => {
+                    self.host(name, dims, values, &mut out)?;
+                    continue;
+                }
+            }
+            .map_err(|e| self.execution_error(format!("{e:?}")))?;
+            self.fetch(name, dims, data, &mut out)?;
+        }
+        self.finish(&resolved, out)
+    }
+
+    /// Run with synchronous read-back.
+    pub fn run_blocking(&self, feeds: TensorMap) -> Result<TensorMap> {
+        let (resolved, entries) = self.forward(feeds)?;
+        let mut out = TensorMap::new();
+        for (name, dims, pending) in entries {
+            let data = match pending {
+                Pending::Float(t) => t.try_into_data(),
+                Pending::Int(t) => t.try_into_data(),
+                Pending::Bool(t) => t.try_into_data(),
+                Pending::Host(values) => {
+                    self.host(name, dims, values, &mut out)?;
+                    continue;
+                }
+            }
+            .map_err(|e| self.execution_error(format!("{e:?}")))?;
+            self.fetch(name, dims, data, &mut out)?;
+        }
+        self.finish(&resolved, out)
+    }
 }
 
-fn build_net<A: Architecture>(weights: &[u8], device: &Device) -> Result<A::Net> {
+impl<M: Model> Servable for Session<M> {
+    fn name(&self) -> &str {
+        M::NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn metadata(&self) -> serde_json::Value {
+        M::metadata()
+    }
+
+    fn backend(&self) -> BackendKind {
+        self.backend
+    }
+
+    fn weights(&self) -> &WeightsSummary {
+        &self.weights
+    }
+
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn with_weights(&self, weights: &[u8]) -> Result<Box<dyn Servable>> {
+        Ok(Box::new(self.reload(weights)?))
+    }
+
+    fn run(&self, feeds: TensorMap) -> RunFuture<'_> {
+        Box::pin(Session::run(self, feeds))
+    }
+
+    fn run_blocking(&self, feeds: TensorMap) -> Result<TensorMap> {
+        Session::run_blocking(self, feeds)
+    }
+}
+
+/// Load `M` with `weights` on `backend`, boxed: what a binding's export calls.
+pub async fn load<M: Model>(weights: &[u8], backend: BackendKind) -> Result<Box<dyn Servable>> {
+    Ok(Box::new(Session::<M>::load(weights, backend).await?))
+}
+
+fn build_net<M: Model>(weights: &[u8], device: &Device) -> Result<M> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
         .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
-    A::init(device)
+    M::init(device)
         .try_load_record(record)
-        .map_err(|e| BrasaError::ArchitectureMismatch { model: A::NAME.to_string(), detail: e.to_string() })
-}
-
-/// Check a flat batch against `signature`: non-empty, a whole number of items, at most
-/// [`MAX_BATCH`] items, every value finite. Returns the batch size.
-pub fn validate_input(signature: &Signature, input: &[f32]) -> Result<usize> {
-    let item_len = signature.input.item_len();
-    if input.is_empty() {
-        return Err(BrasaError::EmptyInput { item_len, shape: signature.input.shape_text() });
-    }
-    if !input.len().is_multiple_of(item_len) {
-        return Err(BrasaError::WrongLength {
-            len: input.len(),
-            item_len,
-            shape: signature.input.shape_text(),
-        });
-    }
-    let batch = input.len() / item_len;
-    if batch > MAX_BATCH {
-        return Err(BrasaError::BatchTooLarge { batch, max: MAX_BATCH });
-    }
-    if let Some(index) = input.iter().position(|v| !v.is_finite()) {
-        return Err(BrasaError::NonFinite { index, item: index / item_len, value: input[index].to_string() });
-    }
-    Ok(batch)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::servable::TensorSpec;
-
-    fn signature() -> Signature {
-        Signature {
-            input: TensorSpec { name: "x", shape: vec![1, 2, 2], datatype: "FP32", description: "" },
-            output: TensorSpec { name: "y", shape: vec![3], datatype: "FP32", description: "" },
-            output_kind: crate::servable::OutputKind::Logits,
-            labels: vec![],
-        }
-    }
-
-    #[test]
-    fn accepts_whole_batches() {
-        assert_eq!(validate_input(&signature(), &[0.0; 4]), Ok(1));
-        assert_eq!(validate_input(&signature(), &[0.5; 12]), Ok(3));
-    }
-
-    #[test]
-    fn rejects_bad_input_with_typed_errors() {
-        let sig = signature();
-        assert!(matches!(validate_input(&sig, &[]), Err(BrasaError::EmptyInput { item_len: 4, .. })));
-        let err = validate_input(&sig, &[0.0; 5]).unwrap_err();
-        assert!(matches!(err, BrasaError::WrongLength { len: 5, item_len: 4, .. }));
-        assert!(err.to_string().contains("1x2x2 = 4 values"), "{err}");
-        let mut x = [0.0f32; 8];
-        x[6] = f32::NAN;
-        assert_eq!(
-            validate_input(&sig, &x),
-            Err(BrasaError::NonFinite { index: 6, item: 1, value: "NaN".into() })
-        );
-        x[6] = f32::NEG_INFINITY;
-        assert!(matches!(validate_input(&sig, &x), Err(BrasaError::NonFinite { .. })));
-        let big = vec![0.0f32; 4 * (MAX_BATCH + 1)];
-        assert!(matches!(validate_input(&sig, &big), Err(BrasaError::BatchTooLarge { .. })));
-    }
+        .map_err(|e| BrasaError::ArchitectureMismatch { model: M::NAME.to_string(), detail: e.to_string() })
 }

@@ -15,7 +15,7 @@ pub struct WeightsSummary {
 
 /// Decode a burnpack buffer and check every tensor before anything touches a model: the
 /// container must parse, each tensor's byte length must match its shape, and every value must
-/// be a finite `f32`. Bit rot or tampering that still parses usually shows up here as NaN,
+/// be finite (floats). Bit rot or tampering that still parses usually shows up here as NaN,
 /// infinity or an absurd shape; content hashes (the registry) catch the rest.
 pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
     if bytes.is_empty() {
@@ -33,7 +33,12 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
         let name = tensor.name.clone();
         let dtype = tensor.dtype;
         let shape = tensor.shape.clone().to_vec();
-        if dtype != DType::F32 {
+        // Parameters are floats; ONNX imports also store integer and boolean constants.
+        let supported = matches!(
+            dtype,
+            DType::F32 | DType::F16 | DType::BF16 | DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U8 | DType::Bool(_)
+        );
+        if !supported {
             return Err(BrasaError::UnsupportedDtype { tensor: name, dtype: format!("{dtype:?}") });
         }
         let elements = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| {
@@ -41,15 +46,18 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
         })?;
         let data =
             tensor.into_bytes().map_err(|e| BrasaError::CorruptWeights(format!("tensor `{name}`: {e}")))?;
-        if data.len() != elements * 4 {
+        let want = elements.saturating_mul(dtype.size());
+        if data.len() != want {
             return Err(BrasaError::CorruptWeights(format!(
-                "tensor `{name}` of shape {shape:?} needs {} bytes but has {}",
-                elements * 4,
+                "tensor `{name}` of shape {shape:?} ({dtype:?}) needs {want} bytes but has {}",
                 data.len()
             )));
         }
-        let non_finite =
-            data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite());
+        let non_finite = match dtype {
+            DType::F32 => data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
+            DType::F16 => data.chunks_exact(2).any(|c| !burn::tensor::f16::from_le_bytes([c[0], c[1]]).is_finite()),
+            _ => false,
+        };
         if non_finite {
             return Err(BrasaError::NonFiniteWeights { tensor: name });
         }

@@ -1,0 +1,552 @@
+//! `brasa build`: a Burn crate that implements `brasa::Model` becomes a model package — the
+//! CPU and WebGPU wasm builds of that model alone, their JS glue, `model.json` (name,
+//! signature, metadata), `index.js` (the package `loadModel` takes) and TypeScript types
+//! naming its tensors. The folder is an npm package as it is.
+//!
+//! How: a small generated `cdylib` (the *shim*) depends on the model crate and on
+//! `brasa-wasm`, and names the model with `brasa_wasm::export_model!`. It is built for
+//! `wasm32-unknown-unknown` in brasa's shared target dir with brasa's `Cargo.lock` as its
+//! starting lock file, so every model build reuses one compiled burn. Outputs are cached by
+//! a hash of (model sources, brasa sources, lock file, backends, options): an unchanged
+//! model builds in seconds. The output folder is written next to its destination and renamed
+//! into place: never half a package.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+/// What to build.
+pub struct BuildOptions {
+    /// The model crate (its folder).
+    pub crate_dir: PathBuf,
+    /// Output folder (the package).
+    pub out: PathBuf,
+    /// `cpu`, `webgpu`, or both.
+    pub backends: Vec<String>,
+    /// Which builds wasm-opt optimises: `none`, `cpu` or `all`.
+    pub opt: String,
+}
+
+/// The shared target dir and cache: `BRASA_CACHE_HOME` (default `~/.cache/brasa`).
+fn cache_home() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BRASA_CACHE_HOME") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("brasa")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| cache_home().join("target"))
+}
+
+/// The brasa source tree the shim builds against: `BRASA_SOURCE`, else the tree this CLI was
+/// built from.
+pub fn brasa_source() -> Result<PathBuf> {
+    let root = std::env::var_os("BRASA_SOURCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    let root = root.canonicalize().with_context(|| format!("brasa's source tree {} is missing", root.display()))?;
+    if !root.join("crates/brasa-wasm/Cargo.toml").is_file() {
+        bail!("{} is not brasa's source tree (set BRASA_SOURCE)", root.display());
+    }
+    Ok(root)
+}
+
+/// One step of a long command: prints what it does, then how long it took.
+struct Steps {
+    total: usize,
+    done: usize,
+}
+
+impl Steps {
+    fn step<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.done += 1;
+        eprintln!("[{}/{}] {what}", self.done, self.total);
+        let t = Instant::now();
+        let out = f().with_context(|| format!("{what} failed"))?;
+        eprintln!("      {what}: {:.1} s", t.elapsed().as_secs_f64());
+        Ok(out)
+    }
+}
+
+struct CrateInfo {
+    package: String,
+    version: String,
+    model_type: String,
+    inputs: Vec<PathBuf>,
+}
+
+fn read_crate(dir: &Path) -> Result<CrateInfo> {
+    let manifest = dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} has no Cargo.toml: `brasa build` takes a Burn crate's folder (or --onnx FILE)", dir.display());
+    }
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed for {}:\n{}", manifest.display(), String::from_utf8_lossy(&out.stderr));
+    }
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let wanted = manifest.canonicalize()?;
+    let package = meta["packages"]
+        .as_array()
+        .and_then(|ps| {
+            ps.iter().find(|p| {
+                p["manifest_path"].as_str().and_then(|m| Path::new(m).canonicalize().ok()).as_deref()
+                    == Some(wanted.as_path())
+            })
+        })
+        .with_context(|| format!("{} defines no package", manifest.display()))?;
+    let name = package["name"].as_str().unwrap_or_default().to_string();
+    let lib = package["targets"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "lib"))))
+        .and_then(|t| t["name"].as_str())
+        .with_context(|| format!("crate `{name}` has no library target"))?
+        .replace('-', "_");
+    let brasa = &package["metadata"]["brasa"];
+    let model_type = brasa["model"].as_str().with_context(|| {
+        format!(
+            "crate `{name}` does not say which type to serve: add\n\n[package.metadata.brasa]\nmodel = \"{lib}::YourModel\"\n\nto {} (the type implements brasa::Model)",
+            manifest.display()
+        )
+    })?;
+    let inputs = brasa["inputs"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.as_str()).map(|p| dir.join(p)).collect())
+        .unwrap_or_default();
+    Ok(CrateInfo {
+        package: name,
+        version: package["version"].as_str().unwrap_or("0.0.0").to_string(),
+        model_type: model_type.to_string(),
+        inputs,
+    })
+}
+
+/// Every file under `dir` that can change a build (sources, manifests), sorted; skips
+/// `target/`, hidden folders and `node_modules`.
+fn source_files(dir: &Path, out: &mut BTreeSet<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            source_files(&path, out)?;
+        } else {
+            out.insert(path);
+        }
+    }
+    Ok(())
+}
+
+fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path) -> Result<()> {
+    for file in files {
+        let rel = file.strip_prefix(base).unwrap_or(file);
+        hasher.update(rel.to_string_lossy().as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?);
+        hasher.update([0]);
+    }
+    Ok(())
+}
+
+/// The cache key of a build.
+fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOptions) -> Result<String> {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("brasa-build-1 {} {:?} {}\n", env!("CARGO_PKG_VERSION"), options.backends, options.opt));
+    let mut files = BTreeSet::new();
+    source_files(crate_dir, &mut files)?;
+    hash_files(&mut hasher, &files, crate_dir)?;
+    for input in &info.inputs {
+        let file = BTreeSet::from([input.clone()]);
+        hash_files(&mut hasher, &file, crate_dir)?;
+    }
+    let mut runtime = BTreeSet::new();
+    for krate in ["brasa-types", "brasa", "brasa-wasm", "brasa-registry", "brasa-serving"] {
+        source_files(&brasa.join("crates").join(krate), &mut runtime)?;
+    }
+    runtime.insert(brasa.join("Cargo.lock"));
+    runtime.insert(brasa.join("Cargo.toml"));
+    hash_files(&mut hasher, &runtime, brasa)?;
+    Ok(hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
+}
+
+/// The shim crate's manifest: the model crate, brasa-wasm, and the workspace's release
+/// profile (so compiled dependencies are shared with every other build).
+fn shim_manifest(info: &CrateInfo, crate_dir: &Path, brasa: &Path, shim_lib: &str) -> String {
+    let path = |p: &Path| p.to_string_lossy().replace('\\', "/");
+    format!(
+        r#"# Generated by `brasa build`; do not edit.
+[package]
+name = "{shim_lib}"
+version = "{version}"
+edition = "2024"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+path = "lib.rs"
+
+[features]
+cpu = ["brasa-wasm/cpu"]
+webgpu = ["brasa-wasm/webgpu"]
+
+[dependencies]
+model = {{ package = "{package}", path = "{crate_dir}" }}
+brasa-wasm = {{ path = "{brasa}/crates/brasa-wasm", default-features = false }}
+
+[target.'cfg(target_arch = "wasm32")'.dependencies]
+getrandom = {{ version = "0.4", features = ["wasm_js"] }}
+
+[workspace]
+
+[profile.release]
+opt-level = 3
+lto = "thin"
+codegen-units = 16
+panic = "abort"
+debug = false
+strip = true
+"#,
+        version = info.version,
+        package = info.package,
+        crate_dir = path(crate_dir),
+        brasa = path(brasa),
+    )
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {:?}", cmd.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed with {status}", cmd.get_program());
+    }
+    Ok(())
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let dest = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &dest)?;
+        } else {
+            std::fs::copy(entry.path(), &dest)?;
+        }
+    }
+    Ok(())
+}
+
+/// Replace `out` with `staged` in two renames; the old package survives a failure.
+fn swap_into_place(staged: &Path, out: &Path) -> Result<()> {
+    let old = out.with_extension(format!("brasa-old-{}", std::process::id()));
+    if out.exists() {
+        std::fs::rename(out, &old).with_context(|| format!("moving the old {} aside", out.display()))?;
+    }
+    if let Err(err) = std::fs::rename(staged, out) {
+        if old.exists() {
+            let _ = std::fs::rename(&old, out);
+        }
+        return Err(err).with_context(|| format!("moving the new package into {}", out.display()));
+    }
+    if old.exists() {
+        std::fs::remove_dir_all(&old)?;
+    }
+    Ok(())
+}
+
+/// Build the package of the model crate in `options.crate_dir` into `options.out`.
+pub fn build(options: &BuildOptions) -> Result<()> {
+    let started = Instant::now();
+    for b in &options.backends {
+        if b != "cpu" && b != "webgpu" {
+            bail!("unknown backend `{b}`; use cpu and/or webgpu");
+        }
+    }
+    if !["none", "cpu", "all"].contains(&options.opt.as_str()) {
+        bail!("--opt takes none, cpu or all");
+    }
+    let brasa = brasa_source()?;
+    let crate_dir = options
+        .crate_dir
+        .canonicalize()
+        .with_context(|| format!("{} does not exist", options.crate_dir.display()))?;
+    let mut steps = Steps { total: 3 + options.backends.len(), done: 0 };
+    let info = steps.step("reading the model crate", || read_crate(&crate_dir))?;
+    let key = build_key(&info, &crate_dir, &brasa, options)?;
+    let name_dir = cache_home().join("builds").join(&info.package);
+    let cached = name_dir.join(&key);
+    let out = absolute(&options.out)?;
+    let staged = staging_path(&out)?;
+    if cached.join(".complete").is_file() {
+        steps.total = steps.done + 1;
+        steps.step("up to date: copying the cached package", || {
+            copy_dir(&cached, &staged)?;
+            std::fs::remove_file(staged.join(".complete"))?;
+            swap_into_place(&staged, &out)
+        })?;
+        eprintln!("built {} (cached, key {key}) in {:.1} s -> {}", info.package, started.elapsed().as_secs_f64(), out.display());
+        return Ok(());
+    }
+    let result = build_fresh(options, &brasa, &crate_dir, &info, &name_dir, &staged, &mut steps);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    result?;
+    // Cache a copy, then publish the package.
+    let _ = std::fs::remove_dir_all(&cached);
+    copy_dir(&staged, &cached)?;
+    std::fs::write(cached.join(".complete"), key.as_bytes())?;
+    prune_cache(&name_dir, &key);
+    swap_into_place(&staged, &out)?;
+    eprintln!("built {} (key {key}) in {:.1} s -> {}", info.package, started.elapsed().as_secs_f64(), out.display());
+    Ok(())
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    Ok(if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) })
+}
+
+fn staging_path(out: &Path) -> Result<PathBuf> {
+    let parent = out.parent().context("the output folder has no parent")?;
+    std::fs::create_dir_all(parent)?;
+    let name = out.file_name().context("the output folder has no name")?.to_string_lossy();
+    let staged = parent.join(format!(".{name}.brasa-tmp-{}", std::process::id()));
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged)?;
+    }
+    Ok(staged)
+}
+
+/// Keep the three newest cached builds of a model.
+fn prune_cache(name_dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(name_dir) else { return };
+    let mut builds: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().join(".complete").is_file() && e.file_name() != keep)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    builds.sort();
+    while builds.len() > 2 {
+        let (_, path) = builds.remove(0);
+        let _ = std::fs::remove_dir_all(path);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_fresh(
+    options: &BuildOptions,
+    brasa: &Path,
+    crate_dir: &Path,
+    info: &CrateInfo,
+    name_dir: &Path,
+    staged: &Path,
+    steps: &mut Steps,
+) -> Result<()> {
+    // One artefact name per model: builds of several models share the target dir.
+    let shim_lib = format!("brasa_model_{}", info.package.replace('-', "_"));
+    let shim = name_dir.join("shim");
+    steps.step("generating the build crate", || {
+        std::fs::create_dir_all(&shim)?;
+        std::fs::write(shim.join("Cargo.toml"), shim_manifest(info, crate_dir, brasa, &shim_lib))?;
+        let source = format!(
+            "//! Generated by `brasa build`: the wasm build of `{}`.\nbrasa_wasm::export_model!(model::{});\n",
+            info.package,
+            info.model_type.split_once("::").map_or(info.model_type.as_str(), |(_, rest)| rest)
+        );
+        std::fs::write(shim.join("lib.rs"), source)?;
+        // Start from brasa's lock file: the same versions, so the same compiled dependencies.
+        std::fs::copy(brasa.join("Cargo.lock"), shim.join("Cargo.lock"))?;
+        std::fs::create_dir_all(staged)?;
+        Ok(())
+    })?;
+    let target = target_dir();
+    for backend in &options.backends {
+        let optimise = options.opt == "all" || (options.opt == "cpu" && backend == "cpu");
+        steps.step(&format!("building the {backend} wasm (cargo{})", if optimise { ", wasm-bindgen, wasm-opt" } else { ", wasm-bindgen" }), || {
+            run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["build", "--release", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features"])
+                .arg(backend)
+                .arg("--manifest-path")
+                .arg(shim.join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target)
+                // The flags brasa's workspace sets for wasm32 (.cargo/config.toml): the same
+                // flags, the same compiled dependencies.
+                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128"))?;
+            let artefact = target.join("wasm32-unknown-unknown/release").join(format!("{shim_lib}.wasm"));
+            let dir = staged.join(backend);
+            run(Command::new("wasm-bindgen")
+                .args(["--target", "web", "--out-name", "model", "--out-dir"])
+                .arg(&dir)
+                .arg(&artefact))?;
+            if optimise {
+                wasm_opt(brasa, &dir.join("model_bg.wasm"))?;
+            }
+            Ok(())
+        })?;
+    }
+    steps.step("writing model.json, index.js, index.d.ts, package.json", || write_package(staged, info, brasa, &options.backends))
+}
+
+/// The features rustc's wasm32 target emits (plus simd128, which brasa turns on).
+const WASM_FEATURES: [&str; 7] = [
+    "--enable-simd",
+    "--enable-bulk-memory",
+    "--enable-sign-ext",
+    "--enable-nontrapping-float-to-int",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+];
+
+fn wasm_opt(brasa: &Path, wasm: &Path) -> Result<()> {
+    // Debian's binaryen (108) emits broken modules; the npm package's wasm-opt is current.
+    let local = brasa.join("node_modules/.bin/wasm-opt");
+    let program = if local.exists() { local } else { PathBuf::from("wasm-opt") };
+    let tmp = wasm.with_extension("opt.wasm");
+    run(Command::new(program)
+        .args(["-O3", "--strip-debug", "--strip-producers"])
+        .args(WASM_FEATURES)
+        .arg(wasm)
+        .arg("-o")
+        .arg(&tmp))?;
+    std::fs::rename(&tmp, wasm)?;
+    Ok(())
+}
+
+/// Ask the built CPU (or only) wasm for its model card, under Node.
+fn model_card(staged: &Path, backend: &str) -> Result<serde_json::Value> {
+    const SCRIPT: &str = r#"
+const [dir] = process.argv.slice(1);
+const fs = await import('node:fs');
+const { pathToFileURL } = await import('node:url');
+const glue = await import(pathToFileURL(`${dir}/model.js`).href);
+glue.initSync({ module: fs.readFileSync(`${dir}/model_bg.wasm`) });
+process.stdout.write(JSON.stringify(glue.modelCard()));
+"#;
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", SCRIPT])
+        .arg(staged.join(backend))
+        .output()
+        .context("running node (needed to read the model's signature from its build)")?;
+    if !out.status.success() {
+        bail!("reading the model card failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn ts_name(name: &str) -> String {
+    serde_json::to_string(name).unwrap_or_default()
+}
+
+fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[String]) -> Result<()> {
+    // The WebGPU build cannot start under Node (no GPU); read the card from the CPU one.
+    let probe = if backends.iter().any(|b| b == "cpu") { "cpu" } else { "webgpu" };
+    let card = model_card(staged, probe)?;
+    let name = card["name"].as_str().context("the model card has no name")?.to_string();
+    let signature = &card["signature"];
+    let mut builds = serde_json::Map::new();
+    for backend in backends {
+        let wasm = staged.join(backend).join("model_bg.wasm");
+        let bytes = std::fs::read(&wasm)?;
+        let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        builds.insert(
+            backend.clone(),
+            serde_json::json!({ "glue": format!("{backend}/model.js"), "wasm": format!("{backend}/model_bg.wasm"), "size": bytes.len(), "sha256": sha }),
+        );
+        // wasm-bindgen's own package.json and .gitignore would make each folder a package.
+        for extra in ["package.json", ".gitignore"] {
+            let _ = std::fs::remove_file(staged.join(backend).join(extra));
+        }
+    }
+    let model_json = serde_json::json!({
+        "format": "brasa-model@1",
+        "name": name,
+        "version": info.version,
+        "brasa": card["brasaVersion"],
+        "signature": signature,
+        "signatureHash": card["signatureHash"],
+        "metadata": card["metadata"],
+        "builds": builds,
+    });
+    std::fs::write(staged.join("model.json"), serde_json::to_string_pretty(&model_json)?)?;
+
+    let mut js = String::from("// Generated by `brasa build`. The model package `loadModel` takes.\n");
+    js.push_str(&format!("const card = {};\n\n", serde_json::to_string(&serde_json::json!({
+        "format": "brasa-model@1",
+        "name": name,
+        "version": info.version,
+        "brasa": card["brasaVersion"],
+        "signature": signature,
+        "signatureHash": card["signatureHash"],
+        "metadata": card["metadata"],
+    }))?));
+    js.push_str("export default {\n  ...card,\n  builds: {\n");
+    for backend in backends {
+        // A getter: workerd gives bundled modules no usable `import.meta.url`, and bundlers
+        // still see (and emit) the `new URL(…, import.meta.url)` asset.
+        js.push_str(&format!(
+            "    {backend}: {{\n      glue: () => import('./{backend}/model.js'),\n      get wasm() {{ return new URL('./{backend}/model_bg.wasm', import.meta.url); }},\n    }},\n"
+        ));
+    }
+    js.push_str("  },\n};\n");
+    std::fs::write(staged.join("index.js"), js)?;
+
+    let dtypes = |list: &serde_json::Value| -> String {
+        let entries: Vec<String> = list
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| format!("{}: {}", ts_name(t["name"].as_str().unwrap_or("")), ts_name(t["dtype"].as_str().unwrap_or(""))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        format!("{{ {} }}", entries.join("; "))
+    };
+    let dts = format!(
+        "// Generated by `brasa build`.\nimport type {{ ModelPackage }} from 'brasa';\n\n/** {name}: inputs {inputs}, outputs {outputs}. */\ndeclare const model: ModelPackage<{inputs}, {outputs}>;\nexport default model;\n",
+        inputs = dtypes(&signature["inputs"]),
+        outputs = dtypes(&signature["outputs"]),
+    );
+    std::fs::write(staged.join("index.d.ts"), dts)?;
+
+    let brasa_version: String = {
+        let pkg: serde_json::Value = serde_json::from_slice(&std::fs::read(brasa.join("npm/package.json"))?)?;
+        pkg["version"].as_str().unwrap_or("0.1.0").to_string()
+    };
+    let mut files = vec!["index.js".to_string(), "index.d.ts".into(), "model.json".into()];
+    let mut exports = serde_json::Map::new();
+    exports.insert(".".into(), serde_json::json!({ "types": "./index.d.ts", "default": "./index.js" }));
+    exports.insert("./model.json".into(), serde_json::json!("./model.json"));
+    for backend in backends {
+        files.push(format!("{backend}/"));
+        exports.insert(format!("./{backend}.wasm"), serde_json::json!(format!("./{backend}/model_bg.wasm")));
+        exports.insert(format!("./{backend}/*"), serde_json::json!(format!("./{backend}/*")));
+    }
+    let package = serde_json::json!({
+        "name": name,
+        "version": info.version,
+        "description": format!("{name}, compiled for brasa (WebGPU and SIMD CPU wasm builds)"),
+        "type": "module",
+        "sideEffects": false,
+        "main": "./index.js",
+        "types": "./index.d.ts",
+        "exports": exports,
+        "files": files,
+        "peerDependencies": { "brasa": format!("^{brasa_version}") },
+    });
+    std::fs::write(staged.join("package.json"), serde_json::to_string_pretty(&package)?)?;
+    Ok(())
+}

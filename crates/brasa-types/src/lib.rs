@@ -1,0 +1,28 @@
+//! brasa's shared vocabulary, defined once: element types ([`DType`]), dimensions ([`Dim`]),
+//! tensor specs and model signatures ([`TensorSpec`], [`Signature`]), host tensors
+//! ([`HostTensor`]), feed validation ([`Signature::validate_inputs`]) and the stable error
+//! codes ([`ErrorCode`]).
+//!
+//! The runtime (`brasa`), the wasm bindings, the KServe layer (`brasa-serving`), the registry
+//! and the CLI all use these types; the npm package's TypeScript declarations of them are
+//! generated from this crate ([`typescript::declarations`]) and a test fails when the
+//! committed copy (`npm/src/generated/types.ts`) drifts.
+//!
+//! Plain Rust, no I/O, no burn: it compiles and tests natively in seconds.
+
+mod dim;
+mod dtype;
+mod error;
+mod json;
+mod signature;
+mod tensor;
+pub mod typescript;
+mod validate;
+
+pub use dim::Dim;
+pub use dtype::DType;
+pub use error::ErrorCode;
+pub use json::TensorJson;
+pub use signature::{Signature, TensorSpec};
+pub use tensor::{HostTensor, TensorMap, Values};
+pub use validate::{Limits, Resolved, TensorError};

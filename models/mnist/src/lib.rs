@@ -1,0 +1,147 @@
+//! The MNIST digit classifier that brasa serves by default.
+//!
+//! The network matches `ccexam`'s `MNISTNet` (PyPI `ccexam` 1.0.0, MIT): two 3x3 convolutions
+//! (1→32→64 channels, padding 1), each followed by ReLU and 2x2 max-pooling, then a 3136→128
+//! linear layer, ReLU, and a 128→10 linear layer. Inputs are 28x28 grayscale intensities in
+//! `[0, 1]` (1 = ink); the model applies MNIST's normalisation (mean 0.1307, std 0.3081) itself
+//! so callers never need to know it.
+
+use brasa::kernels;
+use brasa::{DType, Dim, HostTensor, Inputs, Model, Outputs, Signature, TensorSpec, Values};
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Side of the square input image.
+pub const IMAGE_SIDE: usize = 28;
+/// Mean of MNIST's training pixels, in `[0, 1]` units.
+pub const PIXEL_MEAN: f32 = 0.1307;
+/// Standard deviation of MNIST's training pixels.
+pub const PIXEL_STD: f32 = 0.3081;
+
+/// The burn module; it is the servable model ([`Model`]).
+#[derive(Module, Debug)]
+pub struct MnistNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    pool: MaxPool2d,
+    fc1: Linear,
+    fc2: Linear,
+    relu: Relu,
+}
+
+impl MnistNet {
+    /// A fresh module (random parameters) on `device`.
+    pub fn new(device: &Device) -> Self {
+        let conv = |channels| {
+            Conv2dConfig::new(channels, [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        };
+        Self {
+            conv1: conv([1, 32]),
+            conv2: conv([32, 64]),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            fc1: LinearConfig::new(64 * 7 * 7, 128).init(device),
+            fc2: LinearConfig::new(128, 10).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    /// `[batch, 784]` intensities in `[0, 1]` → `[batch, 10]` logits.
+    pub fn logits(&self, pixels: Tensor<2>) -> Tensor<2> {
+        if brasa::is_cpu_device(&pixels.device())
+            && let Some(logits) = self.forward_cpu(pixels.clone())
+        {
+            return logits;
+        }
+        self.forward_generic(pixels)
+    }
+
+    /// The CPU (burn-flex) path. burn-flex spends most of a pass on the first convolution
+    /// (one input channel: its im2col + GEMM does little work per byte moved) and on the
+    /// max-pools, not on the GEMMs: those three run as brasa's fused kernels (normalise +
+    /// conv + bias + ReLU + pool, and ReLU + pool), conv2 and the linear layers stay burn's.
+    /// `None` (never expected) falls back to the generic path.
+    fn forward_cpu(&self, pixels: Tensor<2>) -> Option<Tensor<2>> {
+        let device = pixels.device();
+        let [batch, _] = pixels.dims();
+        let input = pixels.try_into_data().ok()?;
+        let weight = self.conv1.weight.val().try_into_data().ok()?;
+        let bias = self.conv1.bias.as_ref()?.val().try_into_data().ok()?;
+        let x = kernels::conv3x3_relu_maxpool2(
+            input.as_slice::<f32>().ok()?,
+            IMAGE_SIDE,
+            weight.as_slice::<f32>().ok()?,
+            bias.as_slice::<f32>().ok()?,
+            PIXEL_MEAN,
+            PIXEL_STD,
+        )?;
+        let half = IMAGE_SIDE / 2;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 32, half, half]), &device);
+        let x = self.conv2.forward(x).try_into_data().ok()?;
+        let x = kernels::relu_maxpool2(x.as_slice::<f32>().ok()?, half)?;
+        let x = Tensor::<2>::from_data(TensorData::new(x, [batch, 64 * 7 * 7]), &device);
+        let x = self.relu.forward(self.fc1.forward(x));
+        Some(self.fc2.forward(x))
+    }
+
+    /// Any backend: burn's operators only (the WebGPU path).
+    fn forward_generic(&self, pixels: Tensor<2>) -> Tensor<2> {
+        let [batch, _] = pixels.dims();
+        let x = pixels.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
+        let x = (x - PIXEL_MEAN) / PIXEL_STD;
+        let x = self.pool.forward(self.relu.forward(self.conv1.forward(x)));
+        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
+        // Flattening NCHW in C, H, W order is what PyTorch's `flatten(start_dim=1)` does.
+        let x = x.reshape([batch, 64 * 7 * 7]);
+        let x = self.relu.forward(self.fc1.forward(x));
+        self.fc2.forward(x)
+    }
+}
+
+/// Name of the input tensor.
+pub const INPUT: &str = "pixels";
+/// Name of the output tensor.
+pub const OUTPUT: &str = "logits";
+
+impl Model for MnistNet {
+    const NAME: &'static str = "mnist";
+
+    fn signature() -> Signature {
+        Signature {
+            inputs: vec![
+                TensorSpec::new(INPUT, DType::Float32, vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(IMAGE_SIDE), Dim::Fixed(IMAGE_SIDE)])
+                    .describe("28x28 grayscale, row-major, values in [0, 1], 1 = ink (white digit on black)")
+                    .range(0.0, 1.0),
+            ],
+            outputs: vec![
+                TensorSpec::new(OUTPUT, DType::Float32, vec![Dim::Batch, Dim::Fixed(10)])
+                    .describe("unnormalised scores of the digits 0-9"),
+            ],
+        }
+    }
+
+    /// A classifier: softmax of `logits` gives the probabilities of the digits.
+    fn metadata() -> serde_json::Value {
+        let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+        serde_json::json!({ "task": "classification", "output": OUTPUT, "activation": "softmax", "labels": labels })
+    }
+
+    fn init(device: &Device) -> Self {
+        MnistNet::new(device)
+    }
+
+    fn forward(&self, mut inputs: Inputs) -> brasa::Result<Outputs> {
+        let HostTensor { dims, values } = inputs.take_host(INPUT)?;
+        let batch = dims[0];
+        let pixels = match values {
+            Values::Float32(v) => v,
+            other => other.to_f32(),
+        };
+        let pixels = Tensor::<2>::from_data(TensorData::new(pixels, [batch, IMAGE_SIDE * IMAGE_SIDE]), inputs.device());
+        Ok(Outputs::new().float(OUTPUT, self.logits(pixels)))
+    }
+}

@@ -1,0 +1,322 @@
+/**
+ * A loaded model: {@link BrasaModel}.
+ * @module
+ */
+import { BrasaError, describe } from './errors.js';
+import type { Bindings, WasmMetrics, WasmModel, WasmTensor } from './glue.js';
+import { bindRuntime } from './internal.js';
+import { fromWasm, toWasmFeeds } from './tensor.js';
+import type {
+  AdapterInfo,
+  Backend,
+  BackendPreference,
+  Feed,
+  Feeds,
+  Fetches,
+  ModelEvent,
+  ModelInfo,
+  ModelPackage,
+  ResolvedVersion,
+  Signature,
+  TensorTypes,
+  UpdateCheck,
+  UpdateResult,
+} from './types.js';
+import type { Versioned } from './versioned.js';
+
+/** An event of a model; `detail` is the {@link ModelEvent}. */
+export class BrasaEvent<E extends ModelEvent = ModelEvent> extends Event {
+  readonly detail: E;
+  constructor(detail: E) {
+    super(detail.type);
+    this.detail = detail;
+  }
+}
+
+/** @internal What the loader hands a new model. */
+export interface ModelInit {
+  pkg: ModelPackage;
+  inner: WasmModel;
+  bindings: Bindings;
+  backend: Backend;
+  requested: BackendPreference;
+  fallbackReason: string | null;
+  adapter: AdapterInfo | null;
+  versioned: Versioned | null;
+}
+
+/**
+ * A model with weights, on one backend: `I` and `O` name its inputs and outputs with their
+ * dtypes (from its package's types). Dispose of it to free its memory.
+ *
+ * Events (`addEventListener(type, (e) => e.detail)`): `run` after every successful run
+ * ({@link RunEvent}), and for registry-backed models `update-available`, `updated`,
+ * `rollback`, `offline`, `update-check` ({@link RegistryEvent}).
+ */
+export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTypes = TensorTypes> extends EventTarget {
+  /** The model's name. */
+  readonly name: string;
+  /** The backend it runs on. */
+  readonly backend: Backend;
+  /** The backend that was asked for. */
+  readonly requestedBackend: BackendPreference;
+  /** Why it runs on CPU although WebGPU was acceptable; `null` when it did not fall back. */
+  readonly fallbackReason: string | null;
+  /** The GPU adapter (also set after a fallback caused by a failing GPU). */
+  readonly adapter: AdapterInfo | null;
+  /** Wall time of the last successful {@link run} (ms), input copy-in and result copy-out included. */
+  lastLatencyMs: number | null = null;
+  #inner: WasmModel | null;
+  #info: ModelInfo;
+  #versioned: Versioned | null;
+  #metrics: WasmMetrics;
+
+  /** @internal Use `loadModel`. */
+  constructor(init: ModelInit) {
+    super();
+    this.name = init.pkg.name;
+    this.#inner = init.inner;
+    this.backend = init.backend;
+    this.requestedBackend = init.requested;
+    this.fallbackReason = init.fallbackReason;
+    this.adapter = init.adapter;
+    this.#versioned = init.versioned;
+    this.#info = infoOf(init.inner, init.pkg);
+    this.#metrics = new init.bindings.WasmMetrics();
+    bindRuntime(this, {
+      bindings: init.bindings,
+      pkg: init.pkg,
+      swap: (inner) => {
+        const old = this.#live();
+        this.#inner = inner;
+        this.#info = infoOf(inner, init.pkg);
+        old.free();
+      },
+      recordFile: (version, fromCache, bytes) => this.#recordFile(version, fromCache, bytes),
+    });
+  }
+
+  /**
+   * Name, backend, signature, the package's metadata, parameter count, weight size and the
+   * limits of one run (`maxBatch` rows, `maxElements` values over all feeds).
+   */
+  get info(): ModelInfo {
+    return this.#info;
+  }
+
+  /** What the model takes and gives: each tensor's name, dtype and dims. */
+  get signature(): Signature {
+    return this.#info.signature;
+  }
+
+  /** The names of its inputs, in signature order. */
+  get inputNames(): string[] {
+    return this.#info.signature.inputs.map((t) => t.name);
+  }
+
+  /** The names of its outputs, in signature order. */
+  get outputNames(): string[] {
+    return this.#info.signature.outputs.map((t) => t.name);
+  }
+
+  /** The registry version running (`null` for a model loaded from `weights`). */
+  get version(): string | null {
+    return this.#versioned?.current.version ?? null;
+  }
+
+  /** The channel it came through (`null` for exact versions, ranges and plain weights). */
+  get channel(): string | null {
+    return this.#versioned?.current.channel ?? null;
+  }
+
+  /** Everything the registry says about the running version (files, rollout, notes). */
+  get release(): ResolvedVersion | null {
+    return this.#versioned?.current ?? null;
+  }
+
+  /** The spec it follows, e.g. `mnist@stable` (`null` without a registry). */
+  get spec(): string | null {
+    return this.#versioned?.client.o.spec.canonical ?? null;
+  }
+
+  /** The most recent update check (started in the background after a load from cache). */
+  get updateCheck(): Promise<UpdateCheck> | null {
+    return this.#versioned?.check ?? null;
+  }
+
+  /** Whether {@link dispose} was called. */
+  get disposed(): boolean {
+    return this.#inner === null;
+  }
+
+  /**
+   * Run the model once.
+   *
+   * `feeds` names every input: `{ pixels: tensor }`, where a tensor is a {@link Tensor} or a
+   * plain `{ dtype, dims, data }` (`data` the dtype's typed array: float32 `Float32Array`,
+   * float16 `Uint16Array` bits (or a `Float32Array`, converted), int64 `BigInt64Array`, int32
+   * `Int32Array`, uint8 and bool `Uint8Array`), or a bare typed array / array of numbers whose
+   * dims are the input's fixed dims with its one variable dim (usually the batch) derived from
+   * the length. A single-input model also takes the tensor or array itself: `run(pixels)`.
+   *
+   * Resolves to every output by name, as {@link Tensor}s.
+   *
+   * @throws BrasaError `invalid_input` (an unknown or missing input, wrong dtype, a dimension
+   *   that does not match, wrong element count, NaN/Infinity, a value out of range, a batch
+   *   over `info.limits`; the message names the tensor and dimension), `execution`,
+   *   `disposed`, `internal` (the wasm instance aborted: load the model again). A rejected
+   *   call leaves the model usable.
+   */
+  async run(feeds: Feeds<I> | Feed<I[keyof I]>): Promise<Fetches<O>> {
+    const started = performance.now();
+    let outputs: WasmTensor[];
+    let batch = 1;
+    try {
+      const inner = this.#live();
+      const tensors = toWasmFeeds(this.#info.signature, feeds);
+      batch = batchOf(this.#info.signature, tensors);
+      outputs = await inner.run(tensors);
+    } catch (err) {
+      const error = BrasaError.from(err, 'execution');
+      this.#record(error.code, 0, performance.now() - started);
+      throw error;
+    }
+    const result: Record<string, unknown> = {};
+    for (const t of outputs) result[t.name] = fromWasm(t);
+    const latencyMs = performance.now() - started;
+    this.lastLatencyMs = latencyMs;
+    this.#record('ok', batch, latencyMs);
+    this.dispatchEvent(new BrasaEvent({ type: 'run', batch, latencyMs, backend: this.backend, version: this.version }));
+    return result as Fetches<O>;
+  }
+
+  /**
+   * Ask the registry whether the spec now resolves to another version (revalidating the
+   * manifest with its ETag). A new version is downloaded and verified, then announced with
+   * `update-available`; nothing switches until {@link update} (or the next load).
+   * @throws BrasaError `invalid_spec` for a model loaded from `weights`.
+   */
+  checkForUpdate(): Promise<UpdateCheck> {
+    const versioned = this.#registryLink();
+    const check = versioned.serial(() => versioned.checkForUpdate(this));
+    versioned.check = check;
+    return check;
+  }
+
+  /**
+   * Switch to the version the last update check found (checking first if none is pending).
+   * The new weights must load and pass the version's golden check; otherwise the model stays
+   * on its version and emits `rollback`. Runs in flight finish on the old weights.
+   */
+  update(): Promise<UpdateResult> {
+    const versioned = this.#registryLink();
+    return versioned.serial(() => versioned.update(this));
+  }
+
+  #registryLink(): Versioned {
+    this.#live();
+    if (!this.#versioned) throw new BrasaError('invalid_spec', `model ${this.name} was loaded from weights, not from a registry: it has no versions`);
+    return this.#versioned;
+  }
+
+  #labels(): Record<string, string> {
+    return { model: this.name, version: this.version ?? '', backend: this.backend };
+  }
+
+  #record(outcome: string, batch: number, latencyMs: number): void {
+    const labels = this.#labels();
+    try {
+      this.#metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
+      this.#metrics.observe('brasa_request_duration_seconds', labels, latencyMs / 1000);
+      if (outcome === 'ok') {
+        this.#metrics.observe('brasa_compute_seconds', labels, latencyMs / 1000);
+        this.#metrics.observe('brasa_batch_size', labels, batch);
+        this.#metrics.inc('brasa_inferences_total', labels, batch);
+      } else {
+        this.#metrics.inc('brasa_request_errors_total', { model: this.name, code: outcome }, 1);
+      }
+    } catch {
+      // An aborted wasm instance cannot record; the run's own error says why.
+    }
+  }
+
+  #recordFile(version: string, fromCache: boolean, bytes: number): void {
+    const labels = { model: this.name, version };
+    try {
+      if (fromCache) this.#metrics.inc('brasa_cache_hits_total', labels, 1);
+      else {
+        this.#metrics.inc('brasa_cache_misses_total', labels, 1);
+        this.#metrics.inc('brasa_fetched_bytes_total', labels, bytes);
+      }
+    } catch {
+      // As above.
+    }
+  }
+
+  /**
+   * This model's metrics: runs and errors by outcome, latency and batch-size histograms,
+   * cache hits and misses, bytes fetched, labelled by model, version and backend.
+   */
+  metrics(): Record<string, unknown> {
+    return this.#metrics.snapshot() as Record<string, unknown>;
+  }
+
+  /** {@link metrics} in Prometheus' text format. */
+  metricsText(): string {
+    return this.#metrics.render();
+  }
+
+  /**
+   * Swap in other weights for the same model. Validated completely before the swap.
+   * @throws BrasaError `invalid_weights` (corrupt, truncated, non-finite, another model's);
+   *   nothing changes then. `disposed` after {@link dispose}.
+   */
+  async setWeights(weights: ArrayBuffer | ArrayBufferView): Promise<void> {
+    const inner = this.#live();
+    const bytes = weights instanceof ArrayBuffer ? new Uint8Array(weights) : ArrayBuffer.isView(weights) ? new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) : null;
+    if (!bytes) throw new BrasaError('invalid_weights', `weights must be an ArrayBuffer or typed array; got ${describe(weights)}`);
+    try {
+      inner.setWeights(bytes);
+    } catch (err) {
+      throw BrasaError.from(err, 'invalid_weights');
+    }
+    this.#info = { ...this.#info, ...(inner.info() as Partial<ModelInfo>) };
+  }
+
+  /** Free the model's memory. Runs already started finish; later calls reject with `disposed`. */
+  dispose(): void {
+    const inner = this.#inner;
+    this.#inner = null;
+    this.#versioned?.stop();
+    inner?.free();
+  }
+
+  #live(): WasmModel {
+    if (!this.#inner) throw new BrasaError('disposed', `model ${this.name} was disposed`);
+    return this.#inner;
+  }
+}
+
+/** `info()` of a wasm model, with the package's metadata where the build gives none. */
+function infoOf(inner: WasmModel, pkg: ModelPackage): ModelInfo {
+  const info = inner.info();
+  return {
+    name: info.name ?? pkg.name,
+    backend: info.backend,
+    signature: info.signature ?? pkg.signature,
+    metadata: info.metadata ?? pkg.metadata ?? null,
+    parameters: info.parameters,
+    weightBytes: info.weightBytes,
+    limits: info.limits,
+  };
+}
+
+/** Rows in a run: the batch dim of the first batched input, else 1. */
+function batchOf(signature: Signature, tensors: WasmTensor[]): number {
+  for (const spec of signature.inputs) {
+    if (spec.dims[0] !== 'batch') continue;
+    const t = tensors.find((x) => x.name === spec.name);
+    if (t && t.dims.length > 0) return t.dims[0];
+  }
+  return 1;
+}

@@ -1,0 +1,244 @@
+/**
+ * One served model: its queue and dynamic batcher. Concurrent requests whose inputs agree on
+ * every non-batch dimension are concatenated along the batch (dim 0), run once, and the
+ * outputs split back by rows; a signature without a batch runs each request alone through
+ * the same queue. Admission, batch sizes and timing are the Rust policy's.
+ * @module
+ */
+import { BrasaError } from '../errors.js';
+import type { Bindings, KserveRequest, WasmBatchPolicy, WasmMetrics, WasmTensor } from '../glue.js';
+import { runtimeOf } from '../internal.js';
+import type { BrasaModel } from '../model.js';
+import { concat } from '../tensor.js';
+import type { Limits, ModelPackage, Signature, TypedArray } from '../types.js';
+import { sleepOrSettle } from './http.js';
+
+/** Settings of one endpoint, defaults applied. */
+export interface EndpointConfig {
+  name: string;
+  pkg: ModelPackage;
+  spec: string;
+  maxBatch: number;
+  maxQueueDelayMs: number;
+  maxQueueRows: number;
+}
+
+/** One request's share of a run. */
+export interface Outcome {
+  fetches: WasmTensor[];
+  /** Seconds from queueing to the start of its batch. */
+  queueWait: number;
+  /** Rows in its batch. */
+  batch: number;
+}
+
+interface Pending {
+  rows: number;
+  /** Requests join a batch only with requests of the same key (their non-batch dims). */
+  key: string;
+  inputs: WasmTensor[];
+  enqueued: number;
+  settled: boolean;
+  resolve(result: Outcome): void;
+  reject(err: unknown): void;
+}
+
+/** The queue is full: 503 with `Retry-After`. */
+export class OverloadedError extends Error {
+  constructor(
+    readonly retryAfter: number,
+    readonly queuedRows: number,
+  ) {
+    super(`the model's queue is full (${queuedRows} rows waiting); retry after ${retryAfter} s`);
+  }
+}
+
+/** A request that can never be admitted: 400 `batch_too_large`. */
+export class BatchTooLargeError extends Error {
+  constructor(rows: number, limit: number) {
+    super(`the request has a batch of ${rows}; this server runs at most ${limit} rows at once (maxBatch): split it`);
+  }
+}
+
+/** Whether every input and output has the batch as its first dim. */
+export function isBatched(signature: Signature): boolean {
+  return [...signature.inputs, ...signature.outputs].every((t) => t.dims[0] === 'batch');
+}
+
+let uniqueKey = 0;
+
+export class ModelEndpoint {
+  readonly name: string;
+  readonly config: EndpointConfig;
+  model: BrasaModel | null = null;
+  bindings: Bindings | null = null;
+  error: BrasaError | null = null;
+  /** What one request may hold here (also what metadata states). */
+  limits: Limits = { maxBatch: 1, maxElements: 0 };
+  /** Whether requests are batched together. */
+  batched = false;
+  #policy: WasmBatchPolicy | null = null;
+  #queue: Pending[] = [];
+  #queuedRows = 0;
+  #running = false;
+  /** Recent throughput (rows/s), for Retry-After. */
+  #rate = 0;
+  #metrics: () => WasmMetrics | null;
+
+  constructor(config: EndpointConfig, metrics: () => WasmMetrics | null) {
+    this.name = config.name;
+    this.config = config;
+    this.#metrics = metrics;
+  }
+
+  attach(model: BrasaModel): void {
+    const { maxBatch, maxQueueDelayMs, maxQueueRows } = this.config;
+    const info = model.info;
+    this.bindings = runtimeOf(model).bindings;
+    this.batched = isBatched(info.signature);
+    this.limits = { maxBatch: Math.max(1, Math.min(maxBatch, info.limits.maxBatch)), maxElements: info.limits.maxElements };
+    // Without a batch, each request is one row of the queue and runs alone.
+    const perRun = this.batched ? this.limits.maxBatch : 1;
+    this.#policy = new this.bindings.WasmBatchPolicy({
+      maxBatch: perRun,
+      maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
+      // A request of maxBatch rows must always fit once the queue drains.
+      maxQueueRows: Math.max(maxQueueRows, perRun),
+    });
+    this.model = model;
+  }
+
+  labels(): Record<string, string> {
+    return { model: this.name, version: this.model?.version ?? '', backend: this.model?.backend ?? '' };
+  }
+
+  /**
+   * Queue a parsed request; resolves with this request's own rows of its batch's outputs.
+   *
+   * Every waiting request keeps its own timer and runs the batch itself when the policy says
+   * it is due, rather than relying on one shared timer: Cloudflare Workers cancel a request
+   * that waits only on another request's timer ("hung"), and run a request's timers and
+   * I/O only in its own context. The first due timer runs the batch; the others' requests
+   * are resolved by it.
+   */
+  async infer(request: KserveRequest): Promise<Outcome> {
+    const signature = this.model!.signature;
+    const byName = new Map(request.inputs.map((t) => [t.name, t]));
+    const inputs = signature.inputs.map((s) => byName.get(s.name)).filter((t): t is WasmTensor => t !== undefined);
+    let rows = 1;
+    let key: string;
+    if (this.batched) {
+      rows = request.batch ?? inputs[0]?.dims[0] ?? 1;
+      if (rows > this.limits.maxBatch) throw new BatchTooLargeError(rows, this.limits.maxBatch);
+      key = inputs.map((t) => `${t.name}:${t.dtype}:${t.dims.slice(1).join('x')}`).join('|');
+    } else {
+      key = `#${uniqueKey++}`;
+    }
+    const retryAfter = this.#policy!.admit(this.#queuedRows, rows, this.#rate);
+    if (retryAfter > 0) throw new OverloadedError(retryAfter, this.#queuedRows);
+    let settle!: { resolve(o: Outcome): void; reject(e: unknown): void };
+    const done = new Promise<Outcome>((resolve, reject) => (settle = { resolve, reject }));
+    const entry: Pending = { rows, key, inputs, enqueued: performance.now(), settled: false, ...settle };
+    entry.resolve = (o) => {
+      entry.settled = true;
+      settle.resolve(o);
+    };
+    entry.reject = (e) => {
+      entry.settled = true;
+      settle.reject(e);
+    };
+    this.#queue.push(entry);
+    this.#queuedRows += rows;
+    this.#gauge();
+    while (!entry.settled) {
+      // Due now: run it (yielding once first, so requests already read off the network join).
+      const us = this.#running ? 1000 : this.#dueIn();
+      await sleepOrSettle(done, us / 1000);
+      if (!entry.settled && !this.#running && this.#dueIn() === 0) await this.#runBatch();
+    }
+    return done;
+  }
+
+  /** Microseconds until the queue's next batch is due (0: now). */
+  #dueIn(): number {
+    if (this.#queue.length === 0) return 0;
+    const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
+    return Math.max(0, this.#policy!.dispatchIn(this.#queuedRows, waited));
+  }
+
+  #gauge(): void {
+    this.#metrics()?.set('brasa_queue_rows', this.labels(), this.#queuedRows);
+  }
+
+  /** The next batch: the oldest request and those queued after it with the same dims. */
+  #take(): Pending[] {
+    const head = this.#queue[0];
+    if (!this.batched) {
+      this.#queue.shift();
+      return [head];
+    }
+    const group = this.#queue.filter((p) => p.key === head.key);
+    const n = Math.max(1, this.#policy!.nextBatch(Uint32Array.from(group, (p) => p.rows)));
+    const batch = group.slice(0, n);
+    const taken = new Set(batch);
+    this.#queue = this.#queue.filter((p) => !taken.has(p));
+    return batch;
+  }
+
+  async #runBatch(): Promise<void> {
+    if (this.#running || this.#queue.length === 0 || !this.model) return;
+    this.#running = true;
+    const batch = this.#take();
+    const rows = batch.reduce((sum, p) => sum + p.rows, 0);
+    this.#queuedRows -= rows;
+    this.#gauge();
+    const feeds: Record<string, WasmTensor> = {};
+    if (batch.length === 1) {
+      for (const t of batch[0].inputs) feeds[t.name] = t;
+    } else {
+      batch[0].inputs.forEach((first, i) => {
+        const data = concat(batch.map((p) => p.inputs[i].data) as TypedArray[]);
+        feeds[first.name] = { name: first.name, dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data };
+      });
+    }
+    const started = performance.now();
+    try {
+      const result = await this.model.run(feeds);
+      const compute = (performance.now() - started) / 1000;
+      const metrics = this.#metrics();
+      const labels = this.labels();
+      metrics?.observe('brasa_compute_seconds', labels, compute);
+      metrics?.observe('brasa_batch_size', labels, rows);
+      metrics?.inc('brasa_inferences_total', labels, rows);
+      // Exponentially weighted throughput, for Retry-After.
+      const rate = rows / Math.max(compute, 1e-6);
+      this.#rate = this.#rate === 0 ? rate : 0.8 * this.#rate + 0.2 * rate;
+      const fetches: WasmTensor[] = Object.entries(result).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims], data: t.data }));
+      if (batch.length === 1) {
+        batch[0].resolve({ fetches, queueWait: (started - batch[0].enqueued) / 1000, batch: rows });
+        return;
+      }
+      const bad = fetches.find((t) => t.dims[0] !== rows);
+      if (bad) throw new BrasaError('execution', `output \`${bad.name}\` has ${bad.dims[0]} rows for a batch of ${rows}`);
+      let row = 0;
+      for (const p of batch) {
+        const own = fetches.map((t) => {
+          const per = rows === 0 ? 0 : t.data.length / rows;
+          return { name: t.name, dtype: t.dtype, dims: [p.rows, ...t.dims.slice(1)], data: t.data.subarray(row * per, (row + p.rows) * per) as TypedArray };
+        });
+        p.resolve({ fetches: own, queueWait: (started - p.enqueued) / 1000, batch: rows });
+        row += p.rows;
+      }
+    } catch (err) {
+      for (const p of batch) if (!p.settled) p.reject(err);
+    } finally {
+      this.#running = false;
+    }
+  }
+
+  close(): void {
+    for (const p of this.#queue.splice(0)) p.reject(new BrasaError('disposed', 'the endpoint was closed'));
+    this.#queuedRows = 0;
+    this.model?.dispose();
+  }
+}

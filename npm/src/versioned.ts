@@ -1,0 +1,319 @@
+/**
+ * Registry-backed models: loading a spec (resolve, fetch or read the cache, verify, load,
+ * golden-check, fall back) and the lifecycle after (update checks, switches, rollbacks).
+ * @module
+ */
+import { BrasaError } from './errors.js';
+import type { GoldenWasm, WasmModel } from './glue.js';
+import { runtimeOf } from './internal.js';
+import type { Loaded, LoaderContext } from './loader.js';
+import { BrasaEvent, type BrasaModel } from './model.js';
+import { RegistryClient, Store, cacheKey, type ParsedSpec, type RegistryWasm } from './registry.js';
+import type { GoldenCheck, GoldenOutcome, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, ResolvedVersion, UpdateCheck, UpdateResult } from './types.js';
+
+const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+/** Error codes that mean "this version is bad", as opposed to "the network is". */
+const REFUSALS = new Set<string>(['integrity', 'invalid_weights', 'golden_check', 'incompatible']);
+
+/** Load a spec from a registry: resolve, fetch or read the cache, verify, load, golden-check. */
+export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specText: string, options: LoadOptions): Promise<BrasaModel> {
+  const { platform } = ctx;
+  const preference = ctx.checkPreference(options);
+  let registry: URL;
+  try {
+    registry = new URL(String(options.registry), platform.baseUrl());
+  } catch (err) {
+    throw new BrasaError('network', `registry ${String(options.registry)} is not a valid URL`, { cause: err });
+  }
+  if (!registry.pathname.endsWith('/')) registry = new URL(`${registry.pathname}/${registry.search}`, registry);
+  const probe = await ctx.probe(pkg, preference);
+  // The registry logic is in every build: use the one the model will most likely run on.
+  const first = probe?.ok || !pkg.builds.cpu ? 'webgpu' : 'cpu';
+  const logic = await ctx.bindings(pkg, first, options).catch((err: unknown) => {
+    if (first === 'cpu' || !pkg.builds.cpu) throw err;
+    return ctx.bindings(pkg, 'cpu', options);
+  });
+  let spec: ParsedSpec;
+  try {
+    spec = logic.registryParseSpec(String(specText)) as ParsedSpec;
+  } catch (err) {
+    throw BrasaError.from(err, 'invalid_spec');
+  }
+  if (spec.name !== pkg.name) {
+    throw new BrasaError('unknown_model', `the spec \`${specText}\` names model \`${spec.name}\`, but the package given is \`${pkg.name}\``);
+  }
+  const store = Store.of(options.cache ?? platform.defaultCache());
+  const clientId = options.clientId ?? (await store.read()).clientId; // persisted with the first adopted version
+  let model: BrasaModel | null = null;
+  const early: RegistryEvent[] = [];
+  const files: ProgressInfo[] = [];
+  const client = new RegistryClient({
+    registry,
+    manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
+    spec,
+    store,
+    // RegistryWasm (registry.ts) still declares the old single-array registryGoldenCheck, which
+    // RegistryClient no longer calls: golden checks run here (runGolden) with GoldenWasm's form.
+    wasm: logic as unknown as RegistryWasm,
+    fetch: platform.fetch,
+    clientId,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    cacheBudget: options.cacheBudget ?? DEFAULT_CACHE_BUDGET,
+    onProgress(progress: ProgressInfo) {
+      options.onProgress?.(progress);
+      if (progress.loaded !== progress.total) return;
+      if (model) runtimeOf(model).recordFile(progress.version, progress.fromCache, progress.total);
+      else files.push(progress);
+    },
+    emit(event) {
+      options.onEvent?.(event);
+      if (model) model.dispatchEvent(new BrasaEvent(event));
+      else early.push(event);
+    },
+  });
+
+  /** Load one version; a version that fails integrity, loading or its golden check is refused for good. */
+  async function tryVersion(version: ResolvedVersion): Promise<Loaded> {
+    const refused = await client.rejection(version.version);
+    if (refused) {
+      throw new BrasaError(refused.code as BrasaError['code'], `version ${version.version} was refused earlier: ${refused.reason}`);
+    }
+    try {
+      const { bytes } = await client.weights(version, options.signal);
+      const loaded = await ctx.instantiate(pkg, bytes, preference, probe, options);
+      try {
+        if (version.golden) await runGolden(loaded.inner, loaded.bindings, version.golden);
+      } catch (err) {
+        loaded.inner.free();
+        throw err;
+      }
+      return loaded;
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (REFUSALS.has(error.code)) await client.reject(version.version, error);
+      throw error;
+    }
+  }
+
+  function finish(loaded: Loaded, version: ResolvedVersion, check: Promise<UpdateCheck> | null): BrasaModel {
+    const versioned = new Versioned(client, version, options);
+    const created = ctx.create(pkg, loaded, preference, versioned, options);
+    model = created;
+    for (const event of early.splice(0)) created.dispatchEvent(new BrasaEvent(event));
+    for (const f of files.splice(0)) runtimeOf(created).recordFile(f.version, f.fromCache, f.total);
+    versioned.start(created, check);
+    return created;
+  }
+
+  // Cache first: start on the last version that worked (or a verified pending update).
+  const good = await client.lastGood();
+  if ((options.freshness ?? 'cache-first') === 'cache-first' && good && (await client.isCached(good))) {
+    const pending = await client.pending();
+    if (pending && pending.version !== good.version && (await client.isCached(pending))) {
+      try {
+        const loaded = await tryVersion(pending);
+        await client.adopt(pending);
+        client.o.emit({ type: 'updated', from: good.version, to: pending.version });
+        return finish(loaded, pending, null);
+      } catch (err) {
+        const error = BrasaError.from(err);
+        client.o.emit({ type: 'rollback', rejected: pending.version, version: good.version, code: error.code, reason: error.message });
+      }
+    }
+    try {
+      const loaded = await tryVersion(good);
+      await client.adopt(good);
+      return finish(loaded, good, null);
+    } catch {
+      // Fall through to the registry.
+    }
+  }
+
+  // Network first (or nothing usable cached): ask the registry.
+  const answer = await client.fetchManifest(options.signal);
+  let target: ResolvedVersion | null = null;
+  let registryError: BrasaError | null = answer.ok ? null : answer.error;
+  if (answer.ok) {
+    try {
+      target = client.resolve(answer.body);
+      await client.rememberManifest(answer.body, answer.etag);
+    } catch (err) {
+      registryError = BrasaError.from(err, 'invalid_manifest');
+    }
+  }
+  if (target) {
+    const current: UpdateCheck = { outcome: 'current', version: target.version, status: answer.ok ? answer.status : null, reason: null };
+    try {
+      const loaded = await tryVersion(target);
+      await client.adopt(target);
+      return finish(loaded, target, Promise.resolve(current));
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (!good || good.version === target.version || !(await client.isCached(good))) throw error;
+      client.o.emit({ type: 'rollback', rejected: target.version, version: good.version, code: error.code, reason: error.message });
+      const loaded = await tryVersion(good);
+      await client.adopt(good);
+      return finish(loaded, good, Promise.resolve({ ...current, outcome: 'rejected', reason: error.message }));
+    }
+  }
+
+  // The registry cannot answer: the last good version, or what the last good manifest says.
+  const error = registryError!;
+  let fallback: ResolvedVersion | null = good && (await client.isCached(good)) ? good : null;
+  if (!fallback) {
+    const body = await client.cachedManifest();
+    if (body) {
+      try {
+        const resolved = client.resolve(body);
+        if (await client.isCached(resolved)) fallback = resolved;
+      } catch {
+        // An old manifest that no longer resolves this spec: nothing to fall back on.
+      }
+    }
+  }
+  if (!fallback) {
+    throw new BrasaError(error.code, `${error.message} (and no version of ${spec.canonical} is cached)`, { cause: error });
+  }
+  client.o.emit({ type: 'offline', version: fallback.version, reason: error.message, code: error.code });
+  const loaded = await tryVersion(fallback);
+  await client.adopt(fallback);
+  const failed: UpdateCheck = { outcome: 'failed', version: fallback.version, status: null, reason: error.message };
+  return finish(loaded, fallback, Promise.resolve(failed));
+}
+
+/**
+ * Run a version's golden feeds through `inner` and judge its fetches, both in Rust: the feeds
+ * come from `registryGoldenFeeds`, the verdict from `registryGoldenCheck` (every expected
+ * output present, same dims, within the tolerance). Any failure is `golden_check`.
+ */
+async function runGolden(inner: WasmModel, bindings: GoldenWasm, golden: GoldenCheck): Promise<void> {
+  let outcome: GoldenOutcome;
+  try {
+    const feeds = bindings.registryGoldenFeeds(golden);
+    const fetches = await inner.run(feeds);
+    if (fetches.length === 0) throw new BrasaError('golden_check', 'the model gave no output');
+    outcome = bindings.registryGoldenCheck(golden, fetches);
+  } catch (err) {
+    throw new BrasaError('golden_check', `golden check failed: the golden input does not run (${BrasaError.from(err).message})`, { cause: err });
+  }
+  if (!outcome.passed) throw new BrasaError('golden_check', `golden check failed: ${outcome.reason}`);
+}
+
+/** A model's link to its registry: the version it runs, update checks and switches. */
+export class Versioned {
+  readonly client: RegistryClient;
+  current: ResolvedVersion;
+  check: Promise<UpdateCheck> | null = null;
+  #options: LoadOptions;
+  #release: () => void;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(client: RegistryClient, current: ResolvedVersion, options: LoadOptions) {
+    this.client = client;
+    this.current = current;
+    this.#options = options;
+    this.#release = client.o.store.hold(current.files.map(cacheKey));
+  }
+
+  start(model: BrasaModel, check: Promise<UpdateCheck> | null): void {
+    // Served from the cache: check the registry in the background.
+    this.check = check ?? model.checkForUpdate();
+    this.check.catch(() => undefined);
+    const every = this.#options.updateInterval;
+    if (every && every > 0) {
+      this.#timer = setInterval(() => void model.checkForUpdate().catch(() => undefined), every);
+      (this.#timer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** One update check or switch at a time per model. */
+  serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task);
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async checkForUpdate(model: BrasaModel): Promise<UpdateCheck> {
+    const client = this.client;
+    const from = this.current.version;
+    const done = (result: UpdateCheck): UpdateCheck => {
+      client.o.emit({ type: 'update-check', outcome: result.outcome, version: result.version, status: result.status, reason: result.reason });
+      return result;
+    };
+    const answer = await client.fetchManifest();
+    if (!answer.ok) return done({ outcome: 'failed', version: from, status: null, reason: answer.error.message });
+    let target: ResolvedVersion;
+    try {
+      target = client.resolve(answer.body);
+    } catch (err) {
+      return done({ outcome: 'failed', version: from, status: answer.status, reason: BrasaError.from(err).message });
+    }
+    await client.rememberManifest(answer.body, answer.etag);
+    if (target.version === from) {
+      await client.setPending(null);
+      return done({ outcome: 'current', version: from, status: answer.status, reason: null });
+    }
+    const refused = await client.rejection(target.version);
+    if (refused) return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: refused.reason });
+    try {
+      // Download and verify now, so update() (or the next load) switches without waiting.
+      await client.weights(target);
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (REFUSALS.has(error.code)) {
+        await client.reject(target.version, error);
+        client.o.emit({ type: 'rollback', rejected: target.version, version: from, code: error.code, reason: error.message });
+        return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: error.message });
+      }
+      return done({ outcome: 'failed', version: target.version, status: answer.status, reason: error.message });
+    }
+    await client.setPending(target);
+    client.o.emit({ type: 'update-available', from, to: target.version, channel: target.channel, viaRollout: target.viaRollout, notes: target.notes });
+    const result = done({ outcome: 'available', version: target.version, status: answer.status, reason: null });
+    if (this.#options.autoUpdate) await this.update(model);
+    return result;
+  }
+
+  async update(model: BrasaModel): Promise<UpdateResult> {
+    const client = this.client;
+    let pending = await client.pending();
+    if (!pending || pending.version === this.current.version) {
+      await this.checkForUpdate(model);
+      pending = await client.pending();
+    }
+    const from = this.current.version;
+    if (!pending || pending.version === from) return { updated: false, version: from, reason: null };
+    try {
+      const { bytes } = await client.weights(pending);
+      const runtime = runtimeOf(model);
+      const inner = await runtime.bindings.loadModel(bytes, model.backend);
+      try {
+        if (pending.golden) await runGolden(inner, runtime.bindings, pending.golden);
+      } catch (err) {
+        inner.free();
+        throw err;
+      }
+      const release = client.o.store.hold(pending.files.map(cacheKey));
+      runtime.swap(inner);
+      this.#release();
+      this.#release = release;
+      this.current = pending;
+      await client.adopt(pending);
+      client.o.emit({ type: 'updated', from, to: pending.version });
+      return { updated: true, version: pending.version, reason: null };
+    } catch (err) {
+      const error = BrasaError.from(err);
+      if (REFUSALS.has(error.code)) await client.reject(pending.version, error);
+      client.o.emit({ type: 'rollback', rejected: pending.version, version: from, code: error.code, reason: error.message });
+      return { updated: false, version: from, reason: error.message };
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#release();
+  }
+}

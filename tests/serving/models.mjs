@@ -1,0 +1,160 @@
+// The models the endpoint tests serve, and the registry they come from: two model packages
+// built by `brasa build` (`${BRASA_CACHE_DIR}/packages/{mnist,two-heads}`), each published
+// as 1.0.0 on `stable` by the real CLI with its golden check.
+//   mnist     pixels float32 [batch, 1, 28, 28] -> logits float32 [batch, 10]
+//   two-heads features float32 [batch, seq 1..64, 4], token_ids int64 [batch, 3] in [0, 15]
+//             -> pooled float32 [batch, 6], class_id int64 [batch]
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { CACHE, CLI, weightsPath } from '../support.mjs';
+
+/** Where `brasa build` put the model packages. */
+export const PACKAGES = join(CACHE, 'packages');
+export const MODELS = ['mnist', 'two-heads'];
+
+/** numpy's two-heads cases (tests/fixtures/two_heads_reference.py): `{ cases: [...] }`. */
+export function twoHeadsReference() {
+  return JSON.parse(readFileSync(join(CACHE, 'fixtures/two-heads-reference.json'), 'utf8'));
+}
+
+/** The golden check of two-heads 1.0.0, from one reference case (batch 2, seq 5). */
+export function twoHeadsGolden(ref = twoHeadsReference()) {
+  const c = ref.cases.find((k) => k.features.dims[0] === 2) ?? ref.cases[0];
+  const t = (name, dtype, { dims, data }) => ({ name, dtype, dims, data });
+  return {
+    inputs: [t('features', 'float32', c.features), t('token_ids', 'int64', c.token_ids)],
+    outputs: [t('pooled', 'float32', c.pooled), t('class_id', 'int64', c.class_id)],
+    tolerance: 1e-4,
+    source: 'numpy (tests/fixtures/two_heads_reference.py)',
+  };
+}
+
+/**
+ * A registry written by the real CLI in a temporary folder: mnist 1.0.0 and two-heads 1.0.0,
+ * both on `stable`, each with its package's signature and its golden check. Returns
+ * `{ dir, remove }`.
+ */
+export function makeServingRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-serving-registry-'))) {
+  const scratch = mkdtempSync(join(tmpdir(), 'brasa-goldens-'));
+  try {
+    const golden = join(scratch, 'two-heads-golden-1.0.0.json');
+    writeFileSync(golden, JSON.stringify(twoHeadsGolden()));
+    const publish = (model, weights, goldenFile, notes) =>
+      execFileSync(
+        CLI,
+        ['registry', '--registry', dir, 'publish', '--model', model, '--version', '1.0.0', '--weights', weights, '--golden', goldenFile, '--build', join(PACKAGES, model), '--channel', 'stable', '--notes', notes],
+        { stdio: 'pipe' },
+      );
+    publish('mnist', weightsPath(), join(CACHE, 'fixtures/mnist-golden-1.0.0.json'), 'ccexam MNISTNet');
+    publish('two-heads', join(CACHE, 'fixtures/two-heads.bpk'), golden, 'two-heads fixture (numpy reference weights)');
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wire: tritonclient's binary tensor data extension, and float16.
+
+/** Little-endian bytes of a typed array (this machine is little-endian, as every JS host). */
+export const bytesOf = (typed) => new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+
+/**
+ * A binary-extension request body as tritonclient.http builds it: the JSON header (inputs
+ * with `parameters.binary_data_size`, no `data`), then each input's raw bytes in order.
+ * `inputs`: `[{ name, datatype, shape, data: TypedArray }]` (JSON inputs: `json: [...]`).
+ * Returns `{ body, headerLength }`.
+ */
+export function binaryRequest(inputs, extra = {}) {
+  const blobs = [];
+  const header = {
+    ...extra,
+    inputs: inputs.map(({ name, datatype, shape, data, json }) => {
+      if (json !== undefined) return { name, datatype, shape, data: json };
+      const bytes = bytesOf(data);
+      blobs.push(bytes);
+      return { name, shape, datatype, parameters: { binary_data_size: bytes.byteLength } };
+    }),
+  };
+  const head = new TextEncoder().encode(JSON.stringify(header));
+  const body = new Uint8Array(head.length + blobs.reduce((n, b) => n + b.length, 0));
+  body.set(head, 0);
+  let at = head.length;
+  for (const b of blobs) {
+    body.set(b, at);
+    at += b.length;
+  }
+  return { body, headerLength: head.length };
+}
+
+const TYPED = { FP32: Float32Array, FP64: Float64Array, INT64: BigInt64Array, INT32: Int32Array, UINT8: Uint8Array, BOOL: Uint8Array, FP16: Uint16Array };
+
+/**
+ * Parse a response of the binary extension (as tritonclient's `InferResult` does): the JSON
+ * header is the first `Inference-Header-Content-Length` bytes; each output with
+ * `parameters.binary_data_size` takes its bytes from what follows, in order. Returns
+ * `{ header, outputs: { [name]: { datatype, shape, data (numbers; FP16 as bits) } } }`.
+ */
+export async function parseBinaryResponse(response) {
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const length = Number(response.headers.get('inference-header-content-length'));
+  if (!Number.isSafeInteger(length) || length <= 0 || length > bytes.length) {
+    throw new Error(`bad Inference-Header-Content-Length ${response.headers.get('inference-header-content-length')} for ${bytes.length} bytes`);
+  }
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(0, length)));
+  let at = length;
+  const outputs = {};
+  for (const o of header.outputs) {
+    let data = o.data;
+    const size = o.parameters?.binary_data_size;
+    if (size !== undefined) {
+      const Typed = TYPED[o.datatype];
+      const copy = bytes.slice(at, at + size); // aligned for the typed array
+      at += size;
+      const typed = new Typed(copy.buffer, 0, size / Typed.BYTES_PER_ELEMENT);
+      data = Array.from(typed, (v) => (typeof v === 'bigint' ? Number(v) : v));
+    }
+    outputs[o.name] = { datatype: o.datatype, shape: o.shape, data, binary: size !== undefined };
+  }
+  if (at !== bytes.length) throw new Error(`${bytes.length - at} bytes left over after the binary outputs`);
+  return { header, outputs };
+}
+
+/** float32 -> IEEE 754 binary16 bits (round to nearest even; finite inputs in range). */
+export function toHalfBits(x) {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0];
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && (half & 1))) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++;
+  return sign | half;
+}
+
+/** IEEE 754 binary16 bits -> number. */
+export function fromHalfBits(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >>> 10) & 0x1f;
+  const mant = h & 0x3ff;
+  if (exp === 0) return sign * mant * 2 ** -24;
+  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
+  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
+}
