@@ -98,7 +98,7 @@ export interface GoldenWasm {
 
 /** Everything one instantiated build exports. (`RegistryWasm`'s single-array
  * `registryGoldenCheck` is the old form; the named one of {@link GoldenWasm} replaces it.) */
-export interface Bindings extends Omit<RegistryWasm, 'registryGoldenCheck'>, KserveWasm, GoldenWasm {
+export interface Bindings extends RegistryWasm, KserveWasm, GoldenWasm {
   loadModel(weights: Uint8Array, backend: Backend): Promise<WasmModel>;
   modelCard(): ModelCard;
   compiledBackends(): string[];

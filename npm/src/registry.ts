@@ -8,7 +8,7 @@
  */
 import type { ModelCache } from './cache.js';
 import { BrasaError } from './errors.js';
-import type { FileEntry, GoldenCheck, ProgressInfo, RegistryEvent, ResolvedVersion } from './types.js';
+import type { FileEntry, ProgressInfo, RegistryEvent, ResolvedVersion } from './types.js';
 
 /** The wasm exports of the registry logic. */
 export interface RegistryWasm {
@@ -16,7 +16,6 @@ export interface RegistryWasm {
   registryVerify(entry: unknown, bytes: Uint8Array): void;
   registryVerifyDigest(entry: unknown, size: number, sha256: string): void;
   registryParseSpec(spec: string): unknown;
-  registryGoldenCheck(golden: unknown, output: Float32Array): unknown;
   registryPlanEviction(files: unknown, keep: string[], budget: number): string[];
 }
 
@@ -429,11 +428,6 @@ export class RegistryClient {
     return (await this.o.store.read()).pending[this.key] ?? null;
   }
 
-  /** Judge a model's output on the version's golden input; throws `golden_check` on failure. */
-  judgeGolden(golden: GoldenCheck, output: Float32Array): void {
-    const outcome = this.o.wasm.registryGoldenCheck(golden, output) as { passed: boolean; maxAbsDiff: number; reason: string };
-    if (!outcome.passed) throw new BrasaError('golden_check', `golden check failed: ${outcome.reason}`);
-  }
 }
 
 function hex(buffer: ArrayBuffer): string {

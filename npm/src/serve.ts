@@ -15,7 +15,7 @@ import type { WasmMetrics } from './glue.js';
 import type { LoadModel } from './loader.js';
 import { BatchTooLargeError, ModelEndpoint, OverloadedError } from './serve/endpoint.js';
 import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS } from './serve/http.js';
-import type { BackendPreference, LoadOptions, ModelPackage, ProgressInfo } from './types.js';
+import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, WasmSource } from './types.js';
 
 /** One model the endpoint serves. */
 export interface ServedModel {
@@ -33,6 +33,9 @@ export interface ServedModel {
   /** Most rows waiting (requests, for a model without a batch); beyond, requests get 503
    * with `Retry-After`. Default 512 (at least `maxBatch`). */
   maxQueueRows?: number;
+  /** This model's wasm modules, for runtimes that must bundle them (Cloudflare Workers:
+   * `wasm: { cpu: (await import('mnist-model/cpu.wasm')).default }`); overrides `load.wasm`. */
+  wasm?: Partial<Record<Backend, WasmSource>>;
 }
 
 /** Options of {@link createHandler}. */
@@ -113,6 +116,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         name,
         pkg,
         spec: served.spec ?? `${pkg.name}@stable`,
+        wasm: served.wasm,
         maxBatch: served.maxBatch ?? 32,
         maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
         maxQueueRows: served.maxQueueRows ?? 512,
@@ -151,6 +155,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     try {
       const model = await loadModel(endpoint.config.spec, {
         ...options.load,
+        wasm: endpoint.config.wasm ?? options.load?.wasm,
         build: endpoint.config.pkg,
         registry: options.registry,
         backend: options.backend ?? 'cpu',

@@ -8,7 +8,7 @@ import type { GoldenWasm, WasmModel } from './glue.js';
 import { runtimeOf } from './internal.js';
 import type { Loaded, LoaderContext } from './loader.js';
 import { BrasaEvent, type BrasaModel } from './model.js';
-import { RegistryClient, Store, cacheKey, type ParsedSpec, type RegistryWasm } from './registry.js';
+import { RegistryClient, Store, cacheKey, type ParsedSpec } from './registry.js';
 import type { GoldenCheck, GoldenOutcome, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, ResolvedVersion, UpdateCheck, UpdateResult } from './types.js';
 
 const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
@@ -54,9 +54,7 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
     manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
     spec,
     store,
-    // RegistryWasm (registry.ts) still declares the old single-array registryGoldenCheck, which
-    // RegistryClient no longer calls: golden checks run here (runGolden) with GoldenWasm's form.
-    wasm: logic as unknown as RegistryWasm,
+    wasm: logic,
     fetch: platform.fetch,
     clientId,
     timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,

@@ -10,8 +10,11 @@ use crate::util::{self, cargo, copy_dir, in_root};
 pub const WASM_BUILDS: [(&str, &str); 2] = [("cpu", "cpu"), ("webgpu", "webgpu")];
 
 /// The model packages the demo, tests and benchmarks use: package name and model crate.
-pub const MODELS: [(&str, &str); 3] =
-    [("mnist", "models/mnist"), ("squeezenet", "models/squeezenet"), ("two-heads", "tests/fixtures/two-heads")];
+pub const MODELS: [(&str, &str); 3] = [
+    ("mnist", "models/mnist"),
+    ("squeezenet", "models/squeezenet"),
+    ("two-heads", "tests/fixtures/two-heads"),
+];
 
 /// Native CLI, the model packages (`brasa build`, cached), then the npm package.
 pub fn all(opt_webgpu: bool) -> Result<()> {
@@ -64,7 +67,8 @@ pub fn site() -> Result<PathBuf> {
     }
     copy_dir(&root.join("web"), &site)?;
     copy_dir(&root.join("npm/dist"), &site.join("brasa/dist"))?;
-    copy_dir(&paths::packages(), &site.join("packages")).context("model packages missing: run `cargo xtask build`")?;
+    copy_dir(&paths::packages(), &site.join("packages"))
+        .context("model packages missing: run `cargo xtask build`")?;
     std::fs::create_dir_all(site.join("models"))?;
     std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk"))
         .context("weights missing: run `cargo xtask setup`")?;

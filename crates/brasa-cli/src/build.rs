@@ -50,7 +50,8 @@ pub fn brasa_source() -> Result<PathBuf> {
     let root = std::env::var_os("BRASA_SOURCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
-    let root = root.canonicalize().with_context(|| format!("brasa's source tree {} is missing", root.display()))?;
+    let root =
+        root.canonicalize().with_context(|| format!("brasa's source tree {} is missing", root.display()))?;
     if !root.join("crates/brasa-wasm/Cargo.toml").is_file() {
         bail!("{} is not brasa's source tree (set BRASA_SOURCE)", root.display());
     }
@@ -84,7 +85,10 @@ struct CrateInfo {
 fn read_crate(dir: &Path) -> Result<CrateInfo> {
     let manifest = dir.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} has no Cargo.toml: `brasa build` takes a Burn crate's folder (or --onnx FILE)", dir.display());
+        bail!(
+            "{} has no Cargo.toml: `brasa build` takes a Burn crate's folder (or --onnx FILE)",
+            dir.display()
+        );
     }
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
@@ -165,7 +169,12 @@ fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path) -> Re
 /// The cache key of a build.
 fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOptions) -> Result<String> {
     let mut hasher = Sha256::new();
-    hasher.update(format!("brasa-build-1 {} {:?} {}\n", env!("CARGO_PKG_VERSION"), options.backends, options.opt));
+    hasher.update(format!(
+        "brasa-build-1 {} {:?} {}\n",
+        env!("CARGO_PKG_VERSION"),
+        options.backends,
+        options.opt
+    ));
     let mut files = BTreeSet::new();
     source_files(crate_dir, &mut files)?;
     hash_files(&mut hasher, &files, crate_dir)?;
@@ -297,7 +306,12 @@ pub fn build(options: &BuildOptions) -> Result<()> {
             std::fs::remove_file(staged.join(".complete"))?;
             swap_into_place(&staged, &out)
         })?;
-        eprintln!("built {} (cached, key {key}) in {:.1} s -> {}", info.package, started.elapsed().as_secs_f64(), out.display());
+        eprintln!(
+            "built {} (cached, key {key}) in {:.1} s -> {}",
+            info.package,
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
         return Ok(());
     }
     let result = build_fresh(options, &brasa, &crate_dir, &info, &name_dir, &staged, &mut steps);
@@ -311,7 +325,12 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     std::fs::write(cached.join(".complete"), key.as_bytes())?;
     prune_cache(&name_dir, &key);
     swap_into_place(&staged, &out)?;
-    eprintln!("built {} (key {key}) in {:.1} s -> {}", info.package, started.elapsed().as_secs_f64(), out.display());
+    eprintln!(
+        "built {} (key {key}) in {:.1} s -> {}",
+        info.package,
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
     Ok(())
 }
 
@@ -375,29 +394,44 @@ fn build_fresh(
     let target = target_dir();
     for backend in &options.backends {
         let optimise = options.opt == "all" || (options.opt == "cpu" && backend == "cpu");
-        steps.step(&format!("building the {backend} wasm (cargo{})", if optimise { ", wasm-bindgen, wasm-opt" } else { ", wasm-bindgen" }), || {
-            run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--release", "--target", "wasm32-unknown-unknown", "--no-default-features", "--features"])
-                .arg(backend)
-                .arg("--manifest-path")
-                .arg(shim.join("Cargo.toml"))
-                .env("CARGO_TARGET_DIR", &target)
-                // The flags brasa's workspace sets for wasm32 (.cargo/config.toml): the same
-                // flags, the same compiled dependencies.
-                .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128"))?;
-            let artefact = target.join("wasm32-unknown-unknown/release").join(format!("{shim_lib}.wasm"));
-            let dir = staged.join(backend);
-            run(Command::new("wasm-bindgen")
-                .args(["--target", "web", "--out-name", "model", "--out-dir"])
-                .arg(&dir)
-                .arg(&artefact))?;
-            if optimise {
-                wasm_opt(brasa, &dir.join("model_bg.wasm"))?;
-            }
-            Ok(())
-        })?;
+        steps.step(
+            &format!(
+                "building the {backend} wasm (cargo{})",
+                if optimise { ", wasm-bindgen, wasm-opt" } else { ", wasm-bindgen" }
+            ),
+            || {
+                run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                    .args([
+                        "build",
+                        "--release",
+                        "--target",
+                        "wasm32-unknown-unknown",
+                        "--no-default-features",
+                        "--features",
+                    ])
+                    .arg(backend)
+                    .arg("--manifest-path")
+                    .arg(shim.join("Cargo.toml"))
+                    .env("CARGO_TARGET_DIR", &target)
+                    // The flags brasa's workspace sets for wasm32 (.cargo/config.toml): the same
+                    // flags, the same compiled dependencies.
+                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128"))?;
+                let artefact = target.join("wasm32-unknown-unknown/release").join(format!("{shim_lib}.wasm"));
+                let dir = staged.join(backend);
+                run(Command::new("wasm-bindgen")
+                    .args(["--target", "web", "--out-name", "model", "--out-dir"])
+                    .arg(&dir)
+                    .arg(&artefact))?;
+                if optimise {
+                    wasm_opt(brasa, &dir.join("model_bg.wasm"))?;
+                }
+                Ok(())
+            },
+        )?;
     }
-    steps.step("writing model.json, index.js, index.d.ts, package.json", || write_package(staged, info, brasa, &options.backends))
+    steps.step("writing model.json, index.js, index.d.ts, package.json", || {
+        write_package(staged, info, brasa, &options.backends)
+    })
 }
 
 /// The features rustc's wasm32 target emits (plus simd128, which brasa turns on).
@@ -484,15 +518,18 @@ fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[Stri
     std::fs::write(staged.join("model.json"), serde_json::to_string_pretty(&model_json)?)?;
 
     let mut js = String::from("// Generated by `brasa build`. The model package `loadModel` takes.\n");
-    js.push_str(&format!("const card = {};\n\n", serde_json::to_string(&serde_json::json!({
-        "format": "brasa-model@1",
-        "name": name,
-        "version": info.version,
-        "brasa": card["brasaVersion"],
-        "signature": signature,
-        "signatureHash": card["signatureHash"],
-        "metadata": card["metadata"],
-    }))?));
+    js.push_str(&format!(
+        "const card = {};\n\n",
+        serde_json::to_string(&serde_json::json!({
+            "format": "brasa-model@1",
+            "name": name,
+            "version": info.version,
+            "brasa": card["brasaVersion"],
+            "signature": signature,
+            "signatureHash": card["signatureHash"],
+            "metadata": card["metadata"],
+        }))?
+    ));
     js.push_str("export default {\n  ...card,\n  builds: {\n");
     for backend in backends {
         // A getter: workerd gives bundled modules no usable `import.meta.url`, and bundlers
@@ -509,7 +546,13 @@ fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[Stri
             .as_array()
             .map(|a| {
                 a.iter()
-                    .map(|t| format!("{}: {}", ts_name(t["name"].as_str().unwrap_or("")), ts_name(t["dtype"].as_str().unwrap_or(""))))
+                    .map(|t| {
+                        format!(
+                            "{}: {}",
+                            ts_name(t["name"].as_str().unwrap_or("")),
+                            ts_name(t["dtype"].as_str().unwrap_or(""))
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();

@@ -222,7 +222,8 @@ fn golden_check(path: &Path, signature: Option<&brasa::Signature>) -> Result<Gol
         serde_json::from_slice(&text).with_context(|| format!("{} is not a golden check", path.display()))?;
     let feeds = golden.feeds().map_err(anyhow::Error::msg)?;
     brasa::types::TensorJson::to_map(&golden.outputs).map_err(anyhow::Error::msg)?;
-    if golden.outputs.is_empty() || !(golden.tolerance >= 0.0) {
+    // NaN tolerances fail too.
+    if golden.outputs.is_empty() || golden.tolerance.is_nan() || golden.tolerance < 0.0 {
         bail!("{}: a golden check needs expected outputs and a tolerance >= 0", path.display());
     }
     if let Some(sig) = signature {
@@ -244,12 +245,13 @@ fn golden_check(path: &Path, signature: Option<&brasa::Signature>) -> Result<Gol
 /// The signature in a model package's `model.json`, which must be the model's.
 fn build_signature(dir: &Path, model: &str) -> Result<brasa::Signature> {
     let path = dir.join("model.json");
-    let card: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)?;
+    let card: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )?;
     if card.get("name").and_then(|n| n.as_str()) != Some(model) {
         bail!("{} is the package of {}, not of `{model}`", dir.display(), card["name"]);
     }
-    Ok(serde_json::from_value(card["signature"].clone()).context("model.json has no valid signature")?)
+    serde_json::from_value(card["signature"].clone()).context("model.json has no valid signature")
 }
 
 fn load(dir: &Path) -> Result<Manifest> {

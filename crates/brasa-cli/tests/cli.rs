@@ -51,14 +51,19 @@ fn build_refuses_what_is_not_a_model_crate() {
     assert!(!none.status.success());
     assert!(String::from_utf8_lossy(&none.stderr).contains("no Cargo.toml"));
     // A crate that does not say which type to serve.
-    std::fs::write(dir.join("Cargo.toml"), "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n").unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"plain\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[workspace]\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("src/lib.rs"), "").unwrap();
     let plain = brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(!plain.status.success());
     let stderr = String::from_utf8_lossy(&plain.stderr);
     assert!(stderr.contains("[package.metadata.brasa]"), "{stderr}");
     assert!(!out.exists(), "a failed build leaves no package");
-    let backend = brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tpu"]);
+    let backend =
+        brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tpu"]);
     assert!(String::from_utf8_lossy(&backend.stderr).contains("unknown backend `tpu`"));
     std::fs::remove_dir_all(dir).ok();
 }
@@ -76,7 +81,6 @@ fn bad_files_fail_with_a_message_and_a_non_zero_exit() {
     let import = brasa(&["import", junk.to_str().unwrap(), "-o", dir.join("x.bpk").to_str().unwrap()]);
     assert!(!import.status.success());
     assert!(!dir.join("x.bpk").exists(), "a failed import leaves no output");
-
 
     let junk_onnx = dir.join("junk.onnx");
     std::fs::write(&junk_onnx, b"not a graph").unwrap();
@@ -135,7 +139,18 @@ fn registry_publish_promote_rollback_verify() {
         "--channel",
         "canary",
     ]);
-    ok(&["registry", "--registry", r, "promote", "--model", "mnist", "--channel", "stable", "--version", "1.1.0"]);
+    ok(&[
+        "registry",
+        "--registry",
+        r,
+        "promote",
+        "--model",
+        "mnist",
+        "--channel",
+        "stable",
+        "--version",
+        "1.1.0",
+    ]);
     assert!(
         ok(&["registry", "--registry", r, "rollback", "--model", "mnist", "--channel", "stable"])
             .contains("rolled back to 1.0.0")
@@ -152,16 +167,39 @@ fn registry_publish_promote_rollback_verify() {
     assert!(manifest.versions.values().nth(1).unwrap().golden.is_none());
     // A golden check must come from somewhere: neither --golden nor --no-golden is an error.
     assert!(
-        !brasa(&["registry", "--registry", r, "publish", "--model", "mnist", "--version", "2.0.0", "--weights", w])
-            .status
-            .success()
+        !brasa(&[
+            "registry",
+            "--registry",
+            r,
+            "publish",
+            "--model",
+            "mnist",
+            "--version",
+            "2.0.0",
+            "--weights",
+            w
+        ])
+        .status
+        .success()
     );
 
     // Versions are immutable.
     assert!(
-        !brasa(&["registry", "--registry", r, "publish", "--model", "mnist", "--version", "1.0.0", "--weights", w, "--no-golden"])
-            .status
-            .success()
+        !brasa(&[
+            "registry",
+            "--registry",
+            r,
+            "publish",
+            "--model",
+            "mnist",
+            "--version",
+            "1.0.0",
+            "--weights",
+            w,
+            "--no-golden"
+        ])
+        .status
+        .success()
     );
     assert!(ok(&["registry", "--registry", r, "verify"]).contains("verified 2 files"));
 

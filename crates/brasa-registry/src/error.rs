@@ -25,7 +25,9 @@ pub enum RegistryError {
     },
     /// The manifest's schema is not the one this client reads (newer: upgrade brasa; older:
     /// republish with the current CLI).
-    #[error("manifest schema {found} is not supported (this client reads schema {supported}): a newer schema needs a newer brasa, an older one a republish")]
+    #[error(
+        "manifest schema {found} is not supported (this client reads schema {supported}): a newer schema needs a newer brasa, an older one a republish"
+    )]
     UnsupportedSchema {
         /// Schema in the file.
         found: u32,

@@ -61,8 +61,18 @@ mod tests {
     use super::*;
 
     fn check() -> GoldenCheck {
-        let t = |name: &str, data: Vec<f64>| TensorJson { name: name.into(), dtype: DType::Float32, dims: vec![1, data.len()], data };
-        GoldenCheck { inputs: vec![t("x", vec![0.0; 4])], outputs: vec![t("y", vec![1.0, -2.0])], tolerance: 1e-3, source: "numpy".into() }
+        let t = |name: &str, data: Vec<f64>| TensorJson {
+            name: name.into(),
+            dtype: DType::Float32,
+            dims: vec![1, data.len()],
+            data,
+        };
+        GoldenCheck {
+            inputs: vec![t("x", vec![0.0; 4])],
+            outputs: vec![t("y", vec![1.0, -2.0])],
+            tolerance: 1e-3,
+            source: "numpy".into(),
+        }
     }
 
     fn fetches(values: Vec<f32>) -> TensorMap {

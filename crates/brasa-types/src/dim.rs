@@ -117,7 +117,9 @@ impl<'de> Deserialize<'de> for Dim {
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dim, E> {
                 u64::try_from(v)
-                    .map_err(|_| E::custom(format!("dimension {v} is negative; use a name for a dynamic one")))
+                    .map_err(|_| {
+                        E::custom(format!("dimension {v} is negative; use a name for a dynamic one"))
+                    })
                     .and_then(|v| self.visit_u64(v))
             }
 
@@ -174,8 +176,14 @@ mod tests {
 
     #[test]
     fn refuses_nonsense() {
-        for text in ["-1", "\"\"", r#"{"name":"h","min":5,"max":4}"#, r#"{"min":1}"#, r#"{"name":"h","step":2}"#, "1.5"]
-        {
+        for text in [
+            "-1",
+            "\"\"",
+            r#"{"name":"h","min":5,"max":4}"#,
+            r#"{"min":1}"#,
+            r#"{"name":"h","step":2}"#,
+            "1.5",
+        ] {
             assert!(serde_json::from_str::<Dim>(text).is_err(), "{text}");
         }
     }

@@ -88,16 +88,26 @@ impl ErrorCode {
             ErrorCode::InvalidInput => {
                 "A feed does not match the model's signature (name, dtype, rank, a dimension, element count, bounds), holds NaN or Infinity, or a result was not finite."
             }
-            ErrorCode::InvalidWeights => "Weights are corrupt, truncated, non-finite, or for another architecture.",
+            ErrorCode::InvalidWeights => {
+                "Weights are corrupt, truncated, non-finite, or for another architecture."
+            }
             ErrorCode::BackendUnavailable => {
                 "The backend asked for cannot be used here (not in this build, no adapter, a lost device)."
             }
             ErrorCode::Execution => "The backend failed while running or reading results back.",
-            ErrorCode::UnknownModel => "The model is not the one this build serves, or a spec names another model.",
-            ErrorCode::Network => "Weights, code or a manifest could not be fetched (HTTP error, timeout, no network).",
-            ErrorCode::InvalidSpec => "A model spec does not parse (`mnist@Canary!`), or options are contradictory.",
+            ErrorCode::UnknownModel => {
+                "The model is not the one this build serves, or a spec names another model."
+            }
+            ErrorCode::Network => {
+                "Weights, code or a manifest could not be fetched (HTTP error, timeout, no network)."
+            }
+            ErrorCode::InvalidSpec => {
+                "A model spec does not parse (`mnist@Canary!`), or options are contradictory."
+            }
             ErrorCode::NotFound => "The registry has no such channel or no version matching the spec.",
-            ErrorCode::InvalidManifest => "A registry manifest is malformed, breaks a rule, or has a newer schema.",
+            ErrorCode::InvalidManifest => {
+                "A registry manifest is malformed, breaks a rule, or has a newer schema."
+            }
             ErrorCode::Integrity => "A downloaded file's size or sha256 differs from the manifest.",
             ErrorCode::GoldenCheck => {
                 "A version's output on its golden inputs differs from what its publisher recorded."

@@ -26,19 +26,32 @@ impl TensorJson {
     pub fn to_host(&self) -> Result<HostTensor, String> {
         let want = self.dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
         if want != Some(self.data.len()) {
-            return Err(format!("tensor `{}` has dims {:?} but {} values", self.name, self.dims, self.data.len()));
+            return Err(format!(
+                "tensor `{}` has dims {:?} but {} values",
+                self.name,
+                self.dims,
+                self.data.len()
+            ));
         }
-        let bad = |i: usize| format!("tensor `{}`: value {} at {i} is not a {}", self.name, self.data[i], self.dtype);
+        let bad = |i: usize| {
+            format!("tensor `{}`: value {} at {i} is not a {}", self.name, self.data[i], self.dtype)
+        };
         let ints = |lo: f64, hi: f64| -> Result<Vec<i64>, String> {
             self.data
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| if v.fract() == 0.0 && (lo..=hi).contains(&v) { Ok(v as i64) } else { Err(bad(i)) })
+                .map(
+                    |(i, &v)| {
+                        if v.fract() == 0.0 && (lo..=hi).contains(&v) { Ok(v as i64) } else { Err(bad(i)) }
+                    },
+                )
                 .collect()
         };
         let values = match self.dtype {
             DType::Float32 | DType::Float16 => {
-                if let Some(i) = self.data.iter().position(|v| !v.is_finite() || v.abs() > f64::from(f32::MAX)) {
+                if let Some(i) =
+                    self.data.iter().position(|v| !v.is_finite() || v.abs() > f64::from(f32::MAX))
+                {
                     return Err(bad(i));
                 }
                 Values::Float32(self.data.iter().map(|&v| v as f32).collect()).cast(self.dtype)

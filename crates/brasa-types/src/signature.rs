@@ -99,7 +99,10 @@ impl Signature {
                 }
                 // NaN bounds fail too: partial_cmp gives None.
                 if let Some([lo, hi]) = t.range
-                    && !matches!(lo.partial_cmp(&hi), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+                    && !matches!(
+                        lo.partial_cmp(&hi),
+                        Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+                    )
                 {
                     return Err(format!("{kind} `{}`: range [{lo}, {hi}] is empty", t.name));
                 }

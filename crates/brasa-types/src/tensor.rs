@@ -92,7 +92,9 @@ impl Values {
         }
         match dtype {
             DType::Float32 => Values::Float32(self.to_f32()),
-            DType::Float16 => Values::Float16(self.to_f32().into_iter().map(|x| f16::from_f32(x).to_bits()).collect()),
+            DType::Float16 => {
+                Values::Float16(self.to_f32().into_iter().map(|x| f16::from_f32(x).to_bits()).collect())
+            }
             DType::Int64 => Values::Int64(self.to_i64()),
             DType::Int32 => Values::Int32(self.to_i64().into_iter().map(|x| x as i32).collect()),
             DType::Uint8 => Values::Uint8(self.to_i64().into_iter().map(|x| x as u8).collect()),
@@ -173,16 +175,18 @@ impl Values {
             return None;
         }
         Some(match dtype {
-            DType::Float32 => {
-                Values::Float32(bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+            DType::Float32 => Values::Float32(
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            ),
+            DType::Float16 => {
+                Values::Float16(bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect())
             }
-            DType::Float16 => Values::Float16(bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect()),
             DType::Int64 => Values::Int64(
                 bytes.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
             ),
-            DType::Int32 => {
-                Values::Int32(bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-            }
+            DType::Int32 => Values::Int32(
+                bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            ),
             DType::Uint8 => Values::Uint8(bytes.to_vec()),
             DType::Bool => {
                 if bytes.iter().any(|&b| b > 1) {

@@ -12,7 +12,9 @@ use crate::error::ErrorCode;
 /// The declarations, as a TypeScript module.
 pub fn declarations() -> String {
     let mut ts = String::new();
-    ts.push_str("// Generated from crates/brasa-types by `BRASA_BLESS=1 cargo test -p brasa-types`. Do not edit.\n\n");
+    ts.push_str(
+        "// Generated from crates/brasa-types by `BRASA_BLESS=1 cargo test -p brasa-types`. Do not edit.\n\n",
+    );
 
     ts.push_str("/** Element type of a tensor (onnxruntime-web's names). */\n");
     let dtypes: Vec<String> = DType::ALL.iter().map(|d| format!("'{d}'")).collect();
@@ -42,7 +44,9 @@ pub fn declarations() -> String {
     ts.push_str(
         "/**\n * One dimension: a fixed size, `'batch'`, a named dynamic dimension, or a bounded one.\n * Dimensions of one name agree across every tensor of a call.\n */\n",
     );
-    ts.push_str("export type Dim = number | 'batch' | string | { name: string; min?: number; max?: number };\n\n");
+    ts.push_str(
+        "export type Dim = number | 'batch' | string | { name: string; min?: number; max?: number };\n\n",
+    );
 
     ts.push_str("/** One named tensor of a signature. */\n");
     ts.push_str("export interface TensorSpec {\n");
@@ -50,7 +54,9 @@ pub fn declarations() -> String {
     ts.push_str("  dtype: DType;\n");
     ts.push_str("  /** Every dimension, the batch first when there is one. */\n  dims: Dim[];\n");
     ts.push_str("  description?: string;\n");
-    ts.push_str("  /** Values outside `[min, max]` are refused (`invalid_input`). */\n  range?: [number, number];\n");
+    ts.push_str(
+        "  /** Values outside `[min, max]` are refused (`invalid_input`). */\n  range?: [number, number];\n",
+    );
     ts.push_str("}\n\n");
     ts.push_str("/** What a model takes and gives. */\n");
     ts.push_str("export interface Signature {\n  inputs: TensorSpec[];\n  outputs: TensorSpec[];\n}\n\n");

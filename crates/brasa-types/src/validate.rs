@@ -79,7 +79,9 @@ pub enum TensorError {
         rank: usize,
     },
     /// One dimension does not fit.
-    #[error("input `{name}` has dims {got:?}: dimension {axis} is {size}, but {reason}; the model takes {want}")]
+    #[error(
+        "input `{name}` has dims {got:?}: dimension {axis} is {size}, but {reason}; the model takes {want}"
+    )]
     WrongDim {
         /// The tensor.
         name: String,
@@ -219,7 +221,11 @@ impl Signature {
                 expected: self.input_names(),
             })?;
             if !spec.dtype.accepts(tensor.dtype()) {
-                return Err(TensorError::WrongDtype { name: spec.name.clone(), got: tensor.dtype(), want: spec.dtype });
+                return Err(TensorError::WrongDtype {
+                    name: spec.name.clone(),
+                    got: tensor.dtype(),
+                    want: spec.dtype,
+                });
             }
             check_dims(spec, tensor, limits, &mut resolved, &mut origin)?;
             let want = tensor.element_count().unwrap_or(usize::MAX);
@@ -259,7 +265,11 @@ impl Signature {
                 return Err(bad(format!("is {}, the signature says {}", tensor.dtype(), spec.dtype)));
             }
             if tensor.dims.len() != spec.dims.len() {
-                return Err(bad(format!("has dims {:?}, the signature says {}", tensor.dims, spec.dims_text())));
+                return Err(bad(format!(
+                    "has dims {:?}, the signature says {}",
+                    tensor.dims,
+                    spec.dims_text()
+                )));
             }
             for (axis, (dim, &size)) in spec.dims.iter().zip(&tensor.dims).enumerate() {
                 let expected = match dim {
@@ -378,7 +388,11 @@ mod tests {
     fn sig() -> Signature {
         Signature {
             inputs: vec![
-                TensorSpec::new("x", DType::Float32, vec![Dim::Batch, Dim::bounded("seq", 1, 64), Dim::Fixed(4)]),
+                TensorSpec::new(
+                    "x",
+                    DType::Float32,
+                    vec![Dim::Batch, Dim::bounded("seq", 1, 64), Dim::Fixed(4)],
+                ),
                 TensorSpec::new("ids", DType::Int64, vec![Dim::Batch, Dim::Fixed(3)]).range(0.0, 9.0),
                 TensorSpec::new("mask", DType::Bool, vec![Dim::Batch, Dim::dynamic("seq")]),
             ],
@@ -391,7 +405,10 @@ mod tests {
 
     fn feeds(batch: usize, seq: usize) -> TensorMap {
         let mut m = TensorMap::new();
-        m.insert("x".into(), HostTensor::new(vec![batch, seq, 4], Values::Float32(vec![0.5; batch * seq * 4])));
+        m.insert(
+            "x".into(),
+            HostTensor::new(vec![batch, seq, 4], Values::Float32(vec![0.5; batch * seq * 4])),
+        );
         m.insert("ids".into(), HostTensor::new(vec![batch, 3], Values::Int64(vec![1; batch * 3])));
         m.insert("mask".into(), HostTensor::new(vec![batch, seq], Values::Bool(vec![true; batch * seq])));
         m
@@ -410,7 +427,9 @@ mod tests {
         let s = sig();
         let mut f = feeds(2, 5);
         f.remove("ids");
-        assert!(matches!(s.validate_inputs(&f, &limits), Err(TensorError::MissingInput { name, .. }) if name == "ids"));
+        assert!(
+            matches!(s.validate_inputs(&f, &limits), Err(TensorError::MissingInput { name, .. }) if name == "ids")
+        );
 
         let mut f = feeds(2, 5);
         f.insert("extra".into(), HostTensor::new(vec![1], Values::Uint8(vec![0])));
@@ -454,7 +473,10 @@ mod tests {
         // Element count, finiteness, range.
         let mut f = feeds(1, 2);
         f.insert("x".into(), HostTensor::new(vec![1, 2, 4], Values::Float32(vec![0.0; 7])));
-        assert!(matches!(s.validate_inputs(&f, &limits), Err(TensorError::WrongElementCount { want: 8, got: 7, .. })));
+        assert!(matches!(
+            s.validate_inputs(&f, &limits),
+            Err(TensorError::WrongElementCount { want: 8, got: 7, .. })
+        ));
         let mut f = feeds(1, 2);
         let mut x = vec![0.0f32; 8];
         x[3] = f32::INFINITY;
@@ -466,7 +488,10 @@ mod tests {
 
         // float16 is accepted for float32.
         let mut f = feeds(1, 2);
-        f.insert("x".into(), HostTensor::new(vec![1, 2, 4], Values::Float32(vec![1.0; 8]).cast(DType::Float16)));
+        f.insert(
+            "x".into(),
+            HostTensor::new(vec![1, 2, 4], Values::Float32(vec![1.0; 8]).cast(DType::Float16)),
+        );
         assert!(s.validate_inputs(&f, &limits).is_ok());
     }
 

@@ -38,9 +38,9 @@ macro_rules! export_model {
     ($model:ty) => {
         /// Load the model with burnpack `weights` on `backend` (`"cpu"` or `"webgpu"`).
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-            js_name = loadModel,
-            wasm_bindgen = $crate::__private::wasm_bindgen
-        )]
+                    js_name = loadModel,
+                    wasm_bindgen = $crate::__private::wasm_bindgen
+                )]
         pub fn __brasa_load_model(
             weights: ::std::vec::Vec<u8>,
             backend: ::std::string::String,
@@ -50,17 +50,20 @@ macro_rules! export_model {
 
         /// The model's name, signature (and its hash), metadata and brasa version.
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-            js_name = modelCard,
-            wasm_bindgen = $crate::__private::wasm_bindgen
-        )]
-        pub fn __brasa_model_card() -> ::std::result::Result<$crate::__private::wasm_bindgen::JsValue, $crate::__private::wasm_bindgen::JsValue> {
+                    js_name = modelCard,
+                    wasm_bindgen = $crate::__private::wasm_bindgen
+                )]
+        pub fn __brasa_model_card() -> ::std::result::Result<
+            $crate::__private::wasm_bindgen::JsValue,
+            $crate::__private::wasm_bindgen::JsValue,
+        > {
             $crate::model_card::<$model>()
         }
 
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-            start,
-            wasm_bindgen = $crate::__private::wasm_bindgen
-        )]
+                    start,
+                    wasm_bindgen = $crate::__private::wasm_bindgen
+                )]
         fn __brasa_start() {
             $crate::start();
         }
@@ -191,8 +194,7 @@ impl WasmModel {
     pub fn run(&self, feeds: JsValue) -> Promise {
         let session = self.session.borrow().clone();
         future_to_promise(async move {
-            let feeds = tensors_from_js(&feeds)
-                .map_err(|e| js_error(&BrasaError::WrongType(e)))?;
+            let feeds = tensors_from_js(&feeds).map_err(|e| js_error(&BrasaError::WrongType(e)))?;
             let fetches = session.run(feeds).await.map_err(|e| js_error(&e))?;
             Ok(tensors_to_js(&fetches).into())
         })

@@ -52,7 +52,9 @@ pub fn bench_feeds(signature: &Signature, batch: usize, dims: &BTreeMap<String, 
         let n: usize = shape.iter().product();
         let pattern = |i: usize| ((i * 7919) % 255) as f32 / 255.0;
         let values = match spec.dtype {
-            DType::Float32 | DType::Float16 => Values::Float32((0..n).map(pattern).collect()).cast(spec.dtype),
+            DType::Float32 | DType::Float16 => {
+                Values::Float32((0..n).map(pattern).collect()).cast(spec.dtype)
+            }
             DType::Bool => Values::Bool((0..n).map(|i| i % 3 != 0).collect()),
             other => Values::Int64((0..n).map(|i| (i % 7) as i64).collect()).cast(other),
         };

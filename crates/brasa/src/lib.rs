@@ -11,8 +11,8 @@ mod error;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod latency;
-pub mod ops;
 mod model;
+pub mod ops;
 mod session;
 mod weights;
 
@@ -22,8 +22,8 @@ pub use model::{Inputs, Model, Outputs};
 pub use session::{MAX_BATCH, RunFuture, Servable, Session, load};
 pub use weights::{WeightsSummary, inspect_weights};
 
-/// Re-export of the exact burn version brasa is built on, for model crates.
-pub use burn;
 /// The shared types (dtypes, dims, signatures, host tensors), re-exported for model crates.
 pub use brasa_types as types;
 pub use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorMap, TensorSpec, Values};
+/// Re-export of the exact burn version brasa is built on, for model crates.
+pub use burn;

@@ -138,7 +138,9 @@ impl Inputs {
 }
 
 fn missing(name: &str) -> BrasaError {
-    BrasaError::Model(format!("the model reads input `{name}`, which its signature does not have (or it was read twice)"))
+    BrasaError::Model(format!(
+        "the model reads input `{name}`, which its signature does not have (or it was read twice)"
+    ))
 }
 
 /// One output before it is read back from the device: flattened, with its dims.
@@ -202,7 +204,9 @@ pub(crate) fn values_of(data: TensorData, want: DType) -> std::result::Result<Va
     let err = |e: burn::tensor::DataError| format!("{e:?}");
     let values = match want {
         DType::Float32 | DType::Float16 => Values::Float32(data.try_into_vec_as::<f32>().map_err(err)?),
-        DType::Int64 | DType::Int32 | DType::Uint8 => Values::Int64(data.try_into_vec_as::<i64>().map_err(err)?),
+        DType::Int64 | DType::Int32 | DType::Uint8 => {
+            Values::Int64(data.try_into_vec_as::<i64>().map_err(err)?)
+        }
         DType::Bool => Values::Bool(data.try_into_vec_as::<bool>().map_err(err)?),
     };
     Ok(values.cast(want))

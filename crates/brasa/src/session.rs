@@ -10,6 +10,9 @@ use crate::error::{BrasaError, Result};
 use crate::model::{Inputs, Model, Pending, values_of};
 use crate::weights::{WeightsSummary, inspect_weights};
 
+/// One output of a forward pass before read-back: name, dims, the flattened tensor.
+type PendingOutput = (String, Vec<usize>, Pending);
+
 /// Most items accepted in one call by default ([`Limits::default`]).
 pub const MAX_BATCH: usize = 1024;
 
@@ -70,7 +73,12 @@ impl<M: Model> Session<M> {
         Self::assemble(weights, inspect_weights(weights)?, device, backend)
     }
 
-    fn assemble(weights: &[u8], summary: WeightsSummary, device: Device, backend: BackendKind) -> Result<Self> {
+    fn assemble(
+        weights: &[u8],
+        summary: WeightsSummary,
+        device: Device,
+        backend: BackendKind,
+    ) -> Result<Self> {
         let signature = M::signature();
         signature
             .check()
@@ -95,7 +103,10 @@ impl<M: Model> Session<M> {
         &self.net
     }
 
-    fn forward(&self, feeds: TensorMap) -> Result<(brasa_types::Resolved, Vec<(String, Vec<usize>, Pending)>)> {
+    fn forward(
+        &self,
+        feeds: TensorMap,
+    ) -> Result<(brasa_types::Resolved, Vec<PendingOutput>)> {
         let resolved = self.signature.validate_inputs(&feeds, &self.limits)?;
         let inputs = Inputs::new(feeds, resolved.clone(), self.device.clone());
         let outputs = self.net.forward(inputs)?;
@@ -111,16 +122,21 @@ impl<M: Model> Session<M> {
     }
 
     fn fetch(&self, name: String, dims: Vec<usize>, data: TensorData, out: &mut TensorMap) -> Result<()> {
-        let spec = self
-            .signature
-            .output(&name)
-            .ok_or_else(|| BrasaError::Model(format!("the model returned `{name}`, which its signature does not list")))?;
+        let spec = self.signature.output(&name).ok_or_else(|| {
+            BrasaError::Model(format!("the model returned `{name}`, which its signature does not list"))
+        })?;
         let values = values_of(data, spec.dtype).map_err(|e| self.execution_error(e))?;
         out.insert(name, HostTensor::new(dims, values));
         Ok(())
     }
 
-    fn host(&self, name: String, dims: Vec<usize>, values: brasa_types::Values, out: &mut TensorMap) -> Result<()> {
+    fn host(
+        &self,
+        name: String,
+        dims: Vec<usize>,
+        values: brasa_types::Values,
+        out: &mut TensorMap,
+    ) -> Result<()> {
         let want = self.signature.output(&name).map(|s| s.dtype).unwrap_or(values.dtype());
         out.insert(name, HostTensor::new(dims, values.cast(want)));
         Ok(())

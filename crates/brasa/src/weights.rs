@@ -36,7 +36,15 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
         // Parameters are floats; ONNX imports also store integer and boolean constants.
         let supported = matches!(
             dtype,
-            DType::F32 | DType::F16 | DType::BF16 | DType::I64 | DType::I32 | DType::I16 | DType::I8 | DType::U8 | DType::Bool(_)
+            DType::F32
+                | DType::F16
+                | DType::BF16
+                | DType::I64
+                | DType::I32
+                | DType::I16
+                | DType::I8
+                | DType::U8
+                | DType::Bool(_)
         );
         if !supported {
             return Err(BrasaError::UnsupportedDtype { tensor: name, dtype: format!("{dtype:?}") });
@@ -54,8 +62,12 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
             )));
         }
         let non_finite = match dtype {
-            DType::F32 => data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite()),
-            DType::F16 => data.chunks_exact(2).any(|c| !burn::tensor::f16::from_le_bytes([c[0], c[1]]).is_finite()),
+            DType::F32 => {
+                data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
+            }
+            DType::F16 => {
+                data.chunks_exact(2).any(|c| !burn::tensor::f16::from_le_bytes([c[0], c[1]]).is_finite())
+            }
             _ => false,
         };
         if non_finite {

@@ -11,15 +11,6 @@ import mnistWasm from '../models/mnist/cpu/model_bg.wasm';
 import twoHeads from '../models/two-heads/index.js';
 import twoHeadsWasm from '../models/two-heads/cpu/model_bg.wasm';
 
-/**
- * The package with its CPU build's wasm given as the bundled module. `load: { wasm: { cpu } }`
- * would hand one module to every served model, and each package needs its own; a build's
- * `wasm` may be a WebAssembly.Module, which brasa instantiates as it is.
- */
-function withCpuWasm(pkg, module) {
-  return { ...pkg, builds: { cpu: { glue: pkg.builds.cpu.glue, wasm: module } } };
-}
-
 let handler;
 
 export default {
@@ -27,8 +18,9 @@ export default {
     const limits = { maxBatch: Number(env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(env.BRASA_MAX_QUEUE_ROWS ?? 512) };
     handler ??= createHandler({
       models: [
-        { model: withCpuWasm(mnist, mnistWasm), ...limits },
-        { model: withCpuWasm(twoHeads, twoHeadsWasm), ...limits },
+        // Each package's own bundled module (Workers refuse to compile fetched wasm).
+        { model: mnist, wasm: { cpu: mnistWasm }, ...limits },
+        { model: twoHeads, wasm: { cpu: twoHeadsWasm }, ...limits },
       ],
       registry: env.BRASA_REGISTRY,
     });

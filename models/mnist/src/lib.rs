@@ -113,9 +113,13 @@ impl Model for MnistNet {
     fn signature() -> Signature {
         Signature {
             inputs: vec![
-                TensorSpec::new(INPUT, DType::Float32, vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(IMAGE_SIDE), Dim::Fixed(IMAGE_SIDE)])
-                    .describe("28x28 grayscale, row-major, values in [0, 1], 1 = ink (white digit on black)")
-                    .range(0.0, 1.0),
+                TensorSpec::new(
+                    INPUT,
+                    DType::Float32,
+                    vec![Dim::Batch, Dim::Fixed(1), Dim::Fixed(IMAGE_SIDE), Dim::Fixed(IMAGE_SIDE)],
+                )
+                .describe("28x28 grayscale, row-major, values in [0, 1], 1 = ink (white digit on black)")
+                .range(0.0, 1.0),
             ],
             outputs: vec![
                 TensorSpec::new(OUTPUT, DType::Float32, vec![Dim::Batch, Dim::Fixed(10)])
@@ -141,7 +145,10 @@ impl Model for MnistNet {
             Values::Float32(v) => v,
             other => other.to_f32(),
         };
-        let pixels = Tensor::<2>::from_data(TensorData::new(pixels, [batch, IMAGE_SIDE * IMAGE_SIDE]), inputs.device());
+        let pixels = Tensor::<2>::from_data(
+            TensorData::new(pixels, [batch, IMAGE_SIDE * IMAGE_SIDE]),
+            inputs.device(),
+        );
         Ok(Outputs::new().float(OUTPUT, self.logits(pixels)))
     }
 }

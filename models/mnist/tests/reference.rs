@@ -76,7 +76,8 @@ fn logits(session: &Session<Mnist>, pixels: &[f32]) -> Vec<f32> {
 }
 
 fn argmax(row: &[f32]) -> u32 {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0 as u32
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+        as u32
 }
 
 fn check_against_reference(kind: BackendKind) {
@@ -209,7 +210,9 @@ fn a_session_keeps_working_after_bad_weights_and_bad_input() {
         assert_eq!(err.code(), ErrorCode::InvalidInput, "{what}: {err}");
         assert!(err.to_string().contains("pixels"), "{what}: {err}");
     }
-    assert!(session.run_blocking(TensorMap::new()).unwrap_err().to_string().contains("missing input `pixels`"));
+    assert!(
+        session.run_blocking(TensorMap::new()).unwrap_err().to_string().contains("missing input `pixels`")
+    );
 
     assert_eq!(logits(&session, &item.pixels), before);
     session = session.reload(&good).unwrap();

@@ -10,7 +10,7 @@ import type { Bindings, KserveRequest, WasmBatchPolicy, WasmMetrics, WasmTensor 
 import { runtimeOf } from '../internal.js';
 import type { BrasaModel } from '../model.js';
 import { concat } from '../tensor.js';
-import type { Limits, ModelPackage, Signature, TypedArray } from '../types.js';
+import type { Backend, Limits, ModelPackage, Signature, TypedArray, WasmSource } from '../types.js';
 import { sleepOrSettle } from './http.js';
 
 /** Settings of one endpoint, defaults applied. */
@@ -18,6 +18,7 @@ export interface EndpointConfig {
   name: string;
   pkg: ModelPackage;
   spec: string;
+  wasm: Partial<Record<Backend, WasmSource>> | undefined;
   maxBatch: number;
   maxQueueDelayMs: number;
   maxQueueRows: number;
