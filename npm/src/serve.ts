@@ -185,7 +185,11 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (loading === null || (failedAt !== 0 && Date.now() - failedAt >= LOAD_RETRY_MS)) {
       failedAt = 0;
       const pending = [...endpoints.values()].filter((e) => !e.model);
-      loading = Promise.all(pending.map(load)).then(() => undefined);
+      // Settle only when every model settled, so readiness reports each model's outcome.
+      loading = Promise.allSettled(pending.map(load)).then((outcomes) => {
+        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+        if (failed) throw failed.reason;
+      });
       loading.catch(() => {
         failedAt = Date.now();
       });
