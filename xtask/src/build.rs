@@ -16,6 +16,10 @@ pub const MODELS: [(&str, &str); 3] = [
     ("two-heads", "tests/fixtures/two-heads"),
 ];
 
+/// Packages `brasa build --onnx` makes straight from an ONNX file: package name and graph
+/// (relative to the clone's `.cache/`). CPU only: the ONNX path's own test.
+pub const ONNX_MODELS: [(&str, &str); 1] = [("squeezenet-onnx", "models/squeezenet/squeezenet.onnx")];
+
 /// Native CLI, the model packages (`brasa build`, cached), then the npm package.
 pub fn all(opt_webgpu: bool) -> Result<()> {
     util::run(cargo().args(["build", "-p", "brasa-cli"]))?;
@@ -28,6 +32,18 @@ pub fn all(opt_webgpu: bool) -> Result<()> {
                 .arg("--out")
                 .arg(paths::packages().join(name))
                 .args(["--opt", if opt_webgpu { "all" } else { "cpu" }])
+                .env("BRASA_SOURCE", paths::root())
+                .env("CARGO_TARGET_DIR", paths::target_dir()),
+        )?;
+    }
+    for (name, onnx) in ONNX_MODELS {
+        util::run(
+            Command::new(&cli)
+                .arg("build")
+                .arg("--onnx")
+                .arg(paths::local_cache().join(onnx))
+                .args(["--name", name, "--backend", "cpu", "--opt", "none", "--out"])
+                .arg(paths::packages().join(name))
                 .env("BRASA_SOURCE", paths::root())
                 .env("CARGO_TARGET_DIR", paths::target_dir()),
         )?;

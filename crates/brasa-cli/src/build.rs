@@ -21,8 +21,10 @@ use sha2::{Digest, Sha256};
 
 /// What to build.
 pub struct BuildOptions {
-    /// The model crate (its folder).
-    pub crate_dir: PathBuf,
+    /// The model crate (its folder); `None` with `onnx`.
+    pub crate_dir: Option<PathBuf>,
+    /// An ONNX file to generate the model crate from (`--onnx`), with the model's name.
+    pub onnx: Option<(PathBuf, String)>,
     /// Output folder (the package).
     pub out: PathBuf,
     /// `cpu`, `webgpu`, or both.
@@ -288,11 +290,21 @@ pub fn build(options: &BuildOptions) -> Result<()> {
         bail!("--opt takes none, cpu or all");
     }
     let brasa = brasa_source()?;
-    let crate_dir = options
-        .crate_dir
-        .canonicalize()
-        .with_context(|| format!("{} does not exist", options.crate_dir.display()))?;
-    let mut steps = Steps { total: 3 + options.backends.len(), done: 0 };
+    let mut steps =
+        Steps { total: 3 + options.backends.len() + usize::from(options.onnx.is_some()), done: 0 };
+    let crate_dir = match (&options.crate_dir, &options.onnx) {
+        (Some(dir), None) => {
+            dir.canonicalize().with_context(|| format!("{} does not exist", dir.display()))?
+        }
+        (None, Some((onnx, name))) => {
+            let onnx = onnx.canonicalize().with_context(|| format!("{} does not exist", onnx.display()))?;
+            let dir = cache_home().join("builds").join(format!("onnx-{name}")).join("crate");
+            steps.step("generating the model crate from ONNX (burn-onnx)", || {
+                crate::onnx_crate::generate(&onnx, name, &dir, &brasa)
+            })?
+        }
+        _ => bail!("give a model crate's folder, or --onnx FILE --name NAME"),
+    };
     let info = steps.step("reading the model crate", || read_crate(&crate_dir))?;
     let key = build_key(&info, &crate_dir, &brasa, options)?;
     let name_dir = cache_home().join("builds").join(&info.package);
@@ -430,7 +442,13 @@ fn build_fresh(
         )?;
     }
     steps.step("writing model.json, index.js, index.d.ts, package.json", || {
-        write_package(staged, info, brasa, &options.backends)
+        write_package(staged, info, brasa, &options.backends)?;
+        // An ONNX import's weights travel with the package (not in its npm `files`).
+        let weights = crate_dir.join("weights.bpk");
+        if weights.is_file() {
+            std::fs::copy(&weights, staged.join("weights.bpk"))?;
+        }
+        Ok(())
     })
 }
 

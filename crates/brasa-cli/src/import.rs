@@ -330,6 +330,12 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
         let message = message.lock().map(|m| m.clone()).unwrap_or_default();
         bail!("burn-onnx could not import {}: {message}", input.display());
     }
+    // burn-onnx names the absolute input path in its header comment: keep only the file name,
+    // so the same graph generates the same source wherever it lies (build caches key on it).
+    let source = out.join(format!("{stem}.rs"));
+    let text = std::fs::read_to_string(&source)?;
+    let text = text.replacen(input_text, &format!("{stem}.onnx"), 1);
+    std::fs::write(&source, text)?;
     let weights = out.join(format!("{stem}.bpk"));
     let summary = brasa::inspect_weights(&std::fs::read(&weights)?)?;
     println!(

@@ -3,6 +3,7 @@
 mod build;
 mod import;
 mod mapping;
+mod onnx_crate;
 mod onnx_kernels;
 mod registry;
 mod serve;
@@ -51,8 +52,15 @@ enum Command {
     Build {
         /// The model crate's folder (its Cargo.toml names the type in
         /// `[package.metadata.brasa] model = "crate::Type"`).
-        #[arg(value_name = "CRATE")]
-        crate_dir: PathBuf,
+        #[arg(value_name = "CRATE", required_unless_present = "onnx", conflicts_with = "onnx")]
+        crate_dir: Option<PathBuf>,
+        /// Build from an ONNX file instead: the model crate is generated with burn-onnx (and
+        /// brasa's operator overrides); its weights are written as `weights.bpk`.
+        #[arg(long, requires = "name")]
+        onnx: Option<PathBuf>,
+        /// The model's name, with --onnx (`[a-z0-9-]`).
+        #[arg(long)]
+        name: Option<String>,
         /// Output folder: the package (replaced whole, never half-written).
         #[arg(short, long)]
         out: PathBuf,
@@ -93,8 +101,9 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::ImportOnnx { input, out, burn_ops } => import::onnx(&input, &out, !burn_ops),
         Command::Inspect { weights } => import::inspect(&weights),
-        Command::Build { crate_dir, out, backends, opt } => {
-            build::build(&build::BuildOptions { crate_dir, out, backends, opt })
+        Command::Build { crate_dir, onnx, name, out, backends, opt } => {
+            let onnx = onnx.zip(name);
+            build::build(&build::BuildOptions { crate_dir, onnx, out, backends, opt })
         }
         Command::Registry { registry, command } => registry::run(&registry, command),
         Command::Serve { dir, host, port } => serve::run(&dir, &host, port),

@@ -103,10 +103,7 @@ impl<M: Model> Session<M> {
         &self.net
     }
 
-    fn forward(
-        &self,
-        feeds: TensorMap,
-    ) -> Result<(brasa_types::Resolved, Vec<PendingOutput>)> {
+    fn forward(&self, feeds: TensorMap) -> Result<(brasa_types::Resolved, Vec<PendingOutput>)> {
         let resolved = self.signature.validate_inputs(&feeds, &self.limits)?;
         let inputs = Inputs::new(feeds, resolved.clone(), self.device.clone());
         let outputs = self.net.forward(inputs)?;
