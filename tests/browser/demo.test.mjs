@@ -391,7 +391,7 @@ function assertBadInputOutcome(outcome) {
 
 test('the demo shows version and channel, switches channel, and follows an update and a rollback', async () => {
   const browser = await chromium({ webgpu: false });
-  const registryCli = (...args) => execFileSync(CLI, ['registry', '--registry', join(site.dir, 'registry'), ...args], { stdio: 'pipe' });
+  const registryCli = (command, ...args) => execFileSync(CLI, ['registry', '--registry', join(site.dir, 'registry'), command, '--model', 'mnist', ...args], { stdio: 'pipe' });
   const versionIs = (v) => page.waitForFunction((v) => document.body.dataset.version === v, v, { timeout: 30000 });
   let page;
   try {

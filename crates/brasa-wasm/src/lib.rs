@@ -34,13 +34,15 @@ pub use tensors::{tensor_from_js, tensor_to_js, tensors_from_js, tensors_to_js};
 /// brasa_wasm::export_model!(my_crate::MyNet);
 /// ```
 #[macro_export]
+// rustfmt re-indents attributes inside macro_rules on every run (not idempotent): skip it.
+#[rustfmt::skip]
 macro_rules! export_model {
     ($model:ty) => {
         /// Load the model with burnpack `weights` on `backend` (`"cpu"` or `"webgpu"`).
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-                            js_name = loadModel,
-                            wasm_bindgen = $crate::__private::wasm_bindgen
-                        )]
+            js_name = loadModel,
+            wasm_bindgen = $crate::__private::wasm_bindgen
+        )]
         pub fn __brasa_load_model(
             weights: ::std::vec::Vec<u8>,
             backend: ::std::string::String,
@@ -50,9 +52,9 @@ macro_rules! export_model {
 
         /// The model's name, signature (and its hash), metadata and brasa version.
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-                            js_name = modelCard,
-                            wasm_bindgen = $crate::__private::wasm_bindgen
-                        )]
+            js_name = modelCard,
+            wasm_bindgen = $crate::__private::wasm_bindgen
+        )]
         pub fn __brasa_model_card() -> ::std::result::Result<
             $crate::__private::wasm_bindgen::JsValue,
             $crate::__private::wasm_bindgen::JsValue,
@@ -61,9 +63,9 @@ macro_rules! export_model {
         }
 
         #[$crate::__private::wasm_bindgen::prelude::wasm_bindgen(
-                            start,
-                            wasm_bindgen = $crate::__private::wasm_bindgen
-                        )]
+            start,
+            wasm_bindgen = $crate::__private::wasm_bindgen
+        )]
         fn __brasa_start() {
             $crate::start();
         }

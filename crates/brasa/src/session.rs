@@ -41,7 +41,7 @@ pub trait Servable {
     fn with_weights(&self, weights: &[u8]) -> Result<Box<dyn Servable>>;
     /// Run: validate `feeds`, forward, read every output back, validate the fetches.
     fn run(&self, feeds: TensorMap) -> RunFuture<'_>;
-    /// [`Servable::run`] with synchronous read-back (native callers, the CPU backend).
+    /// [`Servable::run`], blocking until it finishes (native callers).
     fn run_blocking(&self, feeds: TensorMap) -> Result<TensorMap>;
 }
 
@@ -163,24 +163,11 @@ impl<M: Model> Session<M> {
         self.finish(&resolved, out)
     }
 
-    /// Run with synchronous read-back.
+    /// [`Session::run`], blocking the calling thread until it finishes: for native callers
+    /// (tests, benchmarks). Not for the browser's main thread, where a GPU read-back
+    /// completes only after the caller yields.
     pub fn run_blocking(&self, feeds: TensorMap) -> Result<TensorMap> {
-        let (resolved, entries) = self.forward(feeds)?;
-        let mut out = TensorMap::new();
-        for (name, dims, pending) in entries {
-            let data = match pending {
-                Pending::Float(t) => t.try_into_data(),
-                Pending::Int(t) => t.try_into_data(),
-                Pending::Bool(t) => t.try_into_data(),
-                Pending::Host(values) => {
-                    self.host(name, dims, values, &mut out)?;
-                    continue;
-                }
-            }
-            .map_err(|e| self.execution_error(format!("{e:?}")))?;
-            self.fetch(name, dims, data, &mut out)?;
-        }
-        self.finish(&resolved, out)
+        pollster::block_on(self.run(feeds))
     }
 }
 
