@@ -56,8 +56,27 @@ fn kind_of(arg: &Argument, what: &str) -> Result<Kind> {
 
 /// The signature's dims of a graph tensor: fixed sizes where the graph knows them, the batch
 /// for a symbolic first dimension, named dynamic dims elsewhere.
-fn dims_of(arg: &Argument) -> String {
+fn dims_of(arg: &Argument, file: Option<&Vec<FileDim>>) -> String {
     let dims: Vec<String> = match &arg.ty {
+        // The file's dims where it declares them with the right rank: symbolic names are kept,
+        // so a dimension named alike in several tensors must agree (silero-vad's `batch`).
+        ArgType::Tensor(t) if file.is_some_and(|f| f.len() == t.rank) => file
+            .map(|f| {
+                f.iter()
+                    .enumerate()
+                    .map(|(axis, d)| match d {
+                        FileDim::Fixed(n) => format!("Dim::Fixed({n})"),
+                        FileDim::Param(_) if axis == 0 => "Dim::Batch".into(),
+                        // `batch` elsewhere than first is a named dim; the name `batch` is the
+                        // batch's own.
+                        FileDim::Param(p) if p == "batch" || p.is_empty() => {
+                            format!("Dim::dynamic({:?})", format!("{}_{axis}", arg.name))
+                        }
+                        FileDim::Param(p) => format!("Dim::dynamic({p:?})"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         ArgType::Tensor(t) => {
             let shape = t.static_shape.clone().unwrap_or_else(|| vec![None; t.rank]);
             shape
@@ -165,20 +184,78 @@ fn fields(bytes: &[u8], wanted: u64) -> Option<Vec<&[u8]>> {
     Some(out)
 }
 
-/// The graph's input (without initializers) and output names as the ONNX file spells them:
-/// onnx-ir renames graph outputs after the node producing them, and clients use the file's
-/// names. (ModelProto.graph = 7; GraphProto.input = 11, output = 12, initializer = 5;
-/// ValueInfoProto.name = 1, TensorProto.name = 8.)
-fn onnx_io_names(onnx: &Path) -> Option<(Vec<String>, Vec<String>)> {
+/// A dimension as the ONNX file declares it.
+#[derive(Debug, Clone, PartialEq)]
+enum FileDim {
+    /// `dim_value`.
+    Fixed(usize),
+    /// `dim_param` (a symbolic name), or nothing.
+    Param(String),
+}
+
+/// A graph input or output as the file declares it: its name and, when the file says, its
+/// dims.
+type FileTensor = (String, Option<Vec<FileDim>>);
+
+/// The first varint field `wanted` of a protobuf message.
+fn varint_field(bytes: &[u8], wanted: u64) -> Option<u64> {
+    let mut at = 0;
+    while at < bytes.len() {
+        let key = varint(bytes, &mut at)?;
+        match key & 7 {
+            0 => {
+                let v = varint(bytes, &mut at)?;
+                if key >> 3 == wanted {
+                    return Some(v);
+                }
+            }
+            1 => at += 8,
+            5 => at += 4,
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut at)?).ok()?;
+                at = at.checked_add(len)?;
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The dims of a ValueInfoProto (type = 2; TypeProto.tensor_type = 1; shape = 2;
+/// TensorShapeProto.dim = 1; Dimension.dim_value = 1, dim_param = 2).
+fn file_dims(value_info: &[u8]) -> Option<Vec<FileDim>> {
+    let ty = *fields(value_info, 2)?.first()?;
+    let tensor = *fields(ty, 1)?.first()?;
+    let shape = *fields(tensor, 2)?.first()?;
+    let dims = fields(shape, 1)?
+        .iter()
+        .map(|d| match varint_field(d, 1) {
+            Some(n) if n > 0 => FileDim::Fixed(usize::try_from(n).unwrap_or(usize::MAX)),
+            _ => FileDim::Param(
+                fields(d, 2)
+                    .and_then(|p| p.first().map(|p| String::from_utf8_lossy(p).into_owned()))
+                    .unwrap_or_default(),
+            ),
+        })
+        .collect();
+    Some(dims)
+}
+
+/// The graph's inputs (without initializers) and outputs as the ONNX file declares them:
+/// onnx-ir renames graph outputs after the node producing them and keeps no symbolic dim
+/// names, and clients use the file's. (ModelProto.graph = 7; GraphProto.input = 11,
+/// output = 12, initializer = 5; ValueInfoProto.name = 1, TensorProto.name = 8.)
+fn onnx_io(onnx: &Path) -> Option<(Vec<FileTensor>, Vec<FileTensor>)> {
     let bytes = std::fs::read(onnx).ok()?;
     let graph = *fields(&bytes, 7)?.first()?;
     let name = |msg: &[u8], field: u64| -> Option<String> {
         fields(msg, field)?.first().map(|n| String::from_utf8_lossy(n).into_owned())
     };
     let initializers: Vec<String> = fields(graph, 5)?.iter().filter_map(|t| name(t, 8)).collect();
+    let tensor = |v: &&[u8]| name(v, 1).map(|n| (n, file_dims(v)));
     let inputs =
-        fields(graph, 11)?.iter().filter_map(|v| name(v, 1)).filter(|n| !initializers.contains(n)).collect();
-    let outputs = fields(graph, 12)?.iter().filter_map(|v| name(v, 1)).collect();
+        fields(graph, 11)?.iter().filter_map(tensor).filter(|(n, _)| !initializers.contains(n)).collect();
+    let outputs = fields(graph, 12)?.iter().filter_map(tensor).collect();
     Some((inputs, outputs))
 }
 
@@ -201,23 +278,30 @@ pub fn generate(onnx: &Path, name: &str, dir: &Path, brasa: &Path) -> Result<Pat
         bail!("--name `{name}` must be 1 or more of [a-z0-9-]");
     }
     let mut graph = parse(onnx)?;
-    // Serve the tensors under the file's names. onnx-ir keeps inputs' names (sanitised) but may
-    // order them otherwise, so inputs are matched by name; outputs, renamed after the nodes
-    // producing them, by position.
-    if let Some((inputs, outputs)) = onnx_io_names(onnx) {
+    // Serve the tensors under the file's names and dims. onnx-ir keeps inputs' names
+    // (sanitised) but may order them otherwise, so inputs are matched by name; outputs,
+    // renamed after the nodes producing them, by position.
+    let mut declared: std::collections::BTreeMap<String, Vec<FileDim>> = Default::default();
+    if let Some((inputs, outputs)) = onnx_io(onnx) {
         let sanitise = |n: &str| -> String {
             n.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect()
         };
         for arg in graph.inputs.iter_mut() {
-            let matches: Vec<&String> =
-                inputs.iter().filter(|n| **n == arg.name || sanitise(n) == sanitise(&arg.name)).collect();
-            if let [one] = matches.as_slice() {
-                arg.name = (*one).clone();
+            let matches: Vec<&FileTensor> =
+                inputs.iter().filter(|(n, _)| *n == arg.name || sanitise(n) == sanitise(&arg.name)).collect();
+            if let [(name, dims)] = matches.as_slice() {
+                arg.name = name.clone();
+                if let Some(dims) = dims {
+                    declared.insert(name.clone(), dims.clone());
+                }
             }
         }
         if outputs.len() == graph.outputs.len() {
-            for (arg, name) in graph.outputs.iter_mut().zip(outputs) {
-                arg.name = name;
+            for (arg, (name, dims)) in graph.outputs.iter_mut().zip(outputs) {
+                arg.name = name.clone();
+                if let Some(dims) = dims {
+                    declared.insert(name, dims);
+                }
             }
         }
     }
@@ -267,7 +351,7 @@ burn = {{ version = "=0.22.1", default-features = false, features = ["std"] }}
         let dtype = match kind {
             Kind::Tensor { dtype, .. } | Kind::Scalar { dtype, .. } => dtype,
         };
-        format!("TensorSpec::new({:?}, DType::{dtype}, {})", arg.name, dims_of(arg))
+        format!("TensorSpec::new({:?}, DType::{dtype}, {})", arg.name, dims_of(arg, declared.get(&arg.name)))
     };
     let reads: Vec<String> = inputs
         .iter()
