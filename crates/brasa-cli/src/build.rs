@@ -144,7 +144,8 @@ fn source_files(dir: &Path, out: &mut BTreeSet<PathBuf>) -> Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" || name == "node_modules" {
+        // A model crate's own lock file plays no part: the build uses brasa's.
+        if name.starts_with('.') || name == "target" || name == "node_modules" || name == "Cargo.lock" {
             continue;
         }
         let path = entry.path();
@@ -157,12 +158,20 @@ fn source_files(dir: &Path, out: &mut BTreeSet<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path) -> Result<()> {
+/// Hash files by path (relative to `base`) and content, with `brasa`'s absolute path in the
+/// content replaced: a generated crate names brasa by path, and the same sources in another
+/// clone must give the same key.
+fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path, brasa: &Path) -> Result<()> {
+    let root = brasa.to_string_lossy().into_owned();
     for file in files {
         let rel = file.strip_prefix(base).unwrap_or(file);
         hasher.update(rel.to_string_lossy().as_bytes());
         hasher.update([0]);
-        hasher.update(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?);
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => hasher.update(text.replace(&root, "<brasa>").as_bytes()),
+            Err(raw) => hasher.update(raw.as_bytes()),
+        }
         hasher.update([0]);
     }
     Ok(())
@@ -179,10 +188,10 @@ fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOp
     ));
     let mut files = BTreeSet::new();
     source_files(crate_dir, &mut files)?;
-    hash_files(&mut hasher, &files, crate_dir)?;
+    hash_files(&mut hasher, &files, crate_dir, brasa)?;
     for input in &info.inputs {
         let file = BTreeSet::from([input.clone()]);
-        hash_files(&mut hasher, &file, crate_dir)?;
+        hash_files(&mut hasher, &file, crate_dir, brasa)?;
     }
     let mut runtime = BTreeSet::new();
     for krate in ["brasa-types", "brasa", "brasa-wasm", "brasa-registry", "brasa-serving"] {
@@ -190,7 +199,7 @@ fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOp
     }
     runtime.insert(brasa.join("Cargo.lock"));
     runtime.insert(brasa.join("Cargo.toml"));
-    hash_files(&mut hasher, &runtime, brasa)?;
+    hash_files(&mut hasher, &runtime, brasa, brasa)?;
     Ok(hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect())
 }
 
