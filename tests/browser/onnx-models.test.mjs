@@ -1,0 +1,96 @@
+// Real ONNX models built by `brasa build --onnx`, in headless Chromium on their CPU builds,
+// against onnxruntime (tests/reference/onnx_reference.py): PP-OCRv4 text detection on two
+// image sizes, and silero-vad over 32 chunks with the recurrent state carried in the page.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { CACHE, chromium, demoSite, maxDiff, open, serve } from '../support.mjs';
+
+const PAGE = 'onnx-models.html';
+const reference = (name) => JSON.parse(readFileSync(join(CACHE, 'fixtures', `${name}-reference.json`), 'utf8'));
+
+let server;
+let site;
+let browser;
+let page;
+
+before(async () => {
+  // The demo site holds brasa (`brasa/dist/`) and the packages (`packages/<name>/`, each with
+  // the `weights.bpk` its ONNX import wrote).
+  site = demoSite();
+  writeFileSync(
+    join(site.dir, PAGE),
+    `<!doctype html>
+<meta charset="utf-8">
+<title>brasa: ONNX models</title>
+<link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js" } }</script>
+<script type="module">
+  window.brasa = await import('brasa');
+  window.load = async (name) => {
+    const pkg = (await import('./packages/' + name + '/index.js')).default;
+    return window.brasa.loadModel(pkg, { weights: new URL('./packages/' + name + '/weights.bpk', location.href).href, backend: 'cpu' });
+  };
+  document.body.dataset.ready = '1';
+</script>
+<body></body>
+`,
+  );
+  server = await serve(site.dir);
+  browser = await chromium({ webgpu: false });
+  ({ page } = await open(browser.context, server.url + PAGE));
+  await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
+});
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  site?.remove();
+});
+
+test('PP-OCRv4 detection in Chromium matches onnxruntime on two image sizes', async () => {
+  const ref = reference('ocr-det');
+  const got = await page.evaluate(async (cases) => {
+    const model = await window.load('ocr-det');
+    const out = [];
+    for (const c of cases) {
+      const x = c.inputs[0];
+      const fetches = await model.run({ x: new window.brasa.Tensor('float32', Float32Array.from(x.data), x.dims) });
+      const y = fetches[c.outputs[0].name];
+      out.push({ dims: [...y.dims], data: Array.from(y.data) });
+    }
+    model.dispose();
+    return out;
+  }, ref.cases);
+  ref.cases.forEach((c, i) => {
+    assert.deepEqual(got[i].dims, c.outputs[0].dims);
+    const worst = maxDiff(got[i].data, c.outputs[0].data);
+    assert.ok(worst <= 1e-4, `${c.inputs[0].dims}: ${worst}`);
+  });
+});
+
+test('silero-vad in Chromium: 32 chunks, state carried, match onnxruntime', async () => {
+  const ref = reference('silero-vad');
+  const got = await page.evaluate(async (ref) => {
+    const { Tensor } = window.brasa;
+    const model = await window.load('silero-vad');
+    const sr = new Tensor('int64', BigInt64Array.from([BigInt(ref.sr)]), []);
+    let state = new Tensor('float32', Float32Array.from(ref.state.data), ref.state.dims);
+    const out = [];
+    for (const c of ref.chunks) {
+      const fetches = await model.run({ input: new Tensor('float32', Float32Array.from(c.input.data), c.input.dims), sr, state });
+      out.push({ output: Array.from(fetches.output.data), stateN: Array.from(fetches.stateN.data) });
+      state = fetches.stateN;
+    }
+    model.dispose();
+    return out;
+  }, ref);
+  let worstOut = 0;
+  let worstState = 0;
+  ref.chunks.forEach((c, i) => {
+    worstOut = Math.max(worstOut, maxDiff(got[i].output, c.output.data));
+    worstState = Math.max(worstState, maxDiff(got[i].stateN, c.stateN.data));
+  });
+  assert.ok(worstOut <= 1e-4 && worstState <= 5e-4, `output ${worstOut}, state ${worstState}`);
+});
