@@ -141,7 +141,7 @@ export function createLoader(platform: Platform): LoadModel {
         } catch (err) {
           throw BrasaError.from(err);
         }
-        if (card.signatureHash !== pkg.signatureHash) {
+        if (card.signatureHash !== pkg.signatureHash || card.name !== pkg.name) {
           throw new BrasaError(
             'incompatible',
             `the ${backend} build serves ${card.name} with signature ${card.signatureHash}, not the package's ${pkg.name} (${pkg.signatureHash}); the package is inconsistent`,

@@ -64,6 +64,11 @@ pub struct Signature {
 }
 
 impl Signature {
+    /// A signature of these inputs and outputs.
+    pub fn new(inputs: Vec<TensorSpec>, outputs: Vec<TensorSpec>) -> Self {
+        Signature { inputs, outputs }
+    }
+
     /// The input named `name`.
     pub fn input(&self, name: &str) -> Option<&TensorSpec> {
         self.inputs.iter().find(|t| t.name == name)

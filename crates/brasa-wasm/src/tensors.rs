@@ -157,7 +157,10 @@ fn dims_from_js(what: &str, dims: &JsValue) -> Result<Vec<usize>, String> {
                 .filter(|&x| x >= 0.0 && Number::is_safe_integer(&d))
                 .and_then(|x| usize::try_from(x as u64).ok())
                 .ok_or_else(|| {
-                    format!("{what}: dims[{axis}] is {}; sizes must be non-negative integers", describe(&d))
+                    format!(
+                        "{what}: dims[{axis}] is {}; a size is a non-negative integer up to 2^53",
+                        describe(&d)
+                    )
                 })
         })
         .collect()

@@ -12,7 +12,7 @@ pub enum BrasaError {
     #[error("{0}")]
     Input(#[from] TensorError),
     /// A feed could not be read (JS side: not a tensor, a typed array of the wrong kind).
-    #[error("input has the wrong type: {0}")]
+    #[error("{0}")]
     WrongType(String),
     /// The model crate broke its own signature (reads an input it does not declare, gives an
     /// output of another shape): a bug in the model, reported as `execution`.

@@ -27,3 +27,5 @@ pub use brasa_types as types;
 pub use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorMap, TensorSpec, Values};
 /// Re-export of the exact burn version brasa is built on, for model crates.
 pub use burn;
+/// burn's device and tensor types, as a model crate's `init` and `forward` use them.
+pub use burn::tensor::{Bool, Device, Int, Tensor};
