@@ -190,8 +190,14 @@ fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOp
     source_files(crate_dir, &mut files)?;
     hash_files(&mut hasher, &files, crate_dir, brasa)?;
     for input in &info.inputs {
-        let file = BTreeSet::from([input.clone()]);
-        hash_files(&mut hasher, &file, crate_dir, brasa)?;
+        // By the name the crate gives it (it may lie outside the crate): the key must not
+        // depend on where the crate lies.
+        let name = input.strip_prefix(crate_dir).unwrap_or(input).to_string_lossy().into_owned();
+        let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(&bytes);
+        hasher.update([0]);
     }
     let mut runtime = BTreeSet::new();
     for krate in ["brasa-types", "brasa", "brasa-wasm", "brasa-registry", "brasa-serving"] {
