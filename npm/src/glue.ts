@@ -4,7 +4,7 @@
  * @module
  */
 import type { RegistryWasm } from './registry.js';
-import type { Backend, DType, GoldenCheck, GoldenOutcome, Limits, ModelCard, Signature, TypedArray } from './types.js';
+import type { Backend, DType, GoldenCheck, GoldenOutcome, Limits, ModelCard, ModelInfo, Signature, TypedArray } from './types.js';
 
 /** A tensor crossing the wasm boundary: `dims` a plain array, `data` the dtype's typed array. */
 export interface WasmTensor {
@@ -14,16 +14,8 @@ export interface WasmTensor {
   data: TypedArray;
 }
 
-/** `info()` of a loaded model. */
-export interface WasmModelInfo {
-  name: string;
-  backend: Backend;
-  signature: Signature;
-  metadata: unknown;
-  parameters: number;
-  weightBytes: number;
-  limits: Limits;
-}
+/** `info()` of a loaded model: the public {@link ModelInfo}. */
+export type WasmModelInfo = ModelInfo;
 
 /** A model with weights inside one wasm instance. */
 export interface WasmModel {

@@ -130,32 +130,6 @@ impl Values {
         }
     }
 
-    /// Elements `[from, to)`.
-    pub fn slice(&self, from: usize, to: usize) -> Values {
-        match self {
-            Values::Float32(v) => Values::Float32(v[from..to].to_vec()),
-            Values::Float16(v) => Values::Float16(v[from..to].to_vec()),
-            Values::Int64(v) => Values::Int64(v[from..to].to_vec()),
-            Values::Int32(v) => Values::Int32(v[from..to].to_vec()),
-            Values::Uint8(v) => Values::Uint8(v[from..to].to_vec()),
-            Values::Bool(v) => Values::Bool(v[from..to].to_vec()),
-        }
-    }
-
-    /// Append `other` (same dtype; else `false` and nothing changes).
-    pub fn extend(&mut self, other: &Values) -> bool {
-        match (self, other) {
-            (Values::Float32(a), Values::Float32(b)) => a.extend_from_slice(b),
-            (Values::Float16(a), Values::Float16(b)) => a.extend_from_slice(b),
-            (Values::Int64(a), Values::Int64(b)) => a.extend_from_slice(b),
-            (Values::Int32(a), Values::Int32(b)) => a.extend_from_slice(b),
-            (Values::Uint8(a), Values::Uint8(b)) => a.extend_from_slice(b),
-            (Values::Bool(a), Values::Bool(b)) => a.extend_from_slice(b),
-            _ => return false,
-        }
-        true
-    }
-
     /// Little-endian bytes, as the KServe binary extension carries them.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         match self {
@@ -222,33 +196,6 @@ impl HostTensor {
     pub fn element_count(&self) -> Option<usize> {
         self.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
     }
-
-    /// Rows `[from, to)` along the first dimension.
-    pub fn rows(&self, from: usize, to: usize) -> HostTensor {
-        let row: usize = self.dims.iter().skip(1).product();
-        let mut dims = self.dims.clone();
-        if let Some(first) = dims.first_mut() {
-            *first = to - from;
-        }
-        HostTensor { dims, values: self.values.slice(from * row, to * row) }
-    }
-
-    /// Concatenate tensors along the first dimension; `None` when dtypes or the other dims
-    /// differ, or the list is empty.
-    pub fn concat_rows(parts: &[&HostTensor]) -> Option<HostTensor> {
-        let (first, rest) = parts.split_first()?;
-        let mut out = (*first).clone();
-        for part in rest {
-            if part.dims.len() != out.dims.len() || part.dims[1..] != out.dims[1..] {
-                return None;
-            }
-            if !out.values.extend(&part.values) {
-                return None;
-            }
-            out.dims[0] += part.dims[0];
-        }
-        Some(out)
-    }
 }
 
 /// Named tensors: a run's feeds or fetches.
@@ -285,16 +232,5 @@ mod tests {
         assert_eq!(Values::Float16(vec![0x7c00]).first_non_finite(), Some((0, "inf".into())));
         assert_eq!(Values::Int64(vec![1, 2]).first_non_finite(), None);
         assert_eq!(Values::Int64(vec![1, 99]).first_outside(0.0, 10.0), Some((1, 99.0)));
-    }
-
-    #[test]
-    fn rows_and_concat() {
-        let t = HostTensor::new(vec![3, 2], Values::Int32(vec![1, 2, 3, 4, 5, 6]));
-        let a = t.rows(0, 1);
-        let b = t.rows(1, 3);
-        assert_eq!(b.dims, vec![2, 2]);
-        assert_eq!(HostTensor::concat_rows(&[&a, &b]), Some(t.clone()));
-        let other = HostTensor::new(vec![1, 3], Values::Int32(vec![0; 3]));
-        assert_eq!(HostTensor::concat_rows(&[&t, &other]), None);
     }
 }
