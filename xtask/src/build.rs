@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use crate::paths;
 use crate::util::{self, cargo, copy_dir, in_root};
 
-/// The wasm builds of brasa-wasm that clippy checks: name and cargo features.
-pub const WASM_BUILDS: [(&str, &str); 2] = [("cpu", "cpu"), ("webgpu", "webgpu")];
+/// The wasm builds of a model package (`brasa build --backend`).
+pub const WASM_BUILDS: [&str; 2] = ["cpu", "webgpu"];
 
 /// The model packages the demo, tests and benchmarks use: package name and model crate.
 pub const MODELS: [(&str, &str); 3] = [
@@ -16,43 +16,59 @@ pub const MODELS: [(&str, &str); 3] = [
     ("two-heads", "tests/fixtures/two-heads"),
 ];
 
-/// Packages `brasa build --onnx` makes straight from an ONNX file: package name and graph
-/// (relative to the clone's `.cache/`). CPU builds: what the ONNX path's tests run.
-pub const ONNX_MODELS: [(&str, &str); 3] = [
-    ("squeezenet-onnx", "models/squeezenet/squeezenet.onnx"),
-    ("ocr-det", "models/ocr-det.onnx"),
-    ("silero-vad", "models/silero-vad.onnx"),
+/// Packages `brasa build --onnx` makes straight from an ONNX file: package name, graph
+/// (relative to the clone's `.cache/`) and backends. SqueezeNet's WebGPU build is the crate's.
+pub const ONNX_MODELS: [(&str, &str, &str); 3] = [
+    ("squeezenet-onnx", "models/squeezenet/squeezenet.onnx", "cpu"),
+    ("ocr-det", "models/ocr-det.onnx", "cpu,webgpu"),
+    ("silero-vad", "models/silero-vad.onnx", "cpu,webgpu"),
 ];
 
-/// Native CLI, the model packages (`brasa build`, cached), then the npm package. `opt` says
-/// which builds wasm-opt optimises: `none` (tests: semantics are the same, it saves about a
-/// minute per model), `cpu` (the demo, benchmarks) or `all` (as shipped).
-pub fn all(opt: &str) -> Result<()> {
+/// How the model packages are built.
+#[derive(Clone, Copy)]
+pub struct Flavour {
+    /// Which builds wasm-opt optimises: `none` (semantics are the same; it saves about a
+    /// minute per model), `cpu` (the demo, benchmarks) or `all` (as shipped).
+    pub opt: &'static str,
+    /// `brasa build --profile`: `test` (no LTO: a change to brasa re-links every package in
+    /// seconds rather than minutes) or `release` (as shipped).
+    pub profile: &'static str,
+}
+
+impl Flavour {
+    /// What the test suites run: same numerics, built fast.
+    pub const TEST: Flavour = Flavour { opt: "none", profile: "test" };
+    /// The demo: release builds, the CPU one optimised.
+    pub const DEMO: Flavour = Flavour { opt: "cpu", profile: "release" };
+    /// As shipped: every build optimised.
+    pub const SHIPPED: Flavour = Flavour { opt: "all", profile: "release" };
+}
+
+/// Native CLI, the model packages (`brasa build`, into `.cache/packages`), then the npm
+/// package. `brasa build` caches each flavour's packages by key, so switching between the
+/// demo and the tests copies folders and rebuilds nothing.
+pub fn all(flavour: Flavour) -> Result<()> {
     util::run(cargo().args(["build", "-p", "brasa-cli"]))?;
     let cli = paths::target_dir().join("debug/brasa");
+    let brasa_build = |out: &str| {
+        let mut cmd = Command::new(&cli);
+        cmd.arg("build")
+            .args(["--opt", flavour.opt, "--profile", flavour.profile, "--out"])
+            .arg(paths::packages().join(out))
+            .env("BRASA_SOURCE", paths::root())
+            .env("CARGO_TARGET_DIR", paths::target_dir());
+        cmd
+    };
     for (name, dir) in MODELS {
-        util::run(
-            Command::new(&cli)
-                .arg("build")
-                .arg(paths::root().join(dir))
-                .arg("--out")
-                .arg(paths::packages().join(name))
-                .args(["--opt", opt])
-                .env("BRASA_SOURCE", paths::root())
-                .env("CARGO_TARGET_DIR", paths::target_dir()),
-        )?;
+        util::run(brasa_build(name).arg(paths::root().join(dir)))?;
     }
-    for (name, onnx) in ONNX_MODELS {
-        util::run(
-            Command::new(&cli)
-                .arg("build")
-                .arg("--onnx")
-                .arg(paths::local_cache().join(onnx))
-                .args(["--name", name, "--backend", "cpu", "--opt", "none", "--out"])
-                .arg(paths::packages().join(name))
-                .env("BRASA_SOURCE", paths::root())
-                .env("CARGO_TARGET_DIR", paths::target_dir()),
-        )?;
+    for (name, onnx, backends) in ONNX_MODELS {
+        util::run(brasa_build(name).arg("--onnx").arg(paths::local_cache().join(onnx)).args([
+            "--name",
+            name,
+            "--backend",
+            backends,
+        ]))?;
     }
     util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))
 }
@@ -147,9 +163,8 @@ pub fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    for (_, features) in WASM_BUILDS {
-        util::run(wasm_cargo("clippy", features).args(["--", "-D", "warnings"]))?;
-    }
+    // Both backends in one check: one compilation of burn for wasm32 instead of two.
+    util::run(wasm_cargo("clippy", &WASM_BUILDS.join(",")).args(["--", "-D", "warnings"]))?;
     util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
     let node_tests = |dir: &str| {
         let mut cmd = in_root("node");

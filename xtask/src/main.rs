@@ -66,10 +66,12 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup => setup::run(),
-        Command::Build { opt } => build::all(if opt { "all" } else { "cpu" }),
+        Command::Build { opt } => {
+            build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })
+        }
         Command::Demo { port, no_serve } => {
             setup::run()?;
-            build::all("cpu")?;
+            build::all(build::Flavour::DEMO)?;
             let site = build::site()?;
             if no_serve {
                 println!("demo site assembled in {}", site.display());
@@ -88,14 +90,14 @@ fn main() -> Result<()> {
             if !no_setup {
                 setup::run()?;
             }
-            build::all("none")?;
+            build::all(build::Flavour::TEST)?;
             build::site()?;
             build::test()
         }
         Command::Sizes => sizes::report(),
         Command::Bench { smoke, opt } => {
             setup::run()?;
-            build::all(if opt { "all" } else { "cpu" })?;
+            build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })?;
             build::site()?;
             sizes::report()?;
             build::bench(smoke)

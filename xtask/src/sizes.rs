@@ -1,14 +1,15 @@
 use anyhow::Result;
 
-use crate::build::{MODELS, WASM_BUILDS};
+use crate::build::{MODELS, ONNX_MODELS, WASM_BUILDS};
 use crate::paths;
 use crate::util::in_root;
 
 /// Print raw, gzip (level 9) and brotli (quality 11) sizes of each model package's builds
 /// (wasm and JS glue): each build holds only its model.
 pub fn report() -> Result<()> {
-    for (model, _) in MODELS {
-        for (name, _) in WASM_BUILDS {
+    let models = MODELS.iter().map(|(name, _)| *name).chain(ONNX_MODELS.iter().map(|(name, ..)| *name));
+    for model in models {
+        for name in WASM_BUILDS {
             let dir = paths::packages().join(model).join(name);
             if !dir.exists() {
                 continue;

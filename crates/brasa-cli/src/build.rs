@@ -31,6 +31,15 @@ pub struct BuildOptions {
     pub backends: Vec<String>,
     /// Which builds wasm-opt optimises: `none`, `cpu` or `all`.
     pub opt: String,
+    /// Cargo profile of the wasm builds: `release` or `test` (see [`shim_manifest`]).
+    pub profile: String,
+}
+
+impl BuildOptions {
+    /// The shim's cargo profile for [`BuildOptions::profile`], and its output folder name.
+    fn cargo_profile(&self) -> &'static str {
+        if self.profile == "test" { "wasm-test" } else { "release" }
+    }
 }
 
 /// The shared target dir and cache: `BRASA_CACHE_HOME` (default `~/.cache/brasa`).
@@ -181,10 +190,11 @@ fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path, brasa
 fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOptions) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(format!(
-        "brasa-build-1 {} {:?} {}\n",
+        "brasa-build-2 {} {:?} {} {}\n",
         env!("CARGO_PKG_VERSION"),
         options.backends,
-        options.opt
+        options.opt,
+        options.profile
     ));
     let mut files = BTreeSet::new();
     source_files(crate_dir, &mut files)?;
@@ -245,6 +255,13 @@ codegen-units = 16
 panic = "abort"
 debug = false
 strip = true
+
+# `brasa build --profile test`: the same code without LTO. Re-linking after a change to
+# brasa or the model takes seconds instead of minutes (thin LTO re-optimises all of burn and
+# wgpu per link); the wasm is larger, the numerics the same.
+[profile.wasm-test]
+inherits = "release"
+lto = false
 "#,
         version = info.version,
         package = info.package,
@@ -303,6 +320,9 @@ pub fn build(options: &BuildOptions) -> Result<()> {
     }
     if !["none", "cpu", "all"].contains(&options.opt.as_str()) {
         bail!("--opt takes none, cpu or all");
+    }
+    if !["release", "test"].contains(&options.profile.as_str()) {
+        bail!("--profile takes release or test");
     }
     let brasa = brasa_source()?;
     let mut steps =
@@ -430,7 +450,8 @@ fn build_fresh(
                 run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                     .args([
                         "build",
-                        "--release",
+                        "--profile",
+                        options.cargo_profile(),
                         "--target",
                         "wasm32-unknown-unknown",
                         "--no-default-features",
@@ -443,10 +464,22 @@ fn build_fresh(
                     // The flags brasa's workspace sets for wasm32 (.cargo/config.toml): the same
                     // flags, the same compiled dependencies.
                     .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128"))?;
-                let artefact = target.join("wasm32-unknown-unknown/release").join(format!("{shim_lib}.wasm"));
+                let artefact = target
+                    .join("wasm32-unknown-unknown")
+                    .join(options.cargo_profile())
+                    .join(format!("{shim_lib}.wasm"));
                 let dir = staged.join(backend);
+                // `__wbg_reset_state`: after a trap (burn aborting on a shape the graph cannot
+                // compute) the loader re-instantiates the module instead of losing it for good.
                 run(Command::new("wasm-bindgen")
-                    .args(["--target", "web", "--out-name", "model", "--out-dir"])
+                    .args([
+                        "--target",
+                        "web",
+                        "--experimental-reset-state-function",
+                        "--out-name",
+                        "model",
+                        "--out-dir",
+                    ])
                     .arg(&dir)
                     .arg(&artefact))?;
                 if optimise {

@@ -71,6 +71,11 @@ enum Command {
         /// minutes) or all.
         #[arg(long, default_value = "cpu")]
         opt: String,
+        /// Cargo profile of the wasm builds: `release` (thin LTO: smallest and fastest, a
+        /// WebGPU build links in minutes) or `test` (no LTO: links in seconds, a larger wasm
+        /// with the same numerics; what brasa's own test runs use).
+        #[arg(long, default_value = "release", value_parser = ["release", "test"])]
+        profile: String,
     },
     /// Manage a static model registry (a folder any static host or CDN can serve).
     Registry {
@@ -101,9 +106,9 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::ImportOnnx { input, out, burn_ops } => import::onnx(&input, &out, !burn_ops),
         Command::Inspect { weights } => import::inspect(&weights),
-        Command::Build { crate_dir, onnx, name, out, backends, opt } => {
+        Command::Build { crate_dir, onnx, name, out, backends, opt, profile } => {
             let onnx = onnx.zip(name);
-            build::build(&build::BuildOptions { crate_dir, onnx, out, backends, opt })
+            build::build(&build::BuildOptions { crate_dir, onnx, out, backends, opt, profile })
         }
         Command::Registry { registry, command } => registry::run(&registry, command),
         Command::Serve { dir, host, port } => serve::run(&dir, &host, port),
