@@ -1,7 +1,9 @@
-// A KServe v2 endpoint for brasa model packages on Node's http server: mnist and two-heads,
-// each a folder `brasa build` wrote, in BRASA_PACKAGES (default ./models/), weights from a
-// brasa registry.
+// A KServe v2 endpoint for brasa model packages on Node's http server. It serves the packages
+// named in BRASA_MODELS (comma-separated folder names `brasa build` wrote, default
+// `mnist,two-heads`), found in BRASA_PACKAGES (default ./models/), weights from a brasa
+// registry (each model's `stable` channel).
 //   BRASA_REGISTRY=http://127.0.0.1:8080/registry/ BRASA_PACKAGES=../../.cache/packages PORT=8000 node server.mjs
+//   BRASA_MODELS=ocr-det,silero-vad BRASA_REGISTRY=... BRASA_PACKAGES=... node server.mjs
 // (In an app, import the packages: `import mnist from 'mnist-model'`.)
 import http from 'node:http';
 import { join, resolve } from 'node:path';
@@ -10,20 +12,19 @@ import { pathToFileURL } from 'node:url';
 import { createHandler, toNodeListener } from 'brasa';
 
 const packages = resolve(process.env.BRASA_PACKAGES ?? new URL('./models/', import.meta.url).pathname);
+const names = (process.env.BRASA_MODELS ?? 'mnist,two-heads').split(',').map((s) => s.trim()).filter(Boolean);
+if (names.length === 0) throw new Error('BRASA_MODELS names no model package');
 const load = async (name) => (await import(pathToFileURL(join(packages, name, 'index.js')).href)).default;
-const [mnist, twoHeads] = await Promise.all([load('mnist'), load('two-heads')]);
+const models = await Promise.all(names.map(load));
 
 const limits = { maxBatch: Number(process.env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(process.env.BRASA_MAX_QUEUE_ROWS ?? 512) };
 const handler = createHandler({
-  models: [
-    { model: mnist, ...limits },
-    { model: twoHeads, ...limits },
-  ],
+  models: models.map((model) => ({ model, ...limits })),
   registry: process.env.BRASA_REGISTRY ?? 'http://127.0.0.1:8080/registry/',
 });
 const server = http.createServer(toNodeListener(handler));
 server.listen(Number(process.env.PORT ?? 8000), process.env.HOST ?? '127.0.0.1', () => {
-  console.log(`brasa serving on http://${server.address().address}:${server.address().port}/`);
+  console.log(`brasa serving on http://${server.address().address}:${server.address().port}/ (${names.join(', ')})`);
 });
 handler.start().then(
   () => console.log('models ready'),

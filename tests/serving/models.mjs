@@ -1,9 +1,14 @@
-// The models the endpoint tests serve, and the registry they come from: two model packages
-// built by `brasa build` (`${BRASA_CACHE_DIR}/packages/{mnist,two-heads}`), each published
-// as 1.0.0 on `stable` by the real CLI with its golden check.
-//   mnist     pixels float32 [batch, 1, 28, 28] -> logits float32 [batch, 10]
-//   two-heads features float32 [batch, seq 1..64, 4], token_ids int64 [batch, 3] in [0, 15]
-//             -> pooled float32 [batch, 6], class_id int64 [batch]
+// The models the endpoint tests serve, and the registry they come from: model packages
+// built by `brasa build` (`${BRASA_CACHE_DIR}/packages/NAME`), each published as 1.0.0 on
+// `stable` by the real CLI with its golden check.
+//   mnist      pixels float32 [batch, 1, 28, 28] -> logits float32 [batch, 10]
+//   two-heads  features float32 [batch, seq 1..64, 4], token_ids int64 [batch, 3] in [0, 15]
+//              -> pooled float32 [batch, 6], class_id int64 [batch]
+// and two real ONNX models (`brasa build --onnx`, CPU builds; golden outputs from onnxruntime,
+// tests/reference/onnx_reference.py), served by tests/serving/onnx-models.test.mjs:
+//   ocr-det    PP-OCRv4 text detection: x float32 [batch, 3, H, W] -> sigmoid_0.tmp_0 [batch, 1, H, W]
+//   silero-vad input float32 [batch, samples], sr int64 [] (a scalar), state float32 [2, batch, 128]
+//              -> output float32 [batch, 1], stateN float32 [2, batch, 128]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +19,8 @@ import { CACHE, CLI, weightsPath } from '../support.mjs';
 /** Where `brasa build` put the model packages. */
 export const PACKAGES = join(CACHE, 'packages');
 export const MODELS = ['mnist', 'two-heads'];
+/** The ONNX models (`brasa build --onnx`), served by their own worker entry (src/onnx.js). */
+export const ONNX_MODELS = ['ocr-det', 'silero-vad'];
 
 /** numpy's two-heads cases (tests/fixtures/two_heads_reference.py): `{ cases: [...] }`. */
 export function twoHeadsReference() {
@@ -32,24 +39,69 @@ export function twoHeadsGolden(ref = twoHeadsReference()) {
   };
 }
 
+/** onnxruntime's PP-OCRv4 detection cases: `{ cases: [{ inputs: [x], outputs: [sigmoid_0.tmp_0] }] }`, two image sizes. */
+export function ocrDetReference() {
+  return JSON.parse(readFileSync(join(CACHE, 'fixtures/ocr-det-reference.json'), 'utf8'));
+}
+
+/** onnxruntime's silero-vad run: `{ sr, state, chunks: [{ input, output, stateN }] }`, 32 chunks, the state carried. */
+export function sileroVadReference() {
+  return JSON.parse(readFileSync(join(CACHE, 'fixtures/silero-vad-reference.json'), 'utf8'));
+}
+
+/** The golden check of ocr-det 1.0.0: onnxruntime on the smaller reference image. */
+export function ocrDetGolden(ref = ocrDetReference()) {
+  const size = (c) => c.inputs[0].data.length;
+  const c = ref.cases.reduce((a, b) => (size(b) < size(a) ? b : a));
+  const t = ({ name, dtype, dims, data }) => ({ name, dtype, dims, data });
+  return { inputs: c.inputs.map(t), outputs: c.outputs.map(t), tolerance: 1e-4, source: ref.source ?? 'onnxruntime' };
+}
+
 /**
- * A registry written by the real CLI in a temporary folder: mnist 1.0.0 and two-heads 1.0.0,
- * both on `stable`, each with its package's signature and its golden check. Returns
- * `{ dir, remove }`.
+ * The golden check of silero-vad 1.0.0: onnxruntime on the first chunk, from the initial
+ * state, `sr` an int64 scalar (dims []).
  */
-export function makeServingRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-serving-registry-'))) {
+export function sileroVadGolden(ref = sileroVadReference()) {
+  const [c] = ref.chunks;
+  const t = (name, dtype, { dims, data }) => ({ name, dtype, dims, data });
+  return {
+    inputs: [t('input', 'float32', c.input), { name: 'sr', dtype: 'int64', dims: [], data: [ref.sr] }, t('state', 'float32', ref.state)],
+    outputs: [t('output', 'float32', c.output), t('stateN', 'float32', c.stateN)],
+    tolerance: 1e-4,
+    source: ref.source ?? 'onnxruntime',
+  };
+}
+
+/**
+ * A registry written by the real CLI in a temporary folder: mnist 1.0.0 and two-heads 1.0.0
+ * (or, with `models`, those of ONNX_MODELS too), all on `stable`, each with its package's
+ * signature and its golden check. Returns `{ dir, remove }`.
+ */
+export function makeServingRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-serving-registry-')), { models = MODELS } = {}) {
   const scratch = mkdtempSync(join(tmpdir(), 'brasa-goldens-'));
+  const goldenFile = (name, golden) => {
+    const file = join(scratch, `${name}-golden-1.0.0.json`);
+    writeFileSync(file, JSON.stringify(golden));
+    return file;
+  };
   try {
-    const golden = join(scratch, 'two-heads-golden-1.0.0.json');
-    writeFileSync(golden, JSON.stringify(twoHeadsGolden()));
-    const publish = (model, weights, goldenFile, notes) =>
+    const publish = (model, weights, golden, notes) =>
       execFileSync(
         CLI,
-        ['registry', '--registry', dir, 'publish', '--model', model, '--version', '1.0.0', '--weights', weights, '--golden', goldenFile, '--build', join(PACKAGES, model), '--channel', 'stable', '--notes', notes],
+        ['registry', '--registry', dir, 'publish', '--model', model, '--version', '1.0.0', '--weights', weights, '--golden', golden, '--build', join(PACKAGES, model), '--channel', 'stable', '--notes', notes],
         { stdio: 'pipe' },
       );
-    publish('mnist', weightsPath(), join(CACHE, 'fixtures/mnist-golden-1.0.0.json'), 'ccexam MNISTNet');
-    publish('two-heads', join(CACHE, 'fixtures/two-heads.bpk'), golden, 'two-heads fixture (numpy reference weights)');
+    const publishers = {
+      mnist: () => publish('mnist', weightsPath(), join(CACHE, 'fixtures/mnist-golden-1.0.0.json'), 'ccexam MNISTNet'),
+      'two-heads': () => publish('two-heads', join(CACHE, 'fixtures/two-heads.bpk'), goldenFile('two-heads', twoHeadsGolden()), 'two-heads fixture (numpy reference weights)'),
+      // The ONNX models' weights are the ones `brasa build --onnx` took from the graph.
+      'ocr-det': () => publish('ocr-det', join(PACKAGES, 'ocr-det/weights.bpk'), goldenFile('ocr-det', ocrDetGolden()), 'PP-OCRv4 text detection (rapidocr-onnxruntime)'),
+      'silero-vad': () => publish('silero-vad', join(PACKAGES, 'silero-vad/weights.bpk'), goldenFile('silero-vad', sileroVadGolden()), 'silero-vad (op18 graph)'),
+    };
+    for (const name of models) {
+      if (!publishers[name]) throw new Error(`no publisher for model ${name}`);
+      publishers[name]();
+    }
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }

@@ -1,12 +1,14 @@
 // Start the three endpoint examples for tests and benchmarks, each on a free port on
 // 127.0.0.1: examples/node under Node, examples/deno under Deno, examples/cloudflare-worker
-// bundled by `wrangler deploy --dry-run` and run in workerd by Miniflare. Each serves the
-// model packages of tests/serving/models.mjs (mnist, two-heads): Node and Deno import them
-// from BRASA_PACKAGES; the worker bundles them, so they are copied next to it first.
+// bundled by `wrangler deploy --dry-run` and run in workerd by Miniflare. Each serves model
+// packages of tests/serving/models.mjs (by default MODELS, mnist and two-heads; the ONNX
+// worker entry src/onnx.js serves ocr-det and silero-vad): Node and Deno import those named
+// in BRASA_MODELS from BRASA_PACKAGES; the worker bundles them, so they are copied next to it
+// first.
 import { spawn, execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { DENO, ROOT } from '../support.mjs';
@@ -33,11 +35,19 @@ function spawnServer(cmd, args, env, cwd = ROOT) {
 }
 
 function settings(registry, config) {
-  return { BRASA_REGISTRY: registry, BRASA_PACKAGES: PACKAGES, BRASA_MAX_BATCH: String(config.maxBatch ?? 32), BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512) };
+  return {
+    BRASA_REGISTRY: registry,
+    BRASA_PACKAGES: PACKAGES,
+    BRASA_MODELS: (config.models ?? MODELS).join(','),
+    BRASA_MAX_BATCH: String(config.maxBatch ?? 32),
+    BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512),
+  };
 }
 
 // `config.cacheDir`: where the runtime keeps its model cache (a new temporary folder when
-// absent); passing the same one again restarts with a warm cache.
+// absent); passing the same one again restarts with a warm cache. `config.models`: the
+// packages Node and Deno serve (BRASA_MODELS; default MODELS); a worker serves what its
+// bundle imports (see bundleWorker).
 
 export function startNode(registry, config = {}) {
   const cacheHome = config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-node-serve-'));
@@ -55,17 +65,23 @@ export function startDeno(registry, config = {}) {
 
 const WRANGLER_ENV = { WRANGLER_SEND_METRICS: 'false', CI: 'true' };
 
-/** The worker as Cloudflare would receive it, with its sizes (raw and gzip, JS + wasm). */
-export function bundleWorker() {
+/**
+ * The worker as Cloudflare would receive it, with its sizes (raw and gzip, JS + wasm).
+ * `entry`: the worker script inside examples/cloudflare-worker (default its `main`,
+ * src/worker.js, which serves MODELS); `models`: the packages it imports from ./models/.
+ */
+export function bundleWorker({ entry = null, models = MODELS } = {}) {
   const out = mkdtempSync(join(tmpdir(), 'brasa-worker-'));
   const config = mkdtempSync(join(tmpdir(), 'brasa-wrangler-'));
   const example = join(ROOT, 'examples/cloudflare-worker');
   // The worker imports its packages from ./models/<name>/ (git-ignored): put the built ones there.
-  const models = join(example, 'models');
-  rmSync(models, { recursive: true, force: true });
-  for (const name of MODELS) cpSync(join(PACKAGES, name), join(models, name), { recursive: true });
+  const modelsDir = join(example, 'models');
+  rmSync(modelsDir, { recursive: true, force: true });
+  for (const name of models) cpSync(join(PACKAGES, name), join(modelsDir, name), { recursive: true });
+  // A script path given to wrangler overrides wrangler.toml's `main`.
+  const args = ['deploy', ...(entry ? [entry] : []), '--dry-run', '--outdir', out];
   try {
-    execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), ['deploy', '--dry-run', '--outdir', out], {
+    execFileSync(join(ROOT, 'node_modules/.bin/wrangler'), args, {
       cwd: example,
       env: { ...process.env, ...WRANGLER_ENV, XDG_CONFIG_HOME: config },
       stdio: 'pipe',
@@ -74,7 +90,7 @@ export function bundleWorker() {
     throw new Error(`wrangler could not bundle the worker: ${err.stderr ?? ''}${err.stdout ?? ''}`, { cause: err });
   } finally {
     rmSync(config, { recursive: true, force: true });
-    rmSync(models, { recursive: true, force: true });
+    rmSync(modelsDir, { recursive: true, force: true });
   }
   const files = readdirSync(out).filter((f) => f.endsWith('.js') || f.endsWith('.wasm'));
   const sizes = { raw: 0, gzip: 0, files: {} };
@@ -85,21 +101,24 @@ export function bundleWorker() {
     sizes.raw += bytes.length;
     sizes.gzip += gz;
   }
-  return { dir: out, sizes, remove: () => rmSync(out, { recursive: true, force: true }) };
+  // wrangler names the bundled script after the entry (src/onnx.js -> onnx.js).
+  const script = `${basename(entry ?? 'src/worker.js', '.js')}.js`;
+  if (!files.includes(script)) throw new Error(`wrangler wrote no ${script} in ${out}: ${files.join(', ')}`);
+  return { dir: out, script, models, sizes, remove: () => rmSync(out, { recursive: true, force: true }) };
 }
 
 export async function startWorkerd(bundle, registry, config = {}) {
   const { Miniflare } = await import('miniflare');
   const mf = new Miniflare({
     modules: true,
-    scriptPath: join(bundle.dir, 'worker.js'),
+    scriptPath: join(bundle.dir, bundle.script ?? 'worker.js'),
     modulesRoot: bundle.dir,
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js'] },
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
     ],
     compatibilityDate: '2026-04-01',
-    bindings: settings(registry, config),
+    bindings: settings(registry, { models: bundle.models, ...config }),
     // Workers' Cache API, kept on disk so a restarted isolate finds it (as a colo's cache does).
     cachePersist: config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-workerd-cache-')),
     host: '127.0.0.1',

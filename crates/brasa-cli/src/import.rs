@@ -335,7 +335,7 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     let source = out.join(format!("{stem}.rs"));
     let text = std::fs::read_to_string(&source)?;
     let text = text.replacen(input_text, &format!("{stem}.onnx"), 1);
-    std::fs::write(&source, text)?;
+    std::fs::write(&source, saturating_tanh(&text))?;
     let weights = out.join(format!("{stem}.bpk"));
     let summary = brasa::inspect_weights(&std::fs::read(&weights)?)?;
     println!(
@@ -349,6 +349,17 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
 }
 
 /// Validate a burnpack file and print what it holds: each tensor's name, shape and dtype.
+/// Every `Tanh` node through `brasa::ops::tanh`, which saturates on WebGPU where WGSL's `tanh`
+/// gives NaN for large inputs (silero-vad's LSTM state). burn-onnx's op overrides do not reach
+/// inside `If`/`Loop` bodies, where silero's LSTM sits, so the line burn-onnx generates for each
+/// Tanh node, `let y = x.tanh();` (or `x.clone().tanh()`), is rewritten instead.
+fn saturating_tanh(source: &str) -> String {
+    static TANH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"let (\w+) = (\w+(?:\.clone\(\))?)\.tanh\(\);").expect("a valid pattern")
+    });
+    TANH.replace_all(source, "let $1 = brasa::ops::tanh($2);").into_owned()
+}
+
 pub fn inspect(weights: &Path) -> Result<()> {
     let bytes = std::fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;
     let summary = brasa::inspect_weights(&bytes)?;
@@ -385,5 +396,18 @@ fn dtype_name(dtype: DType) -> String {
         DType::U8 => "uint8".into(),
         DType::Bool(_) => "bool".into(),
         other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_generated_tanh_saturates() {
+        let generated = "        let tanh13_out1 = split7_out3.tanh();\n        let tanh14_out1 = add21_out1.clone().tanh();\n        let y = x.tanh_shrink();\n";
+        let rewritten = super::saturating_tanh(generated);
+        assert_eq!(rewritten.matches("brasa::ops::tanh(").count(), 2, "{rewritten}");
+        assert!(rewritten.contains("let tanh14_out1 = brasa::ops::tanh(add21_out1.clone());"));
+        assert!(!rewritten.contains(".tanh()"));
+        assert!(rewritten.contains("x.tanh_shrink()"));
     }
 }

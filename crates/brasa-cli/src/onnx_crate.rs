@@ -55,11 +55,13 @@ fn kind_of(arg: &Argument, what: &str) -> Result<Kind> {
 }
 
 /// The signature's dims of a graph tensor: fixed sizes where the graph knows them, the batch
-/// for a symbolic first dimension, named dynamic dims elsewhere.
+/// for a symbolic first dimension (and wherever the file names a dimension `batch`), named
+/// dynamic dims elsewhere.
 fn dims_of(arg: &Argument, file: Option<&Vec<FileDim>>) -> String {
     let dims: Vec<String> = match &arg.ty {
         // The file's dims where it declares them with the right rank: symbolic names are kept,
-        // so a dimension named alike in several tensors must agree (silero-vad's `batch`).
+        // so a dimension named alike in several tensors must agree (silero-vad's state holds
+        // the batch on its second axis).
         ArgType::Tensor(t) if file.is_some_and(|f| f.len() == t.rank) => file
             .map(|f| {
                 f.iter()
@@ -67,9 +69,8 @@ fn dims_of(arg: &Argument, file: Option<&Vec<FileDim>>) -> String {
                     .map(|(axis, d)| match d {
                         FileDim::Fixed(n) => format!("Dim::Fixed({n})"),
                         FileDim::Param(_) if axis == 0 => "Dim::Batch".into(),
-                        // `batch` elsewhere than first is a named dim; the name `batch` is the
-                        // batch's own.
-                        FileDim::Param(p) if p == "batch" || p.is_empty() => {
+                        FileDim::Param(p) if p == "batch" => "Dim::Batch".into(),
+                        FileDim::Param(p) if p.is_empty() => {
                             format!("Dim::dynamic({:?})", format!("{}_{axis}", arg.name))
                         }
                         FileDim::Param(p) => format!("Dim::dynamic({p:?})"),
@@ -272,6 +273,33 @@ fn onnx_nodes(onnx: &Path) -> Option<Vec<(String, String, String)>> {
     Some(fields(graph, 1)?.iter().map(|n| (text(n, 3), text(n, 4), text(n, 7))).collect())
 }
 
+/// burn-onnx's burnpack records each parameter's `ParamId`, drawn at random per run (training
+/// state's identity, unused when serving). Drop them, so one ONNX file always gives the same
+/// weights: the same bytes in a registry, and the same build cache key in every clone.
+fn without_param_ids(path: &Path) -> Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let reader =
+        burn_store::burn_pack::Reader::from_bytes(burn_store::burn_pack::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| anyhow::anyhow!("reading the generated weights: {e:?}"))?;
+    let metadata = reader.metadata().clone();
+    let scalars = reader.scalars().clone();
+    let mut tensors =
+        reader.into_tensors().map_err(|e| anyhow::anyhow!("reading the generated weights: {e:?}"))?;
+    for tensor in &mut tensors {
+        tensor.param_id = None;
+    }
+    let mut writer = burn_store::burn_pack::Writer::new(tensors);
+    for (key, value) in &metadata {
+        writer = writer.with_metadata(key, value);
+    }
+    for (key, value) in scalars {
+        writer = writer.with_scalar(&key, value);
+    }
+    let bytes = writer.into_bytes().map_err(|e| anyhow::anyhow!("writing the weights: {e:?}"))?;
+    std::fs::write(path, &*bytes)?;
+    Ok(())
+}
+
 /// Generate the model crate of `onnx` in `dir` (replaced); returns the crate folder.
 pub fn generate(onnx: &Path, name: &str, dir: &Path, brasa: &Path) -> Result<PathBuf> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
@@ -322,6 +350,7 @@ pub fn generate(onnx: &Path, name: &str, dir: &Path, brasa: &Path) -> Result<Pat
     let stem = onnx.file_stem().and_then(|s| s.to_str()).context("the ONNX file has no name")?;
     std::fs::rename(src.join(format!("{stem}.rs")), src.join("generated.rs"))?;
     std::fs::rename(src.join(format!("{stem}.bpk")), dir.join("weights.bpk"))?;
+    without_param_ids(&dir.join("weights.bpk"))?;
 
     let package = format!("brasa-onnx-{name}");
     // The file's name only: the generated sources (and the build's cache key) must not depend

@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 pub enum Dim {
     /// Always this size.
     Fixed(usize),
-    /// The batch: concurrent requests are concatenated along it (always the first axis),
-    /// bounded by the session's [`crate::Limits::max_batch`].
+    /// The batch: the same size in every tensor that has it, bounded by the session's
+    /// [`crate::Limits::max_batch`]. Usually the first axis; a recurrent state may hold it
+    /// elsewhere (`[layers, batch, hidden]`). Servers concatenate concurrent requests along it
+    /// only when it is the first axis of every tensor.
     Batch,
     /// Any size within `[min, max]` (inclusive; unbounded where `None`), the same for every
     /// tensor that names it.

@@ -86,7 +86,7 @@ impl Signature {
     }
 
     /// Check the signature itself: at least one input and output, unique non-empty names,
-    /// the batch only as a first dimension, ranges that are ranges.
+    /// ranges that are ranges.
     pub fn check(&self) -> Result<(), String> {
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a signature needs at least one input and one output".into());
@@ -98,9 +98,6 @@ impl Signature {
                 }
                 if list[..i].iter().any(|o| o.name == t.name) {
                     return Err(format!("{kind} `{}` is declared twice", t.name));
-                }
-                if t.dims.iter().skip(1).any(|d| *d == Dim::Batch) {
-                    return Err(format!("{kind} `{}`: the batch can only be the first dimension", t.name));
                 }
                 // NaN bounds fail too: partial_cmp gives None.
                 if let Some([lo, hi]) = t.range
@@ -156,9 +153,10 @@ mod tests {
         let mut s = sig();
         s.inputs[1].name = "x".into();
         assert!(s.check().unwrap_err().contains("twice"));
+        // The batch may sit on any axis (a recurrent state `[layers, batch, hidden]`).
         let mut s = sig();
         s.inputs[0].dims[1] = Dim::Batch;
-        assert!(s.check().unwrap_err().contains("first dimension"));
+        assert!(s.check().is_ok());
         let mut s = sig();
         s.outputs.clear();
         assert!(s.check().is_err());

@@ -1,6 +1,7 @@
-//! Tensor operations with a brasa CPU kernel behind them. Generated model code (see
-//! `brasa import-onnx`) calls these instead of burn's operator where burn-flex is slow; on
-//! other backends, and for geometry the kernels do not cover, they are burn's operator.
+//! Tensor operations generated model code (see `brasa import-onnx`) calls instead of burn's
+//! operator: where burn-flex is slow, a brasa CPU kernel (on other backends, and for geometry
+//! the kernels do not cover, burn's operator); where a backend's operator is wrong for some
+//! inputs, a form that is right on all of them ([`tanh`]).
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::pool::MaxPool2dConfig;
@@ -34,6 +35,47 @@ fn max_pool2d_cpu(x: &Tensor<4>, pool: Pool2d) -> Option<Tensor<4>> {
     Some(Tensor::from_data(TensorData::new(y, [batch, channels, out_h, out_w]), &x.device()))
 }
 
+/// Largest |x| [`tanh`] passes to the backend's `tanh`: in f32, tanh(±15) already rounds to
+/// ±1 (1 − tanh 15 ≈ 1.9e-13, far below f32's epsilon), so clamping there changes no result.
+pub const TANH_SATURATION: f32 = 15.0;
+
+/// Hyperbolic tangent that saturates on every backend. WGSL's `tanh` may be computed from
+/// `exp`, which overflows for |x| beyond about 44–89 and then gives NaN instead of ±1
+/// (gpuweb/gpuweb#4458; measured in Chromium's SwiftShader: tanh(100) is NaN, which turned
+/// silero-vad's LSTM state into NaN). On the GPU the input is clamped to
+/// ±[`TANH_SATURATION`] first; on the CPU burn's own `tanh` is exact.
+pub fn tanh<T: SaturatingTanh>(x: T) -> T {
+    x.saturating_tanh()
+}
+
+/// What [`tanh`] takes: float tensors of any rank, and the native scalars ONNX graphs carry.
+pub trait SaturatingTanh {
+    /// tanh(self), never NaN for a finite input.
+    fn saturating_tanh(self) -> Self;
+}
+
+impl<const D: usize> SaturatingTanh for Tensor<D> {
+    fn saturating_tanh(self) -> Self {
+        if is_cpu_device(&self.device()) {
+            self.tanh()
+        } else {
+            self.clamp(-TANH_SATURATION, TANH_SATURATION).tanh()
+        }
+    }
+}
+
+impl SaturatingTanh for f32 {
+    fn saturating_tanh(self) -> Self {
+        self.tanh()
+    }
+}
+
+impl SaturatingTanh for f64 {
+    fn saturating_tanh(self) -> Self {
+        self.tanh()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use burn::tensor::Device;
@@ -56,5 +98,20 @@ mod tests {
             assert_eq!(ours.dims(), burns.dims());
             assert_eq!(ours.into_data(), burns.into_data());
         }
+    }
+
+    #[test]
+    fn tanh_saturates_exactly_where_it_clamps() {
+        // The clamp's premise: past ±15, f32 tanh is already ±1.
+        assert_eq!(TANH_SATURATION.tanh(), 1.0);
+        assert_eq!((-TANH_SATURATION).tanh(), -1.0);
+        let device = Device::flex();
+        let values = vec![-1e30f32, -100.0, -15.5, -1.0, 0.0, 0.25, 16.0, 100.0, 3e38];
+        let x = Tensor::<1>::from_data(TensorData::new(values.clone(), [values.len()]), &device);
+        let got = tanh(x).into_data().try_to_vec::<f32>().unwrap();
+        let want: Vec<f32> = values.iter().map(|v| v.tanh()).collect();
+        assert_eq!(got, want);
+        assert!(got.iter().all(|v| v.is_finite()));
+        assert_eq!(tanh(100.0f64), 1.0);
     }
 }
