@@ -4,7 +4,9 @@
 //! temporary file first and is renamed into place, so a reader (or a CDN sync) never sees a
 //! manifest pointing at a missing or half-written file.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use brasa_registry::{
@@ -34,10 +36,16 @@ pub enum RegistryCommand {
         notes: String,
         /// Golden check: JSON `{ inputs: [{name, dtype, dims, data}], outputs: [...],
         /// tolerance, source }`, the outputs computed by an independent reference
-        /// (onnxruntime, PyTorch, numpy) on these weights. Clients run the inputs and refuse
-        /// the version unless they get the outputs.
+        /// (onnxruntime, PyTorch, numpy) on these weights, which `source` names. Clients run
+        /// the inputs and refuse the version unless they get the outputs.
         #[arg(long, required_unless_present = "no_golden")]
         golden: Option<PathBuf>,
+        /// Accept a golden check whose outputs come from brasa itself; when the `--golden`
+        /// file has no `outputs`, compute them with the `--build` package's CPU build on these
+        /// weights (needs Node). Such a check catches clients that disagree with this build
+        /// (another backend, damaged weights), not brasa's own errors: a warning says so.
+        #[arg(long, requires = "golden")]
+        self_golden: bool,
         /// Publish without a golden check (clients then only check integrity).
         #[arg(long)]
         no_golden: bool,
@@ -103,11 +111,27 @@ pub struct ChannelArgs {
 pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     match command {
-        RegistryCommand::Publish { model, version, weights, channel, notes, golden, no_golden: _, build } => {
+        RegistryCommand::Publish {
+            model,
+            version,
+            weights,
+            channel,
+            notes,
+            golden,
+            self_golden,
+            no_golden: _,
+            build,
+        } => {
             let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
             brasa::inspect_weights(&bytes).with_context(|| format!("checking {}", weights.display()))?;
             let signature = build.as_deref().map(|dir| build_signature(dir, &model)).transpose()?;
-            let golden = golden.as_deref().map(|path| golden_check(path, signature.as_ref())).transpose()?;
+            let golden = match golden.as_deref() {
+                Some(path) => {
+                    let source = GoldenSource { self_golden, build: build.as_deref(), weights: &weights };
+                    Some(golden_check(path, signature.as_ref(), &source)?)
+                }
+                None => None,
+            };
             let dir = registry.join(&model);
             let mut manifest = load_or_new(&dir, &model)?;
             let name = content_address(&bytes, "bpk");
@@ -214,32 +238,136 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
     Ok(())
 }
 
+/// A `--golden` file as written by hand or by a reference script; `outputs` may be left out
+/// only with `--self-golden` (brasa computes them).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GoldenFile {
+    inputs: Vec<brasa::types::TensorJson>,
+    #[serde(default)]
+    outputs: Vec<brasa::types::TensorJson>,
+    tolerance: Option<f32>,
+    #[serde(default)]
+    source: String,
+}
+
+/// Where a golden check's outputs may come from.
+struct GoldenSource<'a> {
+    /// `--self-golden`: brasa's own outputs are accepted (and computed when missing).
+    self_golden: bool,
+    /// `--build`: the package that computes them.
+    build: Option<&'a Path>,
+    /// The weights being published.
+    weights: &'a Path,
+}
+
+/// The tolerance of a self-computed golden check when the file gives none: brasa's CPU and
+/// WebGPU builds agree to about 1e-5 on the models it is tested with.
+const SELF_GOLDEN_TOLERANCE: f32 = 1e-4;
+
 /// Read a golden check and check it against the signature (when known): every input, no
-/// unknown output, each tensor well-formed.
-fn golden_check(path: &Path, signature: Option<&brasa::Signature>) -> Result<GoldenCheck> {
+/// unknown output, each tensor well-formed, and outputs from an independent reference unless
+/// `--self-golden` says otherwise.
+fn golden_check(
+    path: &Path,
+    signature: Option<&brasa::Signature>,
+    from: &GoldenSource,
+) -> Result<GoldenCheck> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let golden: GoldenCheck =
+    let file: GoldenFile =
         serde_json::from_slice(&text).with_context(|| format!("{} is not a golden check", path.display()))?;
+    let independent = !file.source.trim().is_empty() && !file.source.to_lowercase().contains("brasa");
+    let mut golden = GoldenCheck {
+        inputs: file.inputs,
+        outputs: file.outputs,
+        tolerance: file.tolerance.unwrap_or(SELF_GOLDEN_TOLERANCE),
+        source: file.source,
+    };
     let feeds = golden.feeds().map_err(anyhow::Error::msg)?;
+    if let Some(sig) = signature {
+        sig.validate_inputs(&feeds, &brasa::Limits::default())
+            .with_context(|| format!("the golden inputs of {} do not fit the model", path.display()))?;
+    }
+    if !from.self_golden {
+        if golden.outputs.is_empty() || file.tolerance.is_none() {
+            bail!(
+                "{}: a golden check needs expected `outputs` and a `tolerance` (or --self-golden to compute them with brasa)",
+                path.display()
+            );
+        }
+        if !independent {
+            bail!(
+                "{}: `source` names no independent reference (it is {:?}); a golden computed by brasa itself cannot catch brasa's own errors. Name the reference that computed the outputs (onnxruntime, PyTorch, numpy), or pass --self-golden to publish brasa's own outputs knowingly",
+                path.display(),
+                golden.source
+            );
+        }
+    } else if golden.outputs.is_empty() {
+        let build = from
+            .build
+            .context("--self-golden without `outputs` computes them with the package: pass --build DIR")?;
+        golden.outputs = self_computed_outputs(build, from.weights, &golden)?;
+        golden.source = format!("brasa {} (self-computed with --self-golden)", env!("CARGO_PKG_VERSION"));
+    }
+    if from.self_golden && !independent {
+        eprintln!(
+            "warning: {}: the golden outputs come from brasa itself; clients that disagree with this build are caught, brasa's own errors are not",
+            path.display()
+        );
+    }
     brasa::types::TensorJson::to_map(&golden.outputs).map_err(anyhow::Error::msg)?;
     // NaN tolerances fail too.
     if golden.outputs.is_empty() || golden.tolerance.is_nan() || golden.tolerance < 0.0 {
         bail!("{}: a golden check needs expected outputs and a tolerance >= 0", path.display());
     }
-    if let Some(sig) = signature {
-        sig.validate_inputs(&feeds, &brasa::Limits::default())
-            .with_context(|| format!("the golden inputs of {} do not fit the model", path.display()))?;
-        if let Some(out) = golden.outputs.iter().find(|o| sig.output(&o.name).is_none()) {
-            bail!("{}: the model has no output `{}`", path.display(), out.name);
-        }
-    }
-    if golden.source.is_empty() || golden.source.contains("brasa") {
-        eprintln!(
-            "warning: {}: the golden outputs do not name an independent source (`source`); a golden computed by brasa itself cannot catch brasa's own errors",
-            path.display()
-        );
+    if let Some(sig) = signature
+        && let Some(out) = golden.outputs.iter().find(|o| sig.output(&o.name).is_none())
+    {
+        bail!("{}: the model has no output `{}`", path.display(), out.name);
     }
     Ok(golden)
+}
+
+/// Run the package's CPU build under Node on the golden inputs and these weights.
+fn self_computed_outputs(
+    build: &Path,
+    weights: &Path,
+    golden: &GoldenCheck,
+) -> Result<Vec<brasa::types::TensorJson>> {
+    const SCRIPT: &str = r#"
+const [dir, weights] = process.argv.slice(1);
+const fs = await import('node:fs');
+const { pathToFileURL } = await import('node:url');
+const glue = await import(pathToFileURL(`${dir}/cpu/model.js`).href);
+glue.initSync({ module: fs.readFileSync(`${dir}/cpu/model_bg.wasm`) });
+const golden = JSON.parse(fs.readFileSync(0, 'utf8'));
+const model = await glue.loadModel(fs.readFileSync(weights), 'cpu');
+const fetches = await model.run(glue.registryGoldenFeeds(golden));
+const half = (h) => (h & 0x8000 ? -1 : 1) * ((h >> 10) & 31 ? (1 + (h & 1023) / 1024) * 2 ** (((h >> 10) & 31) - 15) : (h & 1023) * 2 ** -24);
+process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) => ({
+  name, dtype, dims: Array.from(dims),
+  data: Array.from(data, (v) => (dtype === 'float16' ? half(v) : Number(v))),
+}))));
+"#;
+    if !build.join("cpu/model.js").is_file() {
+        bail!("{} has no CPU build to compute the golden outputs with", build.display());
+    }
+    let mut child = Command::new("node")
+        .args(["--input-type=module", "-e", SCRIPT])
+        .arg(build)
+        .arg(weights)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running node (--self-golden computes the outputs with the package under Node)")?;
+    let input = serde_json::to_vec(golden)?;
+    child.stdin.take().context("node's stdin")?.write_all(&input)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("computing the golden outputs failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    serde_json::from_slice(&out.stdout).context("node returned no tensors")
 }
 
 /// The signature in a model package's `model.json`, which must be the model's.

@@ -221,3 +221,73 @@ fn manifest_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
+
+/// A golden check whose outputs do not name an independent reference is refused unless
+/// `--self-golden` says so knowingly; with it and no outputs, the package computes them.
+#[test]
+fn a_golden_from_brasa_itself_needs_self_golden() {
+    let dir = std::env::temp_dir().join(format!("brasa-self-golden-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let reg = dir.join("registry");
+    let r = reg.to_str().unwrap();
+    let weights = cache().join("models/mnist.bpk");
+    let package = cache().join("packages/mnist");
+    assert!(package.join("cpu/model.js").exists(), "{} missing: run `cargo xtask build`", package.display());
+    let numpy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cache().join("fixtures/mnist-golden-1.0.0.json")).unwrap())
+            .unwrap();
+    let write = |name: &str, golden: serde_json::Value| {
+        let path = dir.join(name);
+        std::fs::write(&path, golden.to_string()).unwrap();
+        path
+    };
+    let unnamed = write(
+        "unnamed.json",
+        serde_json::json!({ "inputs": numpy["inputs"], "outputs": numpy["outputs"], "tolerance": 1e-4 }),
+    );
+    let inputs_only = write("inputs.json", serde_json::json!({ "inputs": numpy["inputs"] }));
+    let publish = |version: &str, golden: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "registry",
+            "--registry",
+            r,
+            "publish",
+            "--model",
+            "mnist",
+            "--version",
+            version,
+            "--weights",
+            weights.to_str().unwrap(),
+            "--build",
+            package.to_str().unwrap(),
+            "--golden",
+            golden.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        brasa(&args)
+    };
+
+    let refused = publish("1.0.0", &unnamed, &[]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("independent") && why.contains("--self-golden"), "{why}");
+    let refused = publish("1.0.0", &inputs_only, &[]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("outputs"));
+
+    let computed = publish("1.0.0", &inputs_only, &["--self-golden"]);
+    let stderr = String::from_utf8_lossy(&computed.stderr);
+    assert!(computed.status.success(), "{stderr}");
+    assert!(stderr.contains("warning") && stderr.contains("brasa itself"), "{stderr}");
+    let manifest =
+        brasa_registry::Manifest::from_json(&std::fs::read(reg.join("mnist/manifest.json")).unwrap())
+            .unwrap();
+    let golden = manifest.versions.values().next().unwrap().golden.clone().unwrap();
+    assert!(golden.source.contains("self-computed"), "{}", golden.source);
+    // brasa's own outputs agree with numpy's: the computation is the real one.
+    let want: Vec<f64> = serde_json::from_value(numpy["outputs"][0]["data"].clone()).unwrap();
+    let got = &golden.outputs[0].data;
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4), "{got:?} vs {want:?}");
+    std::fs::remove_dir_all(dir).ok();
+}
