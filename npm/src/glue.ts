@@ -102,4 +102,8 @@ export interface Bindings extends RegistryWasm, KserveWasm, GoldenWasm {
 export interface Glue extends Bindings {
   initSync(init: { module: BufferSource | WebAssembly.Module }): unknown;
   default(init?: { module_or_path: unknown }): Promise<unknown>;
+  /** A fresh instance of the same compiled module (wasm-bindgen's
+   * `--experimental-reset-state-function`; builds before it lack it): objects of the old
+   * instance throw from then on. Used after the instance aborted. */
+  __wbg_reset_state?(): void;
 }

@@ -6,6 +6,7 @@
 import type { ModelCache } from './cache.js';
 import { BrasaError, describe, message } from './errors.js';
 import type { Bindings, Glue, WasmModel } from './glue.js';
+import { guardCall, registerGlue, revive, ticket, type Ticket } from './internal.js';
 import { BrasaModel } from './model.js';
 import type { Fetcher } from './registry.js';
 import type { AdapterInfo, Backend, BackendPreference, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
@@ -62,6 +63,8 @@ export interface LoadModel {
 export interface Loaded {
   inner: WasmModel;
   bindings: Bindings;
+  /** The wasm instance of `bindings` that `inner` lives in. */
+  instance: Ticket;
   backend: Backend;
   fallbackReason: string | null;
   adapter: AdapterInfo | null;
@@ -70,7 +73,8 @@ export interface Loaded {
 /** What the registry lifecycle needs of the loader. */
 export interface LoaderContext {
   platform: Platform;
-  /** The instantiated build `backend` of `pkg` (one per package and build per realm). */
+  /** The instantiated build `backend` of `pkg` (one per package and build per realm), on a
+   * live wasm instance: a fresh one if the last aborted. */
   bindings(pkg: ModelPackage, backend: Backend, options: LoadOptions): Promise<Bindings>;
   /** Load weights on the best acceptable backend. */
   instantiate(pkg: ModelPackage, weights: Uint8Array, preference: BackendPreference, probe: Probe | null, options: LoadOptions): Promise<Loaded>;
@@ -114,8 +118,9 @@ function specName(spec: string): string {
 
 /** Builds a `loadModel` for one platform. */
 export function createLoader(platform: Platform): LoadModel {
-  // One instance per package and build per realm; a failed or aborted one is forgotten so a
-  // retry can work.
+  // One glue per package and build per realm; a failed one is forgotten so a retry can work.
+  // A glue whose wasm instance aborted (a trap) is given a fresh instance by the next call:
+  // models of the old instance reject with `internal`, new loads get the new one.
   const instances = new WeakMap<ModelPackage, Map<Backend, Promise<Bindings>>>();
 
   function bindings(pkg: ModelPackage, backend: Backend, options: LoadOptions): Promise<Bindings> {
@@ -135,9 +140,12 @@ export function createLoader(platform: Platform): LoadModel {
         } catch (err) {
           throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}`, { cause: err });
         }
+        registerGlue(glue, pkg.name, backend);
+        // Instantiated before (the module is one per realm) and aborted since: a new instance.
+        revive(glue);
         let card;
         try {
-          card = glue.modelCard();
+          card = guardCall(ticket(glue), () => glue.modelCard());
         } catch (err) {
           throw BrasaError.from(err);
         }
@@ -154,7 +162,10 @@ export function createLoader(platform: Platform): LoadModel {
       });
       cache.set(backend, instance);
     }
-    return instance;
+    return instance.then((glue) => {
+      revive(glue);
+      return glue;
+    });
   }
 
   function forget(pkg: ModelPackage, backend: Backend): void {
@@ -201,8 +212,9 @@ export function createLoader(platform: Platform): LoadModel {
       if (probe.ok) {
         try {
           const wasm = await bindings(pkg, 'webgpu', options);
-          const inner = await wasm.loadModel(weights, 'webgpu');
-          return { inner, bindings: wasm, backend: 'webgpu', fallbackReason: null, adapter: probe.adapter };
+          const instance = ticket(wasm);
+          const inner = await guardCall(instance, () => wasm.loadModel(weights, 'webgpu'));
+          return { inner, bindings: wasm, instance, backend: 'webgpu', fallbackReason: null, adapter: probe.adapter };
         } catch (err) {
           gpuError = BrasaError.from(err);
           // Bad weights are bad on every backend: no fallback hides them.
@@ -223,8 +235,9 @@ export function createLoader(platform: Platform): LoadModel {
     if (!pkg.builds.cpu) throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no cpu build`);
     const wasm = await bindings(pkg, 'cpu', options);
     try {
-      const inner = await wasm.loadModel(weights, 'cpu');
-      return { inner, bindings: wasm, backend: 'cpu', fallbackReason, adapter };
+      const instance = ticket(wasm);
+      const inner = await guardCall(instance, () => wasm.loadModel(weights, 'cpu'));
+      return { inner, bindings: wasm, instance, backend: 'cpu', fallbackReason, adapter };
     } catch (err) {
       const error = BrasaError.from(err);
       if (error.code === 'internal') forget(pkg, 'cpu');
@@ -245,6 +258,7 @@ export function createLoader(platform: Platform): LoadModel {
       pkg,
       inner: loaded.inner,
       bindings: loaded.bindings,
+      instance: loaded.instance,
       backend: loaded.backend,
       requested: preference,
       fallbackReason: loaded.fallbackReason,

@@ -4,7 +4,7 @@
  */
 import { BrasaError, describe } from './errors.js';
 import type { Bindings, WasmMetrics, WasmModel, WasmTensor } from './glue.js';
-import { bindRuntime } from './internal.js';
+import { abortOf, bindRuntime, guardCall, release, type Ticket } from './internal.js';
 import { fromWasm, toWasmFeeds } from './tensor.js';
 import type {
   AdapterInfo,
@@ -38,6 +38,8 @@ export interface ModelInit {
   pkg: ModelPackage;
   inner: WasmModel;
   bindings: Bindings;
+  /** The wasm instance of `bindings` that `inner` lives in. */
+  instance: Ticket;
   backend: Backend;
   requested: BackendPreference;
   fallbackReason: string | null;
@@ -70,6 +72,9 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   #info: ModelInfo;
   #versioned: Versioned | null;
   #metrics: WasmMetrics;
+  /** The wasm instance `#inner` and `#metrics` live in; once it aborted, nothing calls them. */
+  #instance: Ticket;
+  #dead = false;
 
   /** @internal Use `loadModel`. */
   constructor(init: ModelInit) {
@@ -81,16 +86,26 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     this.fallbackReason = init.fallbackReason;
     this.adapter = init.adapter;
     this.#versioned = init.versioned;
-    this.#info = infoOf(init.inner, init.pkg);
-    this.#metrics = new init.bindings.WasmMetrics();
+    this.#instance = init.instance;
+    this.#info = guardCall(init.instance, () => infoOf(init.inner, init.pkg));
+    this.#metrics = guardCall(init.instance, () => new init.bindings.WasmMetrics());
+    const instance = init.instance;
     bindRuntime(this, {
       bindings: init.bindings,
+      instance,
       pkg: init.pkg,
       swap: (inner) => {
-        const old = this.#live();
+        let old: WasmModel;
+        try {
+          old = this.#live();
+        } catch (err) {
+          // Disposed, or its instance aborted meanwhile (then `inner` is of it too).
+          release(instance, inner);
+          throw err;
+        }
+        this.#info = guardCall(instance, () => infoOf(inner, init.pkg));
         this.#inner = inner;
-        this.#info = infoOf(inner, init.pkg);
-        old.free();
+        release(instance, old);
       },
       recordFile: (version, fromCache, bytes) => this.#recordFile(version, fromCache, bytes),
     });
@@ -164,8 +179,11 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
    * @throws BrasaError `invalid_input` (an unknown or missing input, wrong dtype, a dimension
    *   that does not match, wrong element count, NaN/Infinity, a value out of range, a batch
    *   over `info.limits`; the message names the tensor and dimension), `execution`,
-   *   `disposed`, `internal` (the wasm instance aborted: load the model again). A rejected
-   *   call leaves the model usable.
+   *   `disposed`. A rejected call leaves the model usable, except for `internal`: the wasm
+   *   instance aborted (a trap, e.g. burn panicking on a shape the graph cannot compute).
+   *   Then this model, and every other model of the package on that backend loaded before,
+   *   rejects every later call with `internal` ("load the model again"); a new `loadModel`
+   *   of the package runs on a fresh instance.
    */
   async run(feeds: Feeds<I> | Feed<I[keyof I]>): Promise<Fetches<O>> {
     const started = performance.now();
@@ -175,7 +193,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
       const inner = this.#live();
       const tensors = toWasmFeeds(this.#info.signature, feeds);
       batch = batchOf(this.#info.signature, tensors);
-      outputs = await inner.run(tensors);
+      outputs = await guardCall(this.#instance, () => inner.run(tensors));
     } catch (err) {
       const error = BrasaError.from(err, 'execution');
       this.#record(error.code, 0, performance.now() - started);
@@ -224,6 +242,8 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   }
 
   #record(outcome: string, batch: number, latencyMs: number): void {
+    // An aborted wasm instance cannot record; the run's own error says why.
+    if (abortOf(this.#instance)) return;
     const labels = this.#labels();
     try {
       this.#metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
@@ -236,11 +256,12 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
         this.#metrics.inc('brasa_request_errors_total', { model: this.name, code: outcome }, 1);
       }
     } catch {
-      // An aborted wasm instance cannot record; the run's own error says why.
+      // Metrics never stop a run.
     }
   }
 
   #recordFile(version: string, fromCache: boolean, bytes: number): void {
+    if (abortOf(this.#instance)) return;
     const labels = { model: this.name, version };
     try {
       if (fromCache) this.#metrics.inc('brasa_cache_hits_total', labels, 1);
@@ -256,14 +277,15 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   /**
    * This model's metrics: runs and errors by outcome, latency and batch-size histograms,
    * cache hits and misses, bytes fetched, labelled by model, version and backend.
+   * @throws BrasaError `internal` once its wasm instance aborted (the metrics were in it).
    */
   metrics(): Record<string, unknown> {
-    return this.#metrics.snapshot() as Record<string, unknown>;
+    return guardCall(this.#instance, () => this.#metrics.snapshot()) as Record<string, unknown>;
   }
 
   /** {@link metrics} in Prometheus' text format. */
   metricsText(): string {
-    return this.#metrics.render();
+    return guardCall(this.#instance, () => this.#metrics.render());
   }
 
   /**
@@ -276,11 +298,11 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     const bytes = weights instanceof ArrayBuffer ? new Uint8Array(weights) : ArrayBuffer.isView(weights) ? new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) : null;
     if (!bytes) throw new BrasaError('invalid_weights', `weights must be an ArrayBuffer or typed array; got ${describe(weights)}`);
     try {
-      inner.setWeights(bytes);
+      guardCall(this.#instance, () => inner.setWeights(bytes));
     } catch (err) {
       throw BrasaError.from(err, 'invalid_weights');
     }
-    this.#info = { ...this.#info, ...(inner.info() as Partial<ModelInfo>) };
+    this.#info = { ...this.#info, ...(guardCall(this.#instance, () => inner.info()) as Partial<ModelInfo>) };
   }
 
   /** Free the model's memory. Runs already started finish; later calls reject with `disposed`. */
@@ -288,11 +310,23 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     const inner = this.#inner;
     this.#inner = null;
     this.#versioned?.stop();
-    inner?.free();
+    // An aborted instance is gone with its memory: nothing to free there (and its objects'
+    // `free` would free in the glue's new instance).
+    release(this.#instance, inner);
   }
 
+  /** The wasm model, while it is neither disposed nor dead with its wasm instance. */
   #live(): WasmModel {
     if (!this.#inner) throw new BrasaError('disposed', `model ${this.name} was disposed`);
+    const dead = abortOf(this.#instance);
+    if (dead) {
+      if (!this.#dead) {
+        this.#dead = true;
+        // No more update checks: it cannot switch versions any more.
+        this.#versioned?.stop();
+      }
+      throw dead;
+    }
     return this.#inner;
   }
 }
@@ -314,9 +348,10 @@ function infoOf(inner: WasmModel, pkg: ModelPackage): ModelInfo {
 /** Rows in a run: the batch dim of the first batched input, else 1. */
 function batchOf(signature: Signature, tensors: WasmTensor[]): number {
   for (const spec of signature.inputs) {
-    if (spec.dims[0] !== 'batch') continue;
+    const axis = spec.dims.indexOf('batch');
+    if (axis < 0) continue;
     const t = tensors.find((x) => x.name === spec.name);
-    if (t && t.dims.length > 0) return t.dims[0];
+    if (t && t.dims.length > axis) return t.dims[axis];
   }
   return 1;
 }

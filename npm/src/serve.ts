@@ -12,8 +12,9 @@
  */
 import { BrasaError } from './errors.js';
 import type { WasmMetrics } from './glue.js';
+import { abortOf, guardCall, type Ticket } from './internal.js';
 import type { LoadModel } from './loader.js';
-import { BatchTooLargeError, ModelEndpoint, OverloadedError } from './serve/endpoint.js';
+import { BatchTooLargeError, ModelEndpoint, NotReadyError, OverloadedError } from './serve/endpoint.js';
 import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS } from './serve/http.js';
 import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, WasmSource } from './types.js';
 
@@ -81,6 +82,10 @@ export interface Handler {
    * Load every model now (otherwise the first request does: Workers allow no I/O outside a
    * request). Resolves when all are loaded and passed their golden checks; rejects if one
    * cannot be.
+   *
+   * A model whose wasm instance aborted while running (a trap: `internal`) is dropped and
+   * loaded again by itself, on a fresh instance, weights from the cache: until then readiness
+   * says why it is not ready, and its requests wait for the reload (or get 503 `not_ready`).
    */
   start(): Promise<void>;
   /** The metrics in Prometheus text format. */
@@ -101,8 +106,52 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     throw new BrasaError('invalid_spec', 'createHandler needs { models: [{ name, model: pkg }, ...], registry }');
   }
   if (options.registry === undefined) throw new BrasaError('invalid_spec', 'createHandler needs a registry');
-  let metrics: WasmMetrics | null = null;
+  // The handler's metrics live in one model's build (the first loaded): should that wasm
+  // instance abort, they start over in a live one (as after a restart).
+  let metricsHost: WasmMetrics | null = null;
+  let metricsInstance: Ticket | null = null;
   const endpoints = new Map<string, ModelEndpoint>();
+  /** The handler's metrics, in a live wasm instance; `null` while no model is loaded. */
+  function liveMetrics(): WasmMetrics | null {
+    if (metricsHost && metricsInstance && !abortOf(metricsInstance)) return metricsHost;
+    metricsHost = null;
+    metricsInstance = null;
+    for (const e of endpoints.values()) {
+      const instance = e.instance;
+      if (!e.model || !instance || abortOf(instance)) continue;
+      try {
+        const created = guardCall(instance, () => new e.bindings!.WasmMetrics());
+        metricsHost = created;
+        metricsInstance = instance;
+      } catch {
+        continue;
+      }
+      for (const other of endpoints.values()) {
+        if (other.model && other.instance && !abortOf(other.instance)) metricsHost.set('brasa_model_ready', other.labels(), 1);
+      }
+      return metricsHost;
+    }
+    return null;
+  }
+  /** Record into the metrics; they never fail a request. */
+  function record(write: (m: WasmMetrics) => void): void {
+    const m = liveMetrics();
+    if (!m) return;
+    try {
+      write(m);
+    } catch {
+      // A metrics instance that aborted meanwhile is replaced on the next call.
+    }
+  }
+  const hooks = {
+    metrics: liveMetrics,
+    dropped(endpoint: ModelEndpoint, reason: BrasaError) {
+      // Allow the reload at once.
+      endpoint.failedAt = 0;
+      record((m) => m.set('brasa_model_ready', endpoint.labels(), 0));
+      console.error(`brasa: dropped model ${endpoint.name}, loading it again: ${reason.message}`);
+    },
+  };
   for (const entry of options.models) {
     const served: ServedModel = isPackage(entry) ? { model: entry } : (entry as ServedModel);
     if (!served || !isPackage(served.model)) {
@@ -121,7 +170,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
         maxQueueRows: served.maxQueueRows ?? 512,
       },
-      () => metrics,
+      hooks,
     );
     if (endpoints.has(name)) throw new BrasaError('invalid_spec', `model ${name} is listed twice`);
     endpoints.set(name, endpoint);
@@ -132,6 +181,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   const fileCounted = new Set<string>();
   const pendingFileMetrics: { name: string; version: string; fromCache: boolean; bytes: number }[] = [];
   function flushFileMetrics() {
+    const metrics = liveMetrics();
     if (!metrics) return;
     for (const f of pendingFileMetrics.splice(0)) {
       const labels = { model: f.name, version: f.version };
@@ -163,12 +213,13 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         autoUpdate: true,
       });
       endpoint.attach(model);
-      metrics ??= new endpoint.bindings!.WasmMetrics();
-      metrics.set('brasa_model_ready', endpoint.labels(), 1);
+      record((m) => m.set('brasa_model_ready', endpoint.labels(), 1));
       model.addEventListener('updated', (event) => {
         const { from } = (event as unknown as { detail: { from: string } }).detail;
-        metrics?.set('brasa_model_ready', { ...endpoint.labels(), version: from }, 0);
-        metrics?.set('brasa_model_ready', endpoint.labels(), 1);
+        record((m) => {
+          m.set('brasa_model_ready', { ...endpoint.labels(), version: from }, 0);
+          m.set('brasa_model_ready', endpoint.labels(), 1);
+        });
       });
       flushFileMetrics();
     } catch (err) {
@@ -177,24 +228,47 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     }
   };
 
-  let loading: Promise<void> | null = null;
-  let failedAt = 0;
+  /** Drop every model whose wasm instance aborted (a trap here, or in a model of the same build). */
+  function sweep(): void {
+    for (const e of endpoints.values()) e.alive();
+  }
+
   // A model that could not be loaded (registry down and nothing cached) is tried again by a
-  // later request, at most every LOAD_RETRY_MS: the endpoint recovers without a restart.
-  const start = (): Promise<void> => {
-    if (loading === null || (failedAt !== 0 && Date.now() - failedAt >= LOAD_RETRY_MS)) {
-      failedAt = 0;
-      const pending = [...endpoints.values()].filter((e) => !e.model);
-      // Settle only when every model settled, so readiness reports each model's outcome.
-      loading = Promise.allSettled(pending.map(load)).then((outcomes) => {
-        const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
-        if (failed) throw failed.reason;
+  // later request, at most every LOAD_RETRY_MS: the endpoint recovers without a restart. A
+  // model dropped after its wasm instance aborted is loaded again at once.
+  /** Start the loads that are due; `ctx.waitUntil` keeps them alive past the request (Workers). */
+  function kick(ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
+    sweep();
+    for (const e of endpoints.values()) {
+      if (e.model || e.loading) continue;
+      if (e.failedAt !== 0 && Date.now() - e.failedAt < LOAD_RETRY_MS) continue;
+      const loading = load(e).then(
+        () => {
+          e.failedAt = 0;
+        },
+        () => {
+          e.failedAt = Date.now();
+        },
+      );
+      e.loading = loading;
+      void loading.finally(() => {
+        if (e.loading === loading) e.loading = null;
       });
-      loading.catch(() => {
-        failedAt = Date.now();
-      });
+      ctx?.waitUntil(loading);
     }
-    return loading;
+  }
+
+  /** Settles when the loads of `which` in flight settled; rejects when one of them has no model. */
+  async function settle(which: ModelEndpoint[]): Promise<void> {
+    await Promise.all(which.map((e) => e.loading));
+    const failed = which.find((e) => !e.model);
+    if (failed) throw failed.error ?? new BrasaError('internal', `model ${failed.name} is not loaded`);
+  }
+
+  const start = (): Promise<void> => {
+    kick();
+    // Settle only when every model settled, so readiness reports each model's outcome.
+    return settle([...endpoints.values()]);
   };
   const updateEvery = options.updateInterval ?? 60_000;
   let lastCheck = Date.now();
@@ -202,19 +276,35 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   function maybeCheckForUpdates(ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
     if (updateEvery <= 0 || Date.now() - lastCheck < updateEvery) return;
     lastCheck = Date.now();
-    const checks = [...endpoints.values()].filter((e) => e.model).map((e) => e.model!.checkForUpdate().catch(() => undefined));
+    const checks = [...endpoints.values()].filter((e) => e.alive()).map((e) => e.model!.checkForUpdate().catch(() => undefined));
     ctx?.waitUntil(Promise.all(checks));
   }
 
   function count(endpoint: ModelEndpoint | null, outcome: string, started: number): void {
-    if (!metrics) return;
     const labels = endpoint ? endpoint.labels() : { model: '', version: '', backend: '' };
-    metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
-    if (outcome !== 'ok') metrics.inc('brasa_request_errors_total', { model: labels.model, code: outcome }, 1);
-    metrics.observe('brasa_request_duration_seconds', labels, (performance.now() - started) / 1000);
+    record((metrics) => {
+      metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
+      if (outcome !== 'ok') metrics.inc('brasa_request_errors_total', { model: labels.model, code: outcome }, 1);
+      metrics.observe('brasa_request_duration_seconds', labels, (performance.now() - started) / 1000);
+    });
   }
 
-  async function infer(endpoint: ModelEndpoint, request: Request, started: number): Promise<Response> {
+  function notReady(endpoint: ModelEndpoint): Response {
+    const reason = endpoint.error ? `could not be loaded: ${endpoint.error.message}` : endpoint.dropped ? `is loading again: ${endpoint.dropped.message}` : 'is loading';
+    return errorResponse(503, 'not_ready', `model ${endpoint.name} ${reason}`, { 'retry-after': '1' });
+  }
+
+  async function infer(endpoint: ModelEndpoint, request: Request, started: number, ctx?: { waitUntil(promise: Promise<unknown>): void }): Promise<Response> {
+    try {
+      return await inferOnce(endpoint, request, started);
+    } finally {
+      // A run that aborted its wasm instance dropped the model (and maybe others of its
+      // build): load them again now, not on the next request.
+      if (!endpoint.model) kick(ctx);
+    }
+  }
+
+  async function inferOnce(endpoint: ModelEndpoint, request: Request, started: number): Promise<Response> {
     const model = endpoint.model!;
     const wasm = endpoint.bindings!;
     const declared = Number(request.headers.get('content-length') ?? NaN);
@@ -243,13 +333,17 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     try {
       parsed = wasm.kserveParseInfer(body, headerLength, model.signature, endpoint.limits, maxBody);
     } catch (err) {
+      if (err instanceof BrasaError && err.code === 'internal') {
+        count(endpoint, err.code, started);
+        return errorResponse(500, err.code, err.message);
+      }
       const e = err as { code?: string; status?: number; message?: string };
       count(endpoint, e.code ?? 'malformed_request', started);
       return errorResponse(e.status ?? 400, e.code ?? 'malformed_request', e.message ?? String(err));
     }
     try {
       const result = await endpoint.infer(parsed);
-      metrics?.observe('brasa_queue_wait_seconds', endpoint.labels(), result.queueWait);
+      record((m) => m.observe('brasa_queue_wait_seconds', endpoint.labels(), result.queueWait));
       const out = wasm.kserveInferResponse(endpoint.name, model.version ?? '', parsed.id ?? undefined, parsed.outputs, result.fetches);
       count(endpoint, 'ok', started);
       const headers: Record<string, string> =
@@ -266,6 +360,10 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         count(endpoint, 'batch_too_large', started);
         return errorResponse(400, 'batch_too_large', err.message);
       }
+      if (err instanceof NotReadyError) {
+        count(endpoint, 'not_ready', started);
+        return errorResponse(503, 'not_ready', err.message, { 'retry-after': '1' });
+      }
       const e = BrasaError.from(err, 'execution');
       count(endpoint, e.code, started);
       return errorResponse(e.code === 'invalid_input' ? 400 : 500, e.code, e.message);
@@ -279,14 +377,17 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     const method = request.method.toUpperCase();
     const get = method === 'GET' || method === 'HEAD';
     if (path === '/v2/health/live') return get ? json(200, { live: true }) : notAllowed('GET');
-    // Everything below needs the models: the first request loads them.
-    await start().catch(() => undefined);
+    // Everything below needs the models: the first request loads them, and waits for every
+    // model that was never loaded (a later request retries one that failed). A model being
+    // loaded again after its wasm instance aborted holds up only its own requests.
+    kick(ctx);
+    await settle([...endpoints.values()].filter((e) => !e.model && !e.dropped)).catch(() => undefined);
     maybeCheckForUpdates(ctx);
     if (path === '/v2/health/ready') {
       if (!get) return notAllowed('GET');
-      const missing = [...endpoints.values()].filter((e) => !e.model);
+      const missing = [...endpoints.values()].filter((e) => !e.alive());
       if (missing.length === 0) return json(200, { ready: true });
-      const reasons = missing.map((e) => `${e.name}: ${e.error ? e.error.message : 'loading'}`);
+      const reasons = missing.map((e) => `${e.name}: ${e.error ? e.error.message : e.dropped ? `loading again: ${e.dropped.message}` : 'loading'}`);
       return json(503, { ready: false, reasons }, { 'retry-after': '1' });
     }
     if (path === '/metrics') {
@@ -305,24 +406,30 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       if (action === '/infer') count(null, 'unknown_model', started);
       return errorResponse(404, 'unknown_model', `unknown model \`${name}\`; this server serves: ${[...endpoints.keys()].join(', ')}`);
     }
+    // Being loaded again (its wasm instance aborted): wait for it.
+    if (!endpoint.alive() && endpoint.loading) await endpoint.loading;
     const model = endpoint.model;
-    if (!model) {
-      const reason = endpoint.error ? `could not be loaded: ${endpoint.error.message}` : 'is loading';
-      return errorResponse(503, 'not_ready', `model ${name} ${reason}`, { 'retry-after': '1' });
-    }
+    if (!model) return notReady(endpoint);
     const version = rawVersion === undefined ? null : decodeURIComponent(rawVersion);
     if (version !== null && version !== model.version) {
       if (action === '/infer') count(endpoint, 'unknown_version', started);
       return errorResponse(404, 'unknown_version', `model ${name} has no version ${version} loaded; it serves ${model.version}`);
     }
-    if (action === '/infer') return method === 'POST' ? infer(endpoint, request, started) : notAllowed('POST');
+    if (action === '/infer') return method === 'POST' ? infer(endpoint, request, started, ctx) : notAllowed('POST');
     if (!get) return notAllowed('GET');
     if (action === '/ready') return json(200, { name, ready: true });
     return json(200, endpoint.bindings!.kserveModelMetadata(name, [model.version ?? ''], model.signature, endpoint.limits));
   }
 
   function renderMetrics(): string {
-    return metrics ? metrics.render() : '# brasa: models are loading\n';
+    sweep();
+    const metrics = liveMetrics();
+    if (!metrics) return '# brasa: models are loading\n';
+    try {
+      return metrics.render();
+    } catch {
+      return '# brasa: the metrics are being moved to a live wasm instance\n';
+    }
   }
 
   return {

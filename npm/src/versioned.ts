@@ -5,7 +5,7 @@
  */
 import { BrasaError } from './errors.js';
 import type { GoldenWasm, WasmModel } from './glue.js';
-import { runtimeOf } from './internal.js';
+import { guardCall, logicOf, release as releaseObject, runtimeOf, type Ticket } from './internal.js';
 import type { Loaded, LoaderContext } from './loader.js';
 import { BrasaEvent, type BrasaModel } from './model.js';
 import { RegistryClient, Store, cacheKey, type ParsedSpec } from './registry.js';
@@ -31,10 +31,14 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
   const probe = await ctx.probe(pkg, preference);
   // The registry logic is in every build: use the one the model will most likely run on.
   const first = probe?.ok || !pkg.builds.cpu ? 'webgpu' : 'cpu';
-  const logic = await ctx.bindings(pkg, first, options).catch((err: unknown) => {
-    if (first === 'cpu' || !pkg.builds.cpu) throw err;
-    return ctx.bindings(pkg, 'cpu', options);
-  });
+  // Through logicOf: the client lives as long as the model, and calls made after the
+  // instance aborted go to a fresh one.
+  const logic = logicOf(
+    await ctx.bindings(pkg, first, options).catch((err: unknown) => {
+      if (first === 'cpu' || !pkg.builds.cpu) throw err;
+      return ctx.bindings(pkg, 'cpu', options);
+    }),
+  );
   let spec: ParsedSpec;
   try {
     spec = logic.registryParseSpec(String(specText)) as ParsedSpec;
@@ -82,9 +86,9 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
       const { bytes } = await client.weights(version, options.signal);
       const loaded = await ctx.instantiate(pkg, bytes, preference, probe, options);
       try {
-        if (version.golden) await runGolden(loaded.inner, loaded.bindings, version.golden);
+        if (version.golden) await runGolden(loaded.inner, loaded.bindings, loaded.instance, version.golden);
       } catch (err) {
-        loaded.inner.free();
+        releaseObject(loaded.instance, loaded.inner);
         throw err;
       }
       return loaded;
@@ -186,13 +190,13 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
  * come from `registryGoldenFeeds`, the verdict from `registryGoldenCheck` (every expected
  * output present, same dims, within the tolerance). Any failure is `golden_check`.
  */
-async function runGolden(inner: WasmModel, bindings: GoldenWasm, golden: GoldenCheck): Promise<void> {
+async function runGolden(inner: WasmModel, bindings: GoldenWasm, instance: Ticket, golden: GoldenCheck): Promise<void> {
   let outcome: GoldenOutcome;
   try {
-    const feeds = bindings.registryGoldenFeeds(golden);
-    const fetches = await inner.run(feeds);
+    const feeds = guardCall(instance, () => bindings.registryGoldenFeeds(golden));
+    const fetches = await guardCall(instance, () => inner.run(feeds));
     if (fetches.length === 0) throw new BrasaError('golden_check', 'the model gave no output');
-    outcome = bindings.registryGoldenCheck(golden, fetches);
+    outcome = guardCall(instance, () => bindings.registryGoldenCheck(golden, fetches));
   } catch (err) {
     throw new BrasaError('golden_check', `golden check failed: the golden input does not run (${BrasaError.from(err).message})`, { cause: err });
   }
@@ -222,7 +226,13 @@ export class Versioned {
     this.check.catch(() => undefined);
     const every = this.#options.updateInterval;
     if (every && every > 0) {
-      this.#timer = setInterval(() => void model.checkForUpdate().catch(() => undefined), every);
+      this.#timer = setInterval(() => {
+        try {
+          void model.checkForUpdate().catch(() => undefined);
+        } catch {
+          // Disposed, or its wasm instance aborted: the model stopped this timer.
+        }
+      }, every);
       (this.#timer as { unref?: () => void }).unref?.();
     }
   }
@@ -287,11 +297,12 @@ export class Versioned {
     try {
       const { bytes } = await client.weights(pending);
       const runtime = runtimeOf(model);
-      const inner = await runtime.bindings.loadModel(bytes, model.backend);
+      // Into the model's own instance (refused, without a call, once that aborted).
+      const inner = await guardCall(runtime.instance, () => runtime.bindings.loadModel(bytes, model.backend));
       try {
-        if (pending.golden) await runGolden(inner, runtime.bindings, pending.golden);
+        if (pending.golden) await runGolden(inner, runtime.bindings, runtime.instance, pending.golden);
       } catch (err) {
-        inner.free();
+        releaseObject(runtime.instance, inner);
         throw err;
       }
       const release = client.o.store.hold(pending.files.map(cacheKey));

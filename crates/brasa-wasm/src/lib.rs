@@ -178,6 +178,22 @@ fn backend_kind(name: &str) -> Result<BackendKind, JsValue> {
     }
 }
 
+/// A promise of `future`, polled once right away, inside the exported call. The CPU forward
+/// pass runs in that first poll, so should burn abort on a shape the graph cannot compute
+/// (PP-OCR's detector on a height that is no multiple of 32), the trap is thrown to the caller
+/// of `run` (`BrasaError` `internal`) instead of escaping from a microtask, where it would
+/// leave the promise pending forever and end a Node or Deno process.
+fn eager_promise(future: impl std::future::Future<Output = Result<JsValue, JsValue>> + 'static) -> Promise {
+    let mut future = Box::pin(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(Ok(value)) => Promise::resolve(&value),
+        std::task::Poll::Ready(Err(error)) => Promise::reject(&error),
+        // Waiting on the GPU: the executor polls it again with a real waker.
+        std::task::Poll::Pending => future_to_promise(future),
+    }
+}
+
 /// `loadModel` of [`export_model!`]: load `M` with burnpack `weights` on `backend`;
 /// resolves to a [`WasmModel`].
 pub fn load_model<M: Model>(weights: Vec<u8>, backend: String) -> Promise {
@@ -195,7 +211,7 @@ impl WasmModel {
     /// the tensor and dimension, `execution`) and leaves the model usable.
     pub fn run(&self, feeds: JsValue) -> Promise {
         let session = self.session.borrow().clone();
-        future_to_promise(async move {
+        eager_promise(async move {
             let feeds = tensors_from_js(&feeds).map_err(|e| js_error(&BrasaError::WrongType(e)))?;
             let fetches = session.run(feeds).await.map_err(|e| js_error(&e))?;
             Ok(tensors_to_js(&fetches).into())

@@ -3,11 +3,16 @@
  * every non-batch dimension are concatenated along the batch (dim 0), run once, and the
  * outputs split back by rows; a signature without a batch runs each request alone through
  * the same queue. Admission, batch sizes and timing are the Rust policy's.
+ *
+ * When the model's wasm instance aborts (a trap in a run, here or in another model of the
+ * same build), the endpoint drops the model without calling into that instance again: the
+ * failing batch gets `internal`, requests still queued get `not_ready` (503), and the handler
+ * loads the model again.
  * @module
  */
 import { BrasaError } from '../errors.js';
 import type { Bindings, KserveRequest, WasmBatchPolicy, WasmMetrics, WasmTensor } from '../glue.js';
-import { runtimeOf } from '../internal.js';
+import { abortOf, guardCall, logicOf, runtimeOf, type Ticket } from '../internal.js';
 import type { BrasaModel } from '../model.js';
 import { concat } from '../tensor.js';
 import type { Backend, Limits, ModelPackage, Signature, TypedArray, WasmSource } from '../types.js';
@@ -54,6 +59,16 @@ export class OverloadedError extends Error {
   }
 }
 
+/** The model is not loaded (it was dropped after its wasm instance aborted): 503 `not_ready`. */
+export class NotReadyError extends Error {
+  constructor(
+    readonly model: string,
+    readonly reason: BrasaError | null,
+  ) {
+    super(`model ${model} is reloading${reason ? ` (${reason.message})` : ''}; retry after 1 s`);
+  }
+}
+
 /** A request that can never be admitted: 400 `batch_too_large`. */
 export class BatchTooLargeError extends Error {
   constructor(rows: number, limit: number) {
@@ -68,12 +83,29 @@ export function isBatched(signature: Signature): boolean {
 
 let uniqueKey = 0;
 
+/** What the handler gives each endpoint. */
+export interface EndpointHooks {
+  /** The handler's metrics (`null` while none can be had). */
+  metrics(): WasmMetrics | null;
+  /** The model was dropped: its wasm instance aborted (`reason`). */
+  dropped(endpoint: ModelEndpoint, reason: BrasaError): void;
+}
+
 export class ModelEndpoint {
   readonly name: string;
   readonly config: EndpointConfig;
   model: BrasaModel | null = null;
+  /** The model's build, for its stateless KServe logic (see `logicOf`). */
   bindings: Bindings | null = null;
+  /** The wasm instance the model and the batching policy live in. */
+  instance: Ticket | null = null;
   error: BrasaError | null = null;
+  /** Why the last model was dropped (its wasm instance aborted); cleared by the next attach. */
+  dropped: BrasaError | null = null;
+  /** The load in flight (the handler's). */
+  loading: Promise<void> | null = null;
+  /** When the last load failed (0: it did not). */
+  failedAt = 0;
   /** What one request may hold here (also what metadata states). */
   limits: Limits = { maxBatch: 1, maxElements: 0 };
   /** Whether requests are batched together. */
@@ -85,32 +117,75 @@ export class ModelEndpoint {
   /** Recent throughput (rows/s), for Retry-After. */
   #rate = 0;
   #metrics: () => WasmMetrics | null;
+  #hooks: EndpointHooks;
+  /** The labels of the model attached last (kept after a drop, for the failing requests' metrics). */
+  #labels: Record<string, string>;
 
-  constructor(config: EndpointConfig, metrics: () => WasmMetrics | null) {
+  constructor(config: EndpointConfig, hooks: EndpointHooks) {
     this.name = config.name;
     this.config = config;
-    this.#metrics = metrics;
+    this.#hooks = hooks;
+    this.#metrics = () => hooks.metrics();
+    this.#labels = { model: config.name, version: '', backend: '' };
   }
 
   attach(model: BrasaModel): void {
     const { maxBatch, maxQueueDelayMs, maxQueueRows } = this.config;
     const info = model.info;
-    this.bindings = runtimeOf(model).bindings;
+    const runtime = runtimeOf(model);
+    const instance = runtime.instance;
     this.batched = isBatched(info.signature);
     this.limits = { maxBatch: Math.max(1, Math.min(maxBatch, info.limits.maxBatch)), maxElements: info.limits.maxElements };
     // Without a batch, each request is one row of the queue and runs alone.
     const perRun = this.batched ? this.limits.maxBatch : 1;
-    this.#policy = new this.bindings.WasmBatchPolicy({
-      maxBatch: perRun,
-      maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
-      // A request of maxBatch rows must always fit once the queue drains.
-      maxQueueRows: Math.max(maxQueueRows, perRun),
-    });
+    this.#policy = guardCall(
+      instance,
+      () =>
+        new runtime.bindings.WasmBatchPolicy({
+          maxBatch: perRun,
+          maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
+          // A request of maxBatch rows must always fit once the queue drains.
+          maxQueueRows: Math.max(maxQueueRows, perRun),
+        }),
+    );
+    this.bindings = logicOf(runtime.bindings);
+    this.instance = instance;
     this.model = model;
+    this.dropped = null;
+    this.#labels = { model: this.name, version: model.version ?? '', backend: model.backend };
   }
 
   labels(): Record<string, string> {
-    return { model: this.name, version: this.model?.version ?? '', backend: this.model?.backend ?? '' };
+    if (this.model) this.#labels = { model: this.name, version: this.model.version ?? '', backend: this.model.backend };
+    return this.#labels;
+  }
+
+  /** Whether the model is attached and its wasm instance alive; drops it when that aborted. */
+  alive(): boolean {
+    if (!this.model || !this.instance) return false;
+    const reason = abortOf(this.instance);
+    if (!reason) return true;
+    this.drop(reason);
+    return false;
+  }
+
+  /**
+   * Let go of a model whose wasm instance aborted, without calling into it: requests still
+   * queued get {@link NotReadyError}; the handler loads the model again.
+   */
+  drop(reason: BrasaError): void {
+    const model = this.model;
+    if (!model) return;
+    this.labels();
+    this.model = null;
+    this.bindings = null;
+    this.instance = null;
+    this.#policy = null;
+    this.dropped = reason;
+    for (const p of this.#queue.splice(0)) p.reject(new NotReadyError(this.name, reason));
+    this.#queuedRows = 0;
+    model.dispose();
+    this.#hooks.dropped(this, reason);
   }
 
   /**
@@ -123,6 +198,8 @@ export class ModelEndpoint {
    * are resolved by it.
    */
   async infer(request: KserveRequest): Promise<Outcome> {
+    // Dropped while the request was read, or its instance aborted since.
+    if (!this.alive()) throw new NotReadyError(this.name, this.dropped);
     const signature = this.model!.signature;
     const byName = new Map(request.inputs.map((t) => [t.name, t]));
     const inputs = signature.inputs.map((s) => byName.get(s.name)).filter((t): t is WasmTensor => t !== undefined);
@@ -152,17 +229,21 @@ export class ModelEndpoint {
     this.#queuedRows += rows;
     this.#gauge();
     while (!entry.settled) {
+      // A model of the same build trapped meanwhile: this drops the model and settles `entry`.
+      if (!this.alive()) break;
       // Due now: run it (yielding once first, so requests already read off the network join).
       const us = this.#running ? 1000 : this.#dueIn();
       await sleepOrSettle(done, us / 1000);
       if (!entry.settled && !this.#running && this.#dueIn() === 0) await this.#runBatch();
     }
+    if (!entry.settled) entry.reject(new NotReadyError(this.name, this.dropped));
     return done;
   }
 
   /** Microseconds until the queue's next batch is due (0: now). */
   #dueIn(): number {
-    if (this.#queue.length === 0) return 0;
+    // Never into an aborted instance (alive() drops the model and empties the queue).
+    if (this.#queue.length === 0 || !this.alive()) return 0;
     const waited = (performance.now() - this.#queue[0].enqueued) * 1000;
     return Math.max(0, this.#policy!.dispatchIn(this.#queuedRows, waited));
   }
@@ -187,7 +268,8 @@ export class ModelEndpoint {
   }
 
   async #runBatch(): Promise<void> {
-    if (this.#running || this.#queue.length === 0 || !this.model) return;
+    if (this.#running || this.#queue.length === 0 || !this.alive()) return;
+    const model = this.model!;
     this.#running = true;
     const batch = this.#take();
     const rows = batch.reduce((sum, p) => sum + p.rows, 0);
@@ -204,7 +286,7 @@ export class ModelEndpoint {
     }
     const started = performance.now();
     try {
-      const result = await this.model.run(feeds);
+      const result = await model.run(feeds);
       const compute = (performance.now() - started) / 1000;
       const metrics = this.#metrics();
       const labels = this.labels();
@@ -232,6 +314,8 @@ export class ModelEndpoint {
       }
     } catch (err) {
       for (const p of batch) if (!p.settled) p.reject(err);
+      // The run aborted the wasm instance: drop the model (the queue gets not_ready).
+      this.alive();
     } finally {
       this.#running = false;
     }
