@@ -3,6 +3,7 @@
 // Models: `mnist` (28×28 images in [0, 1] → 10 logits) and `squeezenet` (3×224×224,
 // channels first → 1000 probabilities; the identical ONNX graph for onnxruntime-web).
 // `?ortThreads=N` picks onnxruntime-web's thread count (one per page: it is global).
+// `onnxGraphs` (below): the models brasa builds from ONNX files, with named inputs and outputs.
 
 const params = new URLSearchParams(location.search);
 
@@ -39,18 +40,31 @@ const brasa = (backend) => ({
   },
 });
 
+// onnxruntime-web, the one place it is set up: the wasm backend (SIMD), `threads` threads (a
+// page-wide setting: `?ortThreads=N`), every graph optimisation. bench/compare.mjs and
+// bench/onnx-models.mjs both run it through here.
+let ortModule;
+function ortLib(threads) {
+  ortModule ??= import('./ort/ort.wasm.min.mjs').then((lib) => {
+    lib.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
+    lib.env.wasm.numThreads = threads;
+    lib.env.wasm.simd = true;
+    return lib;
+  });
+  return ortModule;
+}
+// (Errors only in the console: its warnings about unused initialisers of exported graphs are noise.)
+const ORT_SESSION_OPTIONS = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
+
 const ort = (threads) => ({
   async load(name) {
-    const ortLib = await import('./ort/ort.wasm.min.mjs');
-    ortLib.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
-    ortLib.env.wasm.numThreads = threads;
-    ortLib.env.wasm.simd = true;
+    const lib = await ortLib(threads);
     const m = MODELS[name];
-    const session = await ortLib.InferenceSession.create(m.onnx, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
+    const session = await lib.InferenceSession.create(m.onnx, ORT_SESSION_OPTIONS);
     return {
       async run(x) {
         const n = x.length / m.itemLen;
-        const out = await session.run({ [m.input]: new ortLib.Tensor('float32', x, [n, ...m.shape]) });
+        const out = await session.run({ [m.input]: new lib.Tensor('float32', x, [n, ...m.shape]) });
         return out[m.output].data;
       },
     };
@@ -158,6 +172,152 @@ const all = {
 };
 
 const loaded = {};
+
+// ---- ONNX graphs (bench/onnx-models.mjs) -------------------------------------------------
+// Models brasa builds straight from an ONNX file (`brasa build --onnx`), against that same
+// file in onnxruntime-web: `packages/<model>/` (the package, with the `weights.bpk` its import
+// wrote) and `onnx/<model>.onnx`. Named inputs of any dtype, named outputs.
+//
+// A feed, as the benchmark script passes it: `{ dtype, dims, data }` (numbers, int64 too) or
+// `{ dtype, dims, random: { seed, lo, hi } }` (uniform, seeded: the same values in every page).
+
+const ARRAYS = { float32: Float32Array, int64: BigInt64Array, int32: Int32Array };
+
+function mulberry32(seed) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** `{ name: feed }` → `{ name: { dtype, dims, data: TypedArray } }`. */
+function materialize(feeds) {
+  const out = {};
+  for (const [name, f] of Object.entries(feeds)) {
+    const Array_ = ARRAYS[f.dtype];
+    let data;
+    if (f.random) {
+      const next = mulberry32(f.random.seed);
+      const { lo = 0, hi = 1 } = f.random;
+      data = new Array_(f.dims.reduce((a, b) => a * b, 1)).map(() => lo + (hi - lo) * next());
+    } else {
+      data = f.dtype === 'int64' ? BigInt64Array.from(f.data, BigInt) : Array_.from(f.data);
+    }
+    out[name] = { dtype: f.dtype, dims: f.dims, data };
+  }
+  return out;
+}
+
+/** Bytes of a file, past the HTTP cache (every runtime, every page, pays the same fetch). */
+async function fetchBytes(url) {
+  const res = await fetch(url, { cache: 'no-store' });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** A one-node ONNX graph (Identity, float32[1]): starts onnxruntime-web's wasm runtime untimed. */
+function identityOnnx() {
+  const varint = (n) => { const b = []; while (n > 127) { b.push((n & 127) | 128); n >>>= 7; } b.push(n); return b; };
+  const int = (no, v) => [...varint(no << 3), ...varint(v)];
+  const field = (no, bytes) => [...varint((no << 3) | 2), ...varint(bytes.length), ...bytes];
+  const str = (no, text) => field(no, [...new TextEncoder().encode(text)]);
+  // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: FLOAT, shape { dim { dim_value: 1 } } } } }
+  const valueInfo = (name) => [...str(1, name), ...field(2, field(1, [...int(1, 1), ...field(2, field(1, int(1, 1)))]))];
+  const node = [...str(1, 'x'), ...str(2, 'y'), ...str(4, 'Identity')];
+  const graph = [...field(1, node), ...str(2, 'warm-up'), ...field(11, valueInfo('x')), ...field(12, valueInfo('y'))];
+  // ModelProto { ir_version: 8, opset_import { version: 13 }, graph }
+  return Uint8Array.from([...int(1, 8), ...field(8, int(2, 13)), ...field(7, graph)]);
+}
+
+const graphRuntimes = {
+  'brasa-cpu': {
+    /** The npm package (JS only: each model's wasm build is part of loading that model). */
+    init: () => import('brasa'),
+    async load(model) {
+      const { loadModel, Tensor } = await import('brasa');
+      const { default: pkg } = await import(`./packages/${model}/index.js`);
+      const session = await loadModel(pkg, { weights: await fetchBytes(`./packages/${model}/weights.bpk`), backend: 'cpu' });
+      return {
+        async run(feeds) {
+          const inputs = {};
+          for (const [name, f] of Object.entries(feeds)) inputs[name] = new Tensor(f.dtype, f.data, f.dims);
+          const out = await session.run(inputs);
+          return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
+        },
+      };
+    },
+  },
+  'ort-wasm': {
+    /** The wasm runtime (and its worker threads), started on a one-node graph. */
+    async init() {
+      const lib = await ortLib(Number(params.get('ortThreads') ?? 1));
+      const session = await lib.InferenceSession.create(identityOnnx(), ORT_SESSION_OPTIONS);
+      await session.run({ x: new lib.Tensor('float32', Float32Array.of(1), [1]) });
+      await session.release();
+    },
+    async load(model) {
+      const lib = await ortLib(Number(params.get('ortThreads') ?? 1));
+      const session = await lib.InferenceSession.create(await fetchBytes(`./onnx/${model}.onnx`), ORT_SESSION_OPTIONS);
+      return {
+        async run(feeds) {
+          const inputs = {};
+          for (const [name, f] of Object.entries(feeds)) inputs[name] = new lib.Tensor(f.dtype, f.data, f.dims);
+          const out = await session.run(inputs);
+          return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
+        },
+      };
+    },
+  },
+};
+
+const graphs = {};
+
+export const onnxGraphs = {
+  /** Milliseconds to start a runtime in this page (not counted in any model's load). */
+  async init(runtime) {
+    const t = performance.now();
+    await graphRuntimes[runtime].init();
+    return performance.now() - t;
+  },
+  /** Milliseconds from fetching the model's weights (ONNX file or .bpk) to a model ready to run. */
+  async load(runtime, model) {
+    const t = performance.now();
+    graphs[`${runtime}:${model}`] = await graphRuntimes[runtime].load(model);
+    return performance.now() - t;
+  },
+  /**
+   * Outputs of a sequence of calls, as plain arrays: `carry` maps an output to the input it
+   * feeds on the next call (a recurrent state).
+   */
+  async check(runtime, model, steps, carry = {}) {
+    const runner = graphs[`${runtime}:${model}`];
+    const results = [];
+    let carried = {};
+    for (const step of steps) {
+      const x = { ...materialize(step), ...carried };
+      const out = await runner.run(x);
+      results.push(Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: t.dims, data: Array.from(t.data, Number) }])));
+      carried = Object.fromEntries(Object.entries(carry).map(([from, to]) => [to, { dtype: x[to].dtype, dims: out[from].dims, data: out[from].data }]));
+    }
+    return results;
+  },
+  /** Per-call milliseconds over `runs` calls after `warm` calls of the same feeds (outputs carried per `carry`). */
+  async time(runtime, model, feeds, carry, warm, runs) {
+    const runner = graphs[`${runtime}:${model}`];
+    let x = materialize(feeds);
+    const samples = [];
+    for (let i = 0; i < warm + runs; i++) {
+      const t = performance.now();
+      const out = await runner.run(x);
+      const ms = performance.now() - t;
+      if (i >= warm) samples.push(ms);
+      for (const [from, to] of Object.entries(carry)) x = { ...x, [to]: { dtype: x[to].dtype, dims: out[from].dims, data: out[from].data } };
+    }
+    return samples;
+  },
+};
 
 export const runtimes = {
   crossOriginIsolated: () => globalThis.crossOriginIsolated,

@@ -20,7 +20,7 @@ import { CACHE, CLI, weightsPath } from '../support.mjs';
 export const PACKAGES = join(CACHE, 'packages');
 export const MODELS = ['mnist', 'two-heads'];
 /** The ONNX models (`brasa build --onnx`), served by their own worker entry (src/onnx.js). */
-export const ONNX_MODELS = ['ocr-det', 'silero-vad'];
+export const ONNX_MODELS = ['ocr-det', 'silero-vad', 'squeezenet-onnx'];
 
 /** numpy's two-heads cases (tests/fixtures/two_heads_reference.py): `{ cases: [...] }`. */
 export function twoHeadsReference() {
@@ -72,6 +72,21 @@ export function sileroVadGolden(ref = sileroVadReference()) {
   };
 }
 
+/** onnx's reference evaluator on SqueezeNet 1.0: `{ source, inputs: [2 images], outputs: [2 × 1000 probabilities] }`. */
+export function squeezenetReference() {
+  return JSON.parse(readFileSync(join(CACHE, 'models/squeezenet/squeezenet-reference.json'), 'utf8'));
+}
+
+/** The golden check of squeezenet-onnx 1.0.0: the reference evaluator on its first image. */
+export function squeezenetGolden(ref = squeezenetReference()) {
+  return {
+    inputs: [{ name: 'data_0', dtype: 'float32', dims: [1, 3, 224, 224], data: ref.inputs[0] }],
+    outputs: [{ name: 'softmaxout_1', dtype: 'float32', dims: [1, 1000, 1, 1], data: ref.outputs[0] }],
+    tolerance: 1e-5,
+    source: ref.source,
+  };
+}
+
 /**
  * A registry written by the real CLI in a temporary folder: mnist 1.0.0 and two-heads 1.0.0
  * (or, with `models`, those of ONNX_MODELS too), all on `stable`, each with its package's
@@ -97,6 +112,7 @@ export function makeServingRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-serv
       // The ONNX models' weights are the ones `brasa build --onnx` took from the graph.
       'ocr-det': () => publish('ocr-det', join(PACKAGES, 'ocr-det/weights.bpk'), goldenFile('ocr-det', ocrDetGolden()), 'PP-OCRv4 text detection (rapidocr-onnxruntime)'),
       'silero-vad': () => publish('silero-vad', join(PACKAGES, 'silero-vad/weights.bpk'), goldenFile('silero-vad', sileroVadGolden()), 'silero-vad (op18 graph)'),
+      'squeezenet-onnx': () => publish('squeezenet-onnx', join(PACKAGES, 'squeezenet-onnx/weights.bpk'), goldenFile('squeezenet-onnx', squeezenetGolden()), 'SqueezeNet 1.0 (ONNX graph, seeded weights)'),
     };
     for (const name of models) {
       if (!publishers[name]) throw new Error(`no publisher for model ${name}`);

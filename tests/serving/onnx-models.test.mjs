@@ -1,13 +1,15 @@
-// Two real ONNX models behind the KServe v2 endpoint in its three homes, each a real server on
+// Three real ONNX models behind the KServe v2 endpoint in its three homes, each a real server on
 // 127.0.0.1: the ONNX worker entry (examples/cloudflare-worker/src/onnx.js, bundled by
 // wrangler) in workerd (Miniflare), the Deno and Node examples with
-// BRASA_MODELS=ocr-det,silero-vad. The packages are `brasa build --onnx` CPU builds, their
+// BRASA_MODELS=ocr-det,silero-vad,squeezenet-onnx. The packages are `brasa build --onnx` CPU builds, their
 // weights published by the real CLI into a `brasa serve` registry with golden checks from
 // onnxruntime; every answer is compared with onnxruntime (tests/reference/onnx_reference.py):
 // - ocr-det (PP-OCRv4 text detection): both reference image sizes (dynamic H and W), as JSON
 //   and with the binary tensor extension, sizes in flight together; an NHWC image refused;
 // - silero-vad: 32 chunks, one request each, the client carrying each response's `stateN` as
 //   the next request's `state` (`sr` an INT64 scalar, shape []); wrong tensors refused;
+// - squeezenet-onnx (SqueezeNet 1.0): two 224x224 images in one binary request, against onnx's
+//   reference evaluator;
 // - an ocr-det image the graph cannot compute (1x3x30x50: H and W must be multiples of 32)
 //   aborts the model's wasm instance: that request gets 500 `internal`, requests queued
 //   behind it settle, the endpoint loads the model again by itself (a fresh instance,
@@ -17,7 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { maxDiff, serve } from '../support.mjs';
-import { ONNX_MODELS, binaryRequest, makeServingRegistry, ocrDetReference, parseBinaryResponse, sileroVadReference } from './models.mjs';
+import { ONNX_MODELS, binaryRequest, makeServingRegistry, ocrDetReference, parseBinaryResponse, sileroVadReference, squeezenetReference } from './models.mjs';
 import { bundleWorker, startDeno, startNode, startWorkerd } from './runtimes.mjs';
 
 const TOLERANCE = 1e-4;
@@ -25,6 +27,7 @@ const TOLERANCE = 1e-4;
 const STATE_TOLERANCE = 5e-4;
 const OCR = ocrDetReference();
 const VAD = sileroVadReference();
+const SQUEEZENET = squeezenetReference();
 const OCR_OUTPUT = OCR.cases[0].outputs[0].name; // `sigmoid_0.tmp_0`
 
 let registry;
@@ -336,6 +339,20 @@ async function checkRecovery(url) {
   return { trapMs: Math.round(trapMs), recoveredMs: Math.round(recoveredMs), besideStatus, readyStatus: ready.status, retryStatuses: statuses };
 }
 
+/** Both reference images in one binary request (2 × 588 KB of FP32), probabilities back. */
+async function checkSqueezenet(url) {
+  const data = Float32Array.from(SQUEEZENET.inputs.flat());
+  const request = binaryRequest([{ name: 'data_0', datatype: 'FP32', shape: [2, 3, 224, 224], data }], { outputs: [{ name: 'softmaxout_1', parameters: { binary_data: true } }] });
+  const response = await postBinary(url, 'squeezenet-onnx', request);
+  assert.equal(response.status, 200, response.status === 200 ? '' : await response.text());
+  const { outputs } = await parseBinaryResponse(response);
+  const probs = outputs.softmaxout_1;
+  assert.deepEqual(probs.shape, [2, 1000, 1, 1]);
+  const worst = maxDiff(probs.data, SQUEEZENET.outputs.flat());
+  assert.ok(worst <= 1e-5, `max |endpoint - reference| ${worst}`);
+  return { answers: probs.data, worst };
+}
+
 // ---------------------------------------------------------------------------------------------
 
 for (const [runtime, start] of Object.entries(START)) {
@@ -369,6 +386,13 @@ for (const [runtime, start] of Object.entries(START)) {
       console.log(`# ${runtime} silero-vad: max |endpoint - onnxruntime| output ${worst.output.toExponential(2)}, state ${worst.state.toExponential(2)}`);
     });
 
+    test('squeezenet-onnx: two images in one binary request agree with the reference evaluator', async () => {
+      const { answers: a, worst } = await checkSqueezenet(server.url);
+      answers[runtime].squeezenet = a;
+      report[runtime].squeezenet = { maxAbsDiff: worst };
+      console.log(`# ${runtime} squeezenet-onnx: max |endpoint - reference| ${worst.toExponential(2)}`);
+    });
+
     test('ocr-det 1x3x30x50 aborts the wasm instance: 500 internal, the model is loaded again and answers as onnxruntime; the server lives on', async () => {
       const result = await checkRecovery(server.url);
       report[runtime].recovery = result;
@@ -382,5 +406,6 @@ test('the three runtimes give the same answers', () => {
     assert.ok(answers[runtime]?.ocrDet && answers[runtime]?.sileroVad, `${runtime} has no answers`);
     assert.deepEqual(answers[runtime].ocrDet, answers.node.ocrDet, `ocr-det: ${runtime} and node differ`);
     assert.deepEqual(answers[runtime].sileroVad, answers.node.sileroVad, `silero-vad: ${runtime} and node differ`);
+    assert.deepEqual(answers[runtime].squeezenet, answers.node.squeezenet, `squeezenet-onnx: ${runtime} and node differ`);
   }
 });

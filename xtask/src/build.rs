@@ -188,13 +188,16 @@ pub fn test() -> Result<()> {
 }
 
 /// The benchmarks: brasa against onnxruntime-web and TF.js (bench/compare.mjs), brasa's
-/// own latency and load times on the demo page, then (full runs) the endpoint benchmark,
-/// whose harness the endpoint test suite already exercises in CI.
+/// CPU build against onnxruntime-web on the ONNX files of `ONNX_MODELS`
+/// (bench/onnx-models.mjs), brasa's own latency and load times on the demo page, then (full
+/// runs) the endpoint benchmark, whose harness the endpoint test suite already exercises in CI.
 pub fn bench(smoke: bool) -> Result<()> {
-    // Native latency comes from the model crates' examples, for the wasm/native ratio.
-    util::run(cargo().args(["build", "-p", "brasa-squeezenet", "--example", "squeezenet_latency"]))?;
-    util::run(cargo().args(["build", "-p", "brasa-mnist", "--example", "mnist_latency"]))?;
-    let mut scripts = vec!["bench/compare.mjs", "bench/browser-latency.mjs"];
+    // Native latency comes from the model crates' examples, for the wasm/native ratio. Built
+    // with the package selection of the workspace's tests, so cargo unifies the same features
+    // and reuses their build: `-p brasa-squeezenet --example …` alone compiled burn, cubecl and
+    // wgpu natively a second time (seven minutes of a cold CI run).
+    util::run(cargo().args(["build", "--workspace", "--exclude", "brasa-wasm", "--examples"]))?;
+    let mut scripts = vec!["bench/compare.mjs", "bench/onnx-models.mjs", "bench/browser-latency.mjs"];
     if !smoke {
         scripts.push("bench/serving.mjs");
     }
