@@ -137,19 +137,14 @@ export async function open(context, url) {
 }
 
 /**
- * `page.goto`, tried a second time when the first navigation never commits. In two suite runs
- * (of about six) the very first request of a fresh headless Chromium to a just-started
- * `brasa serve` got no response at all (no "commit" in Playwright's log); the retry says so
- * on stderr, so a real regression still shows.
+ * `page.goto`. It used to retry a first navigation that never committed: tiny_http, which
+ * `brasa serve` ran on, could leave a new connection unanswered (a lost wake-up in its thread
+ * pool while its other threads sat on idle keep-alive connections; the idle keep-alive test in
+ * tests/node/serve.test.mjs reproduces it). `brasa serve` now runs on hyper, so a navigation
+ * that times out is a real failure.
  */
-export async function goto(page, url) {
-  try {
-    return await page.goto(url, { timeout: 15_000 });
-  } catch (err) {
-    if (err?.name !== 'TimeoutError') throw err;
-    console.error(`# navigation to ${url} timed out (${err.message.split('\n')[0]}); retrying once`);
-    return page.goto(url);
-  }
+export function goto(page, url) {
+  return page.goto(url);
 }
 
 /** Largest |a - b| over two equally long arrays. */

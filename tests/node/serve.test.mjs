@@ -1,11 +1,13 @@
 // `brasa serve` over a registry made by `brasa registry publish`, checked with a real HTTP
-// client: ETags and 304s, cache policy, Range requests, CORS, methods, path traversal.
+// client: ETags and 304s, cache policy, Range requests, CORS, methods, path traversal, and
+// idle keep-alive connections holding up no one.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -40,6 +42,9 @@ test('manifests revalidate with a strong ETag and 304', async () => {
   const second = await fetch(url('mnist/manifest.json'), { headers: { 'If-None-Match': etag } });
   assert.equal(second.status, 304);
   assert.equal(second.headers.get('etag'), etag);
+  // If-None-Match compares weakly (RFC 9110): a weak validator of the same tag matches.
+  const weak = await fetch(url('mnist/manifest.json'), { headers: { 'If-None-Match': `"x", W/${etag}` } });
+  assert.equal(weak.status, 304);
   const other = await fetch(url('mnist/manifest.json'), { headers: { 'If-None-Match': '"sha256-0"' } });
   assert.equal(other.status, 200);
   await other.arrayBuffer();
@@ -88,4 +93,93 @@ test('CORS preflight, HEAD, other methods and path traversal', async () => {
     req.end();
   });
   assert.equal(status, 404);
+});
+
+/** A raw TCP connection to the server, open. */
+function socket() {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(server.url);
+    const s = connect({ host: hostname, port: Number(port) }, () => resolve(s));
+    s.on('error', reject);
+  });
+}
+
+/** Send one complete keep-alive request on `s` and wait for the whole response. */
+function requestOn(s, path) {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const onData = (chunk) => {
+      got = Buffer.concat([got, chunk]);
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const length = Number(/content-length: *(\d+)/i.exec(got.subarray(0, end).toString())?.[1]);
+      if (got.length >= end + 4 + length) {
+        s.off('data', onData);
+        resolve(got.subarray(0, end).toString());
+      }
+    };
+    s.on('data', onData);
+    s.once('error', reject);
+    s.write(`GET ${path} HTTP/1.1\r\nHost: ${new URL(server.url).host}\r\nConnection: keep-alive\r\n\r\n`);
+  });
+}
+
+/** One GET through `agent`; rejects if no whole answer comes within `ms`. */
+function getWithin(agent, path, ms) {
+  return new Promise((resolve, reject) => {
+    const req = request(url(path), { agent }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => { clearTimeout(timer); resolve({ status: res.statusCode, body: Buffer.concat(chunks) }); });
+      res.on('error', reject);
+    });
+    const timer = setTimeout(() => req.destroy(new Error(`no answer to ${path} within ${ms} ms`)), ms);
+    req.on('error', (err) => { clearTimeout(timer); reject(err); });
+    req.end();
+  });
+}
+
+// tiny_http, which `brasa serve` used to run on, lost a wake-up in its connection thread pool:
+// when connections arrived together while a worker thread was idle, all but one were queued
+// for threads that never came, the others sitting blocked on idle keep-alive connections
+// (about one benchmark run in seven hung on a page's first module imports).
+test('idle keep-alive connections hold up no one', async () => {
+  const held = [];
+  // Agents that keep their connections open after each answer, as a browser does.
+  const browsers = [];
+  try {
+    // Six keep-alive connections that made one request each and stay open, six that
+    // connected and sent nothing, and one stuck halfway through its headers.
+    for (let i = 0; i < 6; i++) {
+      const s = await socket();
+      held.push(s);
+      assert.match(await requestOn(s, '/mnist/manifest.json'), /^HTTP\/1\.1 200/);
+    }
+    for (let i = 0; i < 6; i++) held.push(await socket());
+    const partial = await socket();
+    held.push(partial);
+    partial.write(`GET /mnist/manifest.json HTTP/1.1\r\nHost: ${new URL(server.url).host}\r\n`);
+    // Ten rounds of: a few one-off requests (a server with a thread pool has idle threads again),
+    // then twenty new connections at once, kept open afterwards: every one answered promptly.
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(Array.from({ length: 4 }, () => getWithin(false, 'mnist/manifest.json', 5000)));
+      const browser = new Agent({ keepAlive: true, maxSockets: Infinity });
+      browsers.push(browser);
+      const started = Date.now();
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => getWithin(browser, i % 2 ? 'mnist/manifest.json' : `mnist/${filePath}`, 5000)),
+      );
+      for (const [i, { status, body }] of results.entries()) {
+        assert.equal(status, 200);
+        if (i % 2) assert.deepEqual(JSON.parse(body.toString()), manifest);
+        else assert.equal(body.length, manifest.versions['1.0.0'].files[0].size);
+      }
+      assert.ok(Date.now() - started < 5000, `round ${round} took ${Date.now() - started} ms`);
+    }
+    // The held connections are still usable.
+    assert.match(await requestOn(held[0], '/mnist/manifest.json'), /^HTTP\/1\.1 200/);
+  } finally {
+    for (const b of browsers) b.destroy();
+    for (const s of held) s.destroy();
+  }
 });

@@ -2,23 +2,48 @@
 //! both need: strong ETags and 304s, `Cache-Control: no-cache` for manifests and
 //! `immutable` for content-addressed files, Range requests, CORS, the wasm MIME type and
 //! cross-origin isolation (COOP/COEP) for pages that want wasm threads.
+//!
+//! Built on hyper with a single-threaded tokio runtime: every connection is its own task, so
+//! an idle keep-alive connection (Chromium keeps several open) never holds up anyone else.
+//! File work (resolving, hashing, reading) runs on tokio's blocking pool, and file bodies go
+//! out in chunks, never read whole into memory.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use tiny_http::{Header, Method, Request, Response, Server, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::{Bytes, Frame, SizeHint};
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::task::JoinHandle;
 
-type Body = Box<dyn Read + Send>;
+type Body = Either<Full<Bytes>, FileBody>;
 
-/// A listening socket with TCP_NODELAY, which Linux passes on to accepted connections.
-/// tiny_http writes headers and body through a 1 KiB buffer, so a small response leaves in
-/// two segments; with Nagle's algorithm the second waits for the client's delayed ACK,
-/// adding ~40 ms to every manifest request.
+/// How long a connection may take to send a request's headers, and how long an idle
+/// keep-alive connection stays open: a client that connects and sends nothing is dropped
+/// after this, so it cannot hold a socket (or anything else) forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Threads for file work (resolving, ETag hashing, reading chunks); connections themselves
+/// cost no thread.
+const BLOCKING_THREADS: usize = 8;
+
+/// Bytes read from a file per body chunk.
+const CHUNK: u64 = 256 * 1024;
+
+/// A listening socket with TCP_NODELAY, which Linux passes on to accepted connections (each
+/// accepted stream also sets it, for other systems): with Nagle's algorithm a response that
+/// leaves in two segments waits for the client's delayed ACK, ~40 ms per manifest request.
 fn listener(host: &str, port: u16) -> Result<std::net::TcpListener> {
     use std::net::ToSocketAddrs;
 
@@ -28,35 +53,71 @@ fn listener(host: &str, port: u16) -> Result<std::net::TcpListener> {
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into()).with_context(|| format!("binding {addr}"))?;
     socket.listen(128)?;
+    socket.set_nonblocking(true)?;
     Ok(socket.into())
+}
+
+/// What every request handler shares.
+struct Site {
+    root: PathBuf,
+    etags: EtagCache,
 }
 
 /// Serve `dir` until the process is stopped.
 pub fn run(dir: &Path, host: &str, port: u16) -> Result<()> {
     let root = dir.canonicalize().with_context(|| format!("serving {}", dir.display()))?;
-    let server = Server::from_listener(listener(host, port)?, None)
-        .map_err(|e| anyhow::anyhow!("binding {host}:{port}: {e}"))?;
-    let addr = server.server_addr().to_ip().context("not an IP listener")?;
-    // Printed on its own line so scripts and tests can find the port.
-    println!("serving {} on http://{addr}/", root.display());
-    let etags = EtagCache::default();
-    // A few workers answer in parallel, so one slow client (or a 20 MB wasm going out) never
-    // holds up the requests behind it.
-    std::thread::scope(|scope| {
-        for _ in 0..WORKERS {
-            scope.spawn(|| {
-                while let Ok(request) = server.recv() {
-                    let response = respond(&root, &etags, &request);
-                    let _ = request.respond(response);
-                }
-            });
-        }
-    });
-    Ok(())
+    let listener = listener(host, port)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .context("starting the server runtime")?;
+    runtime.block_on(serve(listener, Site { root, etags: EtagCache::default() }))
 }
 
-/// Requests answered at once.
-const WORKERS: usize = 8;
+async fn serve(listener: std::net::TcpListener, site: Site) -> Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let addr = listener.local_addr()?;
+    // Printed on its own line so scripts and tests can find the port.
+    println!("serving {} on http://{addr}/", site.root.display());
+    let site = Arc::new(site);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors and the like: wait for connections to close.
+                eprintln!("brasa serve: accept: {err}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let site = Arc::clone(&site);
+        let service = hyper::service::service_fn(move |request| handle(Arc::clone(&site), request));
+        let connection = http.serve_connection(TokioIo::new(stream), service);
+        // Each connection is its own task. Its errors are the client's (reset, timed out,
+        // malformed): nothing to report.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+}
+
+async fn handle(
+    site: Arc<Site>,
+    request: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    // The request body is never read; hyper drains or closes as needed.
+    let (parts, body) = request.into_parts();
+    drop(body);
+    let response = tokio::task::spawn_blocking(move || respond(&site.root, &site.etags, &parts))
+        .await
+        .unwrap_or_else(|_| with_common_headers(text(500, "internal error\n")));
+    Ok(response)
+}
 
 /// Strong ETags are content hashes; files are hashed once per (size, mtime).
 #[derive(Default)]
@@ -74,7 +135,7 @@ impl EtagCache {
         // Content-addressed names already carry their hash.
         let tag = match content_hash_in_name(path) {
             Some(hash) => format!("\"sha256-{hash}\""),
-            None => format!("\"sha256-{}\"", brasa_registry::sha256_hex(&std::fs::read(path)?)),
+            None => format!("\"sha256-{}\"", sha256_file(path)?),
         };
         if let Ok(mut cache) = self.0.lock() {
             cache.insert(path.to_path_buf(), (len, modified, tag.clone()));
@@ -83,35 +144,72 @@ impl EtagCache {
     }
 }
 
+/// Lower-case hex sha256 of a file, read in chunks (a 30 MB wasm is never held whole).
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut File::open(path)?, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
 fn content_hash_in_name(path: &Path) -> Option<&str> {
     let name = path.file_name()?.to_str()?;
     let hash = name.strip_prefix("sha256-")?.split('.').next()?;
     (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hash)
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII")
+/// Content-addressed files never change; manifests, pages and scripts always revalidate
+/// (cheap with the ETag).
+fn cache_control_for(path: &Path) -> &'static str {
+    if content_hash_in_name(path).is_some() { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
-fn request_header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
-    request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+/// Whether an `If-None-Match` value matches `etag`, with RFC 9110's weak comparison (the
+/// comparison that header uses): `W/"x"` and `"x"` are the same tag; `*` matches any.
+fn none_match(if_none_match: &str, etag: &str) -> bool {
+    let opaque = |tag: &str| {
+        let tag = tag.trim();
+        tag.strip_prefix("W/").unwrap_or(tag).to_owned()
+    };
+    let etag = opaque(etag);
+    if_none_match.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == etag)
 }
 
-fn respond(root: &Path, etags: &EtagCache, request: &Request) -> Response<Body> {
-    let mut response = match request.method() {
-        Method::Options => empty(204),
-        Method::Get | Method::Head => match resolve(root, request.url()) {
-            Some(path) => {
-                serve_file(&path, etags, request).unwrap_or_else(|_| text(500, "could not read file\n"))
+fn header(response: &mut Response<Body>, name: &str, value: &str) {
+    response.headers_mut().append(
+        HeaderName::from_bytes(name.as_bytes()).expect("header names are tokens"),
+        HeaderValue::from_str(value).expect("header values are ASCII"),
+    );
+}
+
+/// The request's `name` headers (there may be several), as text.
+fn request_headers<'a>(parts: &'a Parts, name: HeaderName) -> impl Iterator<Item = &'a str> + 'a {
+    parts.headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
+}
+
+fn respond(root: &Path, etags: &EtagCache, request: &Parts) -> Response<Body> {
+    let response = match request.method {
+        Method::OPTIONS => empty(204),
+        Method::GET | Method::HEAD => {
+            let url = request.uri.path_and_query().map_or("/", |p| p.as_str());
+            match resolve(root, url) {
+                Some(path) => {
+                    serve_file(&path, etags, request).unwrap_or_else(|_| text(500, "could not read file\n"))
+                }
+                None => text(404, "not found\n"),
             }
-            None => text(404, "not found\n"),
-        },
+        }
         _ => {
             let mut r = text(405, "method not allowed\n");
-            r.add_header(header("Allow", "GET, HEAD, OPTIONS"));
+            header(&mut r, "Allow", "GET, HEAD, OPTIONS");
             r
         }
     };
+    with_common_headers(response)
+}
+
+fn with_common_headers(mut response: Response<Body>) -> Response<Body> {
     for (name, value) in [
         ("Access-Control-Allow-Origin", "*"),
         ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
@@ -123,71 +221,126 @@ fn respond(root: &Path, etags: &EtagCache, request: &Request) -> Response<Body> 
         ("Cross-Origin-Resource-Policy", "cross-origin"),
         ("X-Content-Type-Options", "nosniff"),
     ] {
-        response.add_header(header(name, value));
+        header(&mut response, name, value);
     }
     response
 }
 
-fn serve_file(path: &Path, etags: &EtagCache, request: &Request) -> std::io::Result<Response<Body>> {
+fn serve_file(path: &Path, etags: &EtagCache, request: &Parts) -> std::io::Result<Response<Body>> {
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
     let len = meta.len();
     let etag = etags.get(path, len, meta.modified()?)?;
-    let cache_control = if content_hash_in_name(path).is_some() {
-        "public, max-age=31536000, immutable"
-    } else {
-        // Manifests, pages and scripts: always revalidate (cheap with the ETag).
-        "no-cache"
-    };
-    let common = |r: Response<Body>| {
-        // Always a Content-Length, never chunked: clients show download progress from it.
-        let mut r = r.with_chunked_threshold(usize::MAX);
-        r.add_header(header("ETag", &etag));
-        r.add_header(header("Cache-Control", cache_control));
-        r.add_header(header("Accept-Ranges", "bytes"));
+    let common = |mut r: Response<Body>| {
+        header(&mut r, "ETag", &etag);
+        header(&mut r, "Cache-Control", cache_control_for(path));
+        header(&mut r, "Accept-Ranges", "bytes");
         r
     };
 
-    if let Some(tags) = request_header(request, "If-None-Match")
-        && tags.split(',').any(|t| t.trim() == etag || t.trim() == "*")
-    {
+    if request_headers(request, hyper::header::IF_NONE_MATCH).any(|tags| none_match(tags, &etag)) {
         return Ok(common(empty(304)));
     }
-    // tiny_http sends headers only for HEAD; the body is never read.
     let mime = mime_for(path);
-    let range = request_header(request, "Range").map(|r| parse_range(r, len));
+    let range = request_headers(request, hyper::header::RANGE).next().map(|r| parse_range(r, len));
+    let head = request.method == Method::HEAD;
+    // Always a Content-Length, never chunked: clients show download progress from it. HEAD
+    // gets the same headers and no body.
+    let body = |file: File, count: u64| {
+        let mut r = if head {
+            Response::new(Either::Left(Full::default()))
+        } else {
+            Response::new(Either::Right(FileBody::new(file, count)))
+        };
+        header(&mut r, "Content-Type", &mime);
+        header(&mut r, "Content-Length", &count.to_string());
+        r
+    };
     Ok(match range {
-        None | Some(RangeRequest::Ignored) => {
-            let body: Body = Box::new(file);
-            common(Response::new(
-                StatusCode(200),
-                vec![header("Content-Type", &mime)],
-                body,
-                Some(len as usize),
-                None,
-            ))
-        }
+        None | Some(RangeRequest::Ignored) => common(body(file, len)),
         Some(RangeRequest::Unsatisfiable) => {
             let mut r = common(text(416, "range not satisfiable\n"));
-            r.add_header(header("Content-Range", &format!("bytes */{len}")));
+            header(&mut r, "Content-Range", &format!("bytes */{len}"));
             r
         }
         Some(RangeRequest::Bytes(start, end)) => {
             file.seek(SeekFrom::Start(start))?;
-            let count = end - start + 1;
-            let body: Body = Box::new(file.take(count));
-            common(Response::new(
-                StatusCode(206),
-                vec![
-                    header("Content-Type", &mime),
-                    header("Content-Range", &format!("bytes {start}-{end}/{len}")),
-                ],
-                body,
-                Some(count as usize),
-                None,
-            ))
+            let mut r = body(file, end - start + 1);
+            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
+            header(&mut r, "Content-Range", &format!("bytes {start}-{end}/{len}"));
+            common(r)
         }
     })
+}
+
+/// `count` bytes of a file from its current position, read on the blocking pool a chunk at a
+/// time as hyper asks for more: each chunk is read once into the buffer hyper writes from.
+struct FileBody {
+    state: FileState,
+    remaining: u64,
+}
+
+enum FileState {
+    Idle(File),
+    Reading(JoinHandle<std::io::Result<(File, Bytes)>>),
+    Done,
+}
+
+impl FileBody {
+    fn new(file: File, count: u64) -> Self {
+        Self { state: FileState::Idle(file), remaining: count }
+    }
+}
+
+fn read_chunk(mut file: File, count: u64) -> std::io::Result<(File, Bytes)> {
+    let mut buf = Vec::with_capacity(count as usize);
+    file.by_ref().take(count).read_to_end(&mut buf)?;
+    Ok((file, Bytes::from(buf)))
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<std::io::Result<Frame<Bytes>>>> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, FileState::Done) {
+                FileState::Done => return Poll::Ready(None),
+                FileState::Idle(_) if this.remaining == 0 => return Poll::Ready(None),
+                FileState::Idle(file) => {
+                    let count = this.remaining.min(CHUNK);
+                    this.state =
+                        FileState::Reading(tokio::task::spawn_blocking(move || read_chunk(file, count)));
+                }
+                FileState::Reading(mut task) => {
+                    let Poll::Ready(result) = Pin::new(&mut task).poll(cx) else {
+                        this.state = FileState::Reading(task);
+                        return Poll::Pending;
+                    };
+                    let (file, chunk) = result.map_err(std::io::Error::other)??;
+                    if chunk.is_empty() {
+                        // The file shrank after its length went out.
+                        return Poll::Ready(Some(Err(std::io::ErrorKind::UnexpectedEof.into())));
+                    }
+                    this.remaining -= chunk.len() as u64;
+                    this.state = FileState::Idle(file);
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// A `Range` header, resolved against a file's length.
@@ -232,17 +385,17 @@ fn parse_range(value: &str, len: u64) -> RangeRequest {
 }
 
 fn empty(status: u16) -> Response<Body> {
-    Response::new(StatusCode(status), vec![], Box::new(std::io::empty()) as Body, Some(0), None)
+    let mut r = Response::new(Either::Left(Full::default()));
+    *r.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+    r
 }
 
 fn text(status: u16, body: &'static str) -> Response<Body> {
-    Response::new(
-        StatusCode(status),
-        vec![header("Content-Type", "text/plain; charset=utf-8"), header("Cache-Control", "no-store")],
-        Box::new(body.as_bytes()) as Body,
-        Some(body.len()),
-        None,
-    )
+    let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));
+    *r.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+    header(&mut r, "Content-Type", "text/plain; charset=utf-8");
+    header(&mut r, "Cache-Control", "no-store");
+    r
 }
 
 fn mime_for(path: &Path) -> String {
@@ -299,6 +452,99 @@ mod tests {
         assert_eq!(parse_range("items=0-1", 100), Ignored);
         assert_eq!(parse_range("bytes=9-1", 100), Ignored);
         assert_eq!(parse_range("bytes=x-", 100), Ignored);
+    }
+
+    #[test]
+    fn if_none_match_uses_weak_comparison() {
+        let etag = "\"sha256-abc\"";
+        assert!(none_match("\"sha256-abc\"", etag));
+        assert!(none_match("W/\"sha256-abc\"", etag));
+        assert!(none_match("\"x\", W/\"sha256-abc\"", etag));
+        assert!(none_match(" * ", etag));
+        assert!(!none_match("\"sha256-0\"", etag));
+        assert!(!none_match("sha256-abc", etag));
+        assert!(!none_match("", etag));
+    }
+
+    #[test]
+    fn cache_policy_follows_the_name() {
+        let hash = "0".repeat(64);
+        assert_eq!(
+            cache_control_for(Path::new(&format!("f/sha256-{hash}.bpk"))),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(cache_control_for(Path::new("m/manifest.json")), "no-cache");
+    }
+
+    /// A fresh folder with `name` holding `bytes`.
+    fn site_with(test: &str, name: &str, bytes: &[u8]) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("brasa-serve-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join(name), bytes).unwrap();
+        root
+    }
+
+    fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn get<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
+        response.headers().get(name).map(|v| v.to_str().unwrap())
+    }
+
+    fn body_bytes(response: Response<Body>) -> Vec<u8> {
+        use http_body_util::BodyExt;
+
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async { response.into_body().collect().await.unwrap().to_bytes().to_vec() })
+    }
+
+    #[test]
+    fn answers_with_the_right_status_and_headers() {
+        let bytes: Vec<u8> = (0..600_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let root = site_with("headers", "big.wasm", &bytes);
+        let etags = EtagCache::default();
+        let etag = format!("\"sha256-{}\"", brasa_registry::sha256_hex(&bytes));
+
+        let ok = respond(&root, &etags, &request(Method::GET, "/big.wasm?v=1", &[]));
+        assert_eq!(ok.status(), 200);
+        assert_eq!(get(&ok, "etag"), Some(etag.as_str()));
+        assert_eq!(get(&ok, "content-type"), Some("application/wasm"));
+        assert_eq!(get(&ok, "content-length"), Some("600000"));
+        assert_eq!(get(&ok, "cache-control"), Some("no-cache"));
+        assert_eq!(get(&ok, "access-control-allow-origin"), Some("*"));
+        assert_eq!(get(&ok, "cross-origin-embedder-policy"), Some("require-corp"));
+        // Streamed in several chunks, every byte in place.
+        assert_eq!(body_bytes(ok), bytes);
+
+        let weak = format!("W/{etag}");
+        let not_modified =
+            respond(&root, &etags, &request(Method::GET, "/big.wasm", &[("If-None-Match", &weak)]));
+        assert_eq!(not_modified.status(), 304);
+        assert_eq!(get(&not_modified, "etag"), Some(etag.as_str()));
+
+        let range = respond(&root, &etags, &request(Method::GET, "/big.wasm", &[("Range", "bytes=300000-")]));
+        assert_eq!(range.status(), 206);
+        assert_eq!(get(&range, "content-range"), Some("bytes 300000-599999/600000"));
+        assert_eq!(get(&range, "content-length"), Some("300000"));
+        assert_eq!(body_bytes(range), &bytes[300_000..]);
+
+        let head = respond(&root, &etags, &request(Method::HEAD, "/big.wasm", &[]));
+        assert_eq!(head.status(), 200);
+        assert_eq!(get(&head, "content-length"), Some("600000"));
+        assert!(body_bytes(head).is_empty());
+
+        let post = respond(&root, &etags, &request(Method::POST, "/big.wasm", &[]));
+        assert_eq!(post.status(), 405);
+        assert_eq!(get(&post, "allow"), Some("GET, HEAD, OPTIONS"));
+        assert_eq!(respond(&root, &etags, &request(Method::OPTIONS, "/big.wasm", &[])).status(), 204);
+        assert_eq!(respond(&root, &etags, &request(Method::GET, "/missing", &[])).status(), 404);
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
