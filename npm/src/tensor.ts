@@ -35,7 +35,7 @@ export class Tensor<D extends DType = DType> {
     let array = toDType('tensor', dtype, data);
     if (dtype === 'float16' && array instanceof Float32Array) array = f32ToF16(array);
     if (dtypeFor(dtype, array) !== dtype) {
-      throw new BrasaError('invalid_input', `a ${dtype} tensor holds a ${ARRAY_TYPES[dtype].name}, not a ${array.constructor.name}`);
+      throw new BrasaError('invalid_input', `a ${dtype} tensor takes a ${ARRAY_TYPES[dtype].name}; got a ${array.constructor.name}`);
     }
     const shape = dims === undefined ? [array.length] : checkDims('tensor', dims);
     const size = shape.reduce((a, b) => a * b, 1);

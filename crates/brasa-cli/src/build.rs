@@ -554,6 +554,10 @@ fn ts_name(name: &str) -> String {
 fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[String]) -> Result<()> {
     // The WebGPU build cannot start under Node (no GPU); read the card from the CPU one.
     let probe = if backends.iter().any(|b| b == "cpu") { "cpu" } else { "webgpu" };
+    // The glue is an ES module: say so before Node loads it, or a `"type": "commonjs"`
+    // package.json above the output folder (what `npm init -y` writes) makes it a script.
+    // The package's own package.json replaces this one below.
+    std::fs::write(staged.join("package.json"), "{ \"type\": \"module\" }\n")?;
     let card = model_card(staged, probe)?;
     let name = card["name"].as_str().context("the model card has no name")?.to_string();
     let signature = &card["signature"];

@@ -303,8 +303,11 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     }
     std::fs::create_dir_all(out)?;
     // burn-onnx logs every step at DEBUG unless a subscriber is already installed.
-    let _ =
-        tracing_subscriber::fmt().with_max_level(tracing_subscriber::filter::LevelFilter::WARN).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        // Colour codes only on a terminal: `brasa build` runs this with stderr piped.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
     // It reports an unsupported or malformed graph by panicking: catch the message, quietly,
     // and return it as an error.
     let message = std::sync::Arc::new(std::sync::Mutex::new(String::new()));

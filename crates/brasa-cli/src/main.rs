@@ -67,10 +67,10 @@ enum Command {
         /// Builds to make.
         #[arg(long = "backend", value_delimiter = ',', default_values_t = ["cpu".to_string(), "webgpu".to_string()])]
         backends: Vec<String>,
-        /// Which builds to optimise with wasm-opt: none, cpu (default; the WebGPU build takes
-        /// minutes) or all.
-        #[arg(long, default_value = "cpu")]
-        opt: String,
+        /// Which builds to optimise with wasm-opt: none, cpu (the default of release builds;
+        /// the WebGPU build takes minutes) or all. Test builds default to none.
+        #[arg(long)]
+        opt: Option<String>,
         /// Cargo profile of the wasm builds: `release` (thin LTO: smallest and fastest, a
         /// WebGPU build links in minutes) or `test` (no LTO: links in seconds, a larger wasm
         /// with the same numerics; what brasa's own test runs use).
@@ -108,6 +108,7 @@ fn main() -> ExitCode {
         Command::Inspect { weights } => import::inspect(&weights),
         Command::Build { crate_dir, onnx, name, out, backends, opt, profile } => {
             let onnx = onnx.zip(name);
+            let opt = opt.unwrap_or_else(|| if profile == "test" { "none" } else { "cpu" }.into());
             build::build(&build::BuildOptions { crate_dir, onnx, out, backends, opt, profile })
         }
         Command::Registry { registry, command } => registry::run(&registry, command),

@@ -296,22 +296,36 @@ fn golden_check(
             );
         }
         if !independent {
+            let what = if golden.source.trim().is_empty() {
+                "has no `source`".to_string()
+            } else {
+                format!("names brasa as its `source` ({:?})", golden.source)
+            };
             bail!(
-                "{}: `source` names no independent reference (it is {:?}); a golden computed by brasa itself cannot catch brasa's own errors. Name the reference that computed the outputs (onnxruntime, PyTorch, numpy), or pass --self-golden to publish brasa's own outputs knowingly",
-                path.display(),
-                golden.source
+                "{}: the golden check {what}: say which independent reference computed the outputs (onnxruntime, PyTorch, numpy); a golden computed by brasa itself cannot catch brasa's own errors (pass --self-golden to publish one knowingly)",
+                path.display()
             );
         }
-    } else if golden.outputs.is_empty() {
+    }
+    let computed = from.self_golden && golden.outputs.is_empty();
+    if computed {
         let build = from
             .build
             .context("--self-golden without `outputs` computes them with the package: pass --build DIR")?;
         golden.outputs = self_computed_outputs(build, from.weights, &golden)?;
         golden.source = format!("brasa {} (self-computed with --self-golden)", env!("CARGO_PKG_VERSION"));
+    } else if from.self_golden && golden.source.trim().is_empty() {
+        // The manifest says where the outputs came from, even when the file did not.
+        golden.source = "not named (accepted with --self-golden)".into();
     }
     if from.self_golden && !independent {
+        let how = if computed {
+            "were computed by brasa itself (--self-golden)"
+        } else {
+            "name no independent `source` and are taken as brasa's own (--self-golden)"
+        };
         eprintln!(
-            "warning: {}: the golden outputs come from brasa itself; clients that disagree with this build are caught, brasa's own errors are not",
+            "warning: {}: the golden outputs {how}; clients that disagree with this build are caught, brasa's own errors are not",
             path.display()
         );
     }
@@ -373,9 +387,9 @@ process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) =>
 /// The signature in a model package's `model.json`, which must be the model's.
 fn build_signature(dir: &Path, model: &str) -> Result<brasa::Signature> {
     let path = dir.join("model.json");
-    let card: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-    )?;
+    let card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?)
+            .with_context(|| format!("{} is not valid JSON", path.display()))?;
     if card.get("name").and_then(|n| n.as_str()) != Some(model) {
         bail!("{} is the package of {}, not of `{model}`", dir.display(), card["name"]);
     }

@@ -278,7 +278,7 @@ fn a_golden_from_brasa_itself_needs_self_golden() {
     let computed = publish("1.0.0", &inputs_only, &["--self-golden"]);
     let stderr = String::from_utf8_lossy(&computed.stderr);
     assert!(computed.status.success(), "{stderr}");
-    assert!(stderr.contains("warning") && stderr.contains("brasa itself"), "{stderr}");
+    assert!(stderr.contains("warning") && stderr.contains("computed by brasa itself"), "{stderr}");
     let manifest =
         brasa_registry::Manifest::from_json(&std::fs::read(reg.join("mnist/manifest.json")).unwrap())
             .unwrap();
