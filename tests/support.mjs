@@ -2,7 +2,7 @@
 // SqueezeNet, the two-heads fixture), the real `brasa serve` on 127.0.0.1, Debian's Chromium
 // through playwright-core, and the independent references (numpy, onnx).
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -80,6 +80,28 @@ export function demoSite() {
   cpSync(join(CACHE, 'site'), dir, { recursive: true, filter: (src) => !src.startsWith(join(CACHE, 'site', 'registry')) });
   makeRegistry(join(dir, 'registry'));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Write `file` into a demo site: a blank page that imports brasa as `window.brasa`, runs
+ * `script` (module code; top-level await allowed), then sets `body[data-ready="1"]`.
+ */
+export function writeTestPage(dir, file, title, script = '') {
+  writeFileSync(
+    join(dir, file),
+    `<!doctype html>
+<meta charset="utf-8">
+<title>${title}</title>
+<link rel="icon" href="data:,">
+<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js" } }</script>
+<script type="module">
+  window.brasa = await import('brasa');
+${script}
+  document.body.dataset.ready = '1';
+</script>
+<body></body>
+`,
+  );
 }
 
 /** One reference input with the numpy logits of both registry versions. */

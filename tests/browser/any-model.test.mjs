@@ -6,10 +6,10 @@
 // id out of range is an `invalid_input` that leaves the model working.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { CACHE, chromium, demoSite, maxDiff, open, serve } from '../support.mjs';
+import { CACHE, chromium, demoSite, maxDiff, open, serve, writeTestPage } from '../support.mjs';
 
 const REF = JSON.parse(readFileSync(join(CACHE, 'fixtures/two-heads-reference.json'), 'utf8'));
 const TOLERANCE = { cpu: 1e-5, webgpu: 1e-4 };
@@ -22,21 +22,9 @@ before(async () => {
   // The demo site holds brasa (`brasa/dist/`), the package (`packages/two-heads/`) and its
   // weights (`fixtures/two-heads.bpk`); a blank page next to them imports both.
   site = demoSite();
-  writeFileSync(
-    join(site.dir, PAGE),
-    `<!doctype html>
-<meta charset="utf-8">
-<title>brasa: any model</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js" } }</script>
-<script type="module">
-  window.brasa = await import('brasa');
+  writeTestPage(site.dir, PAGE, 'brasa: any model', `
   window.twoHeads = (await import('./packages/two-heads/index.js')).default;
-  document.body.dataset.ready = '1';
-</script>
-<body></body>
-`,
-  );
+`);
   server = await serve(site.dir);
 });
 after(() => {

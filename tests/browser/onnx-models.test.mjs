@@ -4,10 +4,10 @@
 // silero-vad over 32 chunks with the recurrent state carried in the page.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { CACHE, chromium, demoSite, maxDiff, open, serve } from '../support.mjs';
+import { CACHE, chromium, demoSite, maxDiff, open, serve, writeTestPage } from '../support.mjs';
 
 const PAGE = 'onnx-models.html';
 const reference = (name) => JSON.parse(readFileSync(join(CACHE, 'fixtures', `${name}-reference.json`), 'utf8'));
@@ -21,24 +21,12 @@ before(async () => {
   // The demo site holds brasa (`brasa/dist/`) and the packages (`packages/<name>/`, each with
   // the `weights.bpk` its ONNX import wrote).
   site = demoSite();
-  writeFileSync(
-    join(site.dir, PAGE),
-    `<!doctype html>
-<meta charset="utf-8">
-<title>brasa: ONNX models</title>
-<link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js" } }</script>
-<script type="module">
-  window.brasa = await import('brasa');
+  writeTestPage(site.dir, PAGE, 'brasa: ONNX models', `
   window.load = async (name, backend) => {
     const pkg = (await import('./packages/' + name + '/index.js')).default;
     return window.brasa.loadModel(pkg, { weights: new URL('./packages/' + name + '/weights.bpk', location.href).href, backend });
   };
-  document.body.dataset.ready = '1';
-</script>
-<body></body>
-`,
-  );
+`);
   server = await serve(site.dir);
 });
 after(() => {

@@ -357,10 +357,10 @@ glue.initSync({ module: fs.readFileSync(`${dir}/cpu/model_bg.wasm`) });
 const golden = JSON.parse(fs.readFileSync(0, 'utf8'));
 const model = await glue.loadModel(fs.readFileSync(weights), 'cpu');
 const fetches = await model.run(glue.registryGoldenFeeds(golden));
-const half = (h) => (h & 0x8000 ? -1 : 1) * ((h >> 10) & 31 ? (1 + (h & 1023) / 1024) * 2 ** (((h >> 10) & 31) - 15) : (h & 1023) * 2 ** -24);
+// Raw little-endian bytes: brasa-types turns them into numbers (float16 included).
 process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) => ({
   name, dtype, dims: Array.from(dims),
-  data: Array.from(data, (v) => (dtype === 'float16' ? half(v) : Number(v))),
+  bytes: Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
 }))));
 "#;
     if !build.join("cpu/model.js").is_file() {
@@ -381,7 +381,23 @@ process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) =>
     if !out.status.success() {
         bail!("computing the golden outputs failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
-    serde_json::from_slice(&out.stdout).context("node returned no tensors")
+    #[derive(serde::Deserialize)]
+    struct Fetch {
+        name: String,
+        dtype: brasa::DType,
+        dims: Vec<usize>,
+        bytes: Vec<u8>,
+    }
+    let fetches: Vec<Fetch> = serde_json::from_slice(&out.stdout).context("node returned no tensors")?;
+    fetches
+        .into_iter()
+        .map(|f| {
+            let values = brasa::Values::from_le_bytes(f.dtype, &f.bytes).with_context(|| {
+                format!("output `{}`: {} bytes are no {} tensor", f.name, f.bytes.len(), f.dtype)
+            })?;
+            Ok(brasa::types::TensorJson::from_host(&f.name, &brasa::HostTensor::new(f.dims, values)))
+        })
+        .collect()
 }
 
 /// The signature in a model package's `model.json`, which must be the model's.
