@@ -10,10 +10,17 @@
 //               /tests/registry/scenarios.js → the scenarios, for the page.
 // Control port: POST /fault {path, ...}, POST /reset, GET /log, POST /stop, POST /start,
 //               POST /registry {args} (runs `brasa registry --registry <dir> ...args`).
+// Faults (for paths matching `path`, a regex; `times` limits how many requests they hit):
+//   status, drop, delayMs, stallAfter, truncate, tamper, transform (a manifest rewrite below;
+//   `with-golden` takes the fault's `golden`, `file-size` its `size`), compress (what a
+//   compressing proxy does: gzip bodies, weak ETags), noPreflight (a static host without CORS
+//   preflight support: OPTIONS answered 405 without CORS headers, only
+//   `Access-Control-Allow-Origin` on other answers).
 // Everything the scenarios need is reachable over HTTP, so the same scenario module runs
 // inside a page, in Node and in Deno.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import { extname, join, normalize } from 'node:path';
@@ -49,7 +56,31 @@ const TRANSFORMS = {
     m.channels.stable = { version: '1.0.1' };
     return JSON.stringify(m);
   },
+  // 1.0.1: stable's file with another golden check (`fault.golden`: inputs, outputs,
+  // tolerance, from the independent reference), e.g. one tighter than a backend meets.
+  'with-golden': (text, fault) => {
+    const m = JSON.parse(text);
+    const base = m.versions[m.channels.stable.version];
+    m.versions['1.0.1'] = { ...base, golden: fault.golden, notes: 'another golden check (test)' };
+    m.channels.stable = { version: '1.0.1' };
+    return JSON.stringify(m);
+  },
+  // The stable version's file listed with another size (`fault.size`): larger than the body
+  // the registry sends, or absurd (1e12).
+  'file-size': (text, fault) => {
+    const m = JSON.parse(text);
+    m.versions[m.channels.stable.version].files[0].size = fault.size;
+    return JSON.stringify(m);
+  },
 };
+
+/** Headers a static host without CORS preflight support sends: no `Access-Control-*` but the origin. */
+function withoutCorsExtras(headers) {
+  for (const name of Object.keys(headers)) {
+    if (name.startsWith('access-control-') && name !== 'access-control-allow-origin') delete headers[name];
+  }
+  return headers;
+}
 
 export async function startFaultProxy(registryDir) {
   const upstream = await serve(registryDir);
@@ -79,11 +110,23 @@ export async function startFaultProxy(registryDir) {
     const headers = { ...req.headers, host: upstreamUrl.host };
     // A rewritten body has its own ETag: revalidate against that, not upstream's.
     if (fault?.transform) delete headers['if-none-match'];
-    const entry = { method: req.method, path, ifNoneMatch: req.headers['if-none-match'] ?? null, status: 0, bytes: 0, fault: fault ? Object.keys(fault).filter((k) => k !== 'path').join(',') : null };
+    const entry = {
+      method: req.method,
+      path,
+      ifNoneMatch: req.headers['if-none-match'] ?? null,
+      cacheControl: req.headers['cache-control'] ?? null,
+      origin: req.headers.origin ?? null,
+      status: 0,
+      bytes: 0,
+      fault: fault ? Object.keys(fault).filter((k) => k !== 'path').join(',') : null,
+    };
     log.push(entry);
     const upstreamReq = http.request({ host: upstreamUrl.hostname, port: upstreamUrl.port, path: path.slice('/registry'.length) || '/', method: req.method, headers }, async (up) => {
       const outHeaders = { ...up.headers };
-      if (!fault || (!fault.truncate && !fault.tamper && !fault.transform && fault.stallAfter === undefined)) {
+      if (fault?.noPreflight) withoutCorsExtras(outHeaders);
+      // A compressing proxy weakens every ETag it passes (its bytes are not the origin's).
+      if (fault?.compress && outHeaders.etag && !outHeaders.etag.startsWith('W/')) outHeaders.etag = `W/${outHeaders.etag}`;
+      if (!fault || (!fault.truncate && !fault.tamper && !fault.transform && !fault.compress && fault.stallAfter === undefined) || up.statusCode === 304) {
         entry.status = up.statusCode;
         res.writeHead(up.statusCode, outHeaders);
         up.on('data', (c) => { entry.bytes += c.length; });
@@ -94,7 +137,7 @@ export async function startFaultProxy(registryDir) {
       for await (const c of up) chunks.push(c);
       let body = Buffer.concat(chunks);
       if (fault.transform && up.statusCode === 200) {
-        body = Buffer.from(TRANSFORMS[fault.transform](body.toString('utf8')));
+        body = Buffer.from(TRANSFORMS[fault.transform](body.toString('utf8'), fault));
         const etag = `"fault-${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
         outHeaders.etag = etag;
         if (req.headers['if-none-match'] === etag) {
@@ -109,6 +152,12 @@ export async function startFaultProxy(registryDir) {
         body[body.length >> 1] ^= 0x55;
       }
       if (fault.truncate !== undefined) body = body.subarray(0, fault.truncate);
+      if (fault.compress && up.statusCode === 200 && /\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) {
+        body = gzipSync(body);
+        outHeaders['content-encoding'] = 'gzip';
+        outHeaders.vary = 'Accept-Encoding';
+        delete outHeaders['accept-ranges'];
+      }
       entry.status = up.statusCode;
       if (fault.stallAfter !== undefined) {
         // Headers and the first bytes, then nothing: a stalled connection.
@@ -146,6 +195,12 @@ export async function startFaultProxy(registryDir) {
     }
     if (path === '/tests/registry/scenarios.js') return staticFile(res, join(ROOT, path));
     if (!path.startsWith('/registry/')) return res.writeHead(404).end();
+    if (req.method === 'OPTIONS' && faults.some((f) => f.noPreflight && new RegExp(f.path).test(path))) {
+      // A static host that knows GET and HEAD only: the preflight fails.
+      log.push({ method: req.method, path, status: 405, bytes: 0, fault: 'noPreflight', ifNoneMatch: null, origin: req.headers.origin ?? null });
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed');
+      return;
+    }
     const fault = req.method === 'OPTIONS' ? null : faultFor(path);
     if (fault?.drop) {
       log.push({ method: req.method, path, status: 0, bytes: 0, fault: 'drop', ifNoneMatch: null });

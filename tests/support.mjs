@@ -104,10 +104,15 @@ ${script}
   );
 }
 
-/** One reference input with the numpy logits of both registry versions. */
+/**
+ * One reference input with the numpy logits of both registry versions, and the blank image
+ * with its 1.0.0 logits (`blank`: small logits, so a tight absolute tolerance separates
+ * backends: Chromium's SwiftShader WebGPU is 9.2e-8 off numpy there, the CPU build 4.0e-8).
+ */
 export function expectedLogits() {
   const ref = reference();
-  return { input: ref.items[0].pixels, v100: ref.items[0].logits, v110: ref.variant.logits[0] };
+  const blank = ref.items.find((item) => item.name === 'blank');
+  return { input: ref.items[0].pixels, v100: ref.items[0].logits, v110: ref.variant.logits[0], blank: { input: blank.pixels, logits: blank.logits } };
 }
 
 /** Start `brasa serve` (on a free port unless given one); resolves to { url, stop }. */
@@ -193,11 +198,14 @@ async function badInputRound() {
   const before = await logits();
   const nan = new Float32Array(784); nan[100] = NaN;
   const inf = new Float32Array(784); inf[5] = Infinity;
+  const onePixelHuge = new Float32Array(784); onePixelHuge[300] = 1.2e37;
   const cases = {
     empty: () => model.run(new Float32Array(0)),
     short: () => model.run(new Float32Array(783)),
     nan: () => model.run(nan),
     infinity: () => model.run(inf),
+    huge: () => model.run(new Float32Array(784).fill(3e38)),
+    onePixelHuge: () => model.run(onePixelHuge),
     string: () => model.run('pixels'),
     bytes: () => model.run(new Uint8Array(784)),
     objects: () => model.run([{}, 1]),
@@ -231,14 +239,38 @@ export function checkBadInputRound(assert, outcome) {
     assert.equal(error?.name, 'BrasaError', `${name} did not fail with a BrasaError: ${JSON.stringify(error)}`);
   }
   const codes = Object.fromEntries(Object.entries(outcome.errors).map(([name, e]) => [name, e.code]));
-  const invalidInput = ['empty', 'short', 'nan', 'infinity', 'string', 'bytes', 'objects', 'nothing', 'unknownInput', 'wrongDims', 'wrongDtype'];
+  const invalidInput = ['empty', 'short', 'nan', 'infinity', 'huge', 'onePixelHuge', 'string', 'bytes', 'objects', 'nothing', 'unknownInput', 'wrongDims', 'wrongDtype'];
   for (const name of invalidInput) assert.equal(codes[name], 'invalid_input', `${name}: ${outcome.errors[name].message}`);
   assert.match(outcome.errors.nan.message, /`pixels`.*element 100 is NaN/);
   assert.match(outcome.errors.infinity.message, /`pixels`.*element 5 is inf/i);
+  // Finite but far outside what the model declares (its result would be NaN): refused first.
+  assert.match(outcome.errors.huge.message, /`pixels`.*element 0 is 3\d*e?\d*.*outside the declared range \[0, 1\]/);
+  assert.match(outcome.errors.onePixelHuge.message, /`pixels`.*element 300 .*outside the declared range/);
   assert.match(outcome.errors.bytes.message, /`pixels`.*uint8.*float32/);
   assert.match(outcome.errors.unknownInput.message, /`image`/);
   assert.equal(codes.truncatedWeights, 'invalid_weights');
   assert.equal(codes.otherModel, 'unknown_model');
   assert.equal(codes.otherSpec, 'unknown_model');
   assert.deepEqual(outcome.after, outcome.before);
+}
+
+/**
+ * Check what tests/runtime-suite.js's `runtimeSuite` gave in some runtime: numpy's logits for
+ * `expectedLogits().input` (1.0.0 from the registry), a bad input refused with `invalid_input`
+ * naming the tensor and the model answering the same after it, and the missing file's error
+ * naming the URL it resolved to (`missingUrl`, a RegExp).
+ */
+export function checkRuntimeSuite(assert, out, { backend = 'cpu', missingUrl }) {
+  const { v100 } = expectedLogits();
+  // `backend` may list what the machine decides (Deno has WebGPU where Vulkan has a device).
+  assert.ok([backend].flat().includes(out.backend), `ran on ${out.backend}, expected ${backend}`);
+  assert.ok(maxDiff(out.logits, v100) <= TOLERANCE, `logits ${out.logits}`);
+  assert.equal(out.badInput?.name, 'BrasaError', JSON.stringify(out.badInput));
+  assert.equal(out.badInput.code, 'invalid_input');
+  assert.match(out.badInput.message, /`pixels`/);
+  assert.deepEqual(out.after, out.logits, 'the model answers the same after the bad input');
+  assert.equal(out.registry.version, '1.0.0');
+  assert.ok(maxDiff(out.registry.logits, v100) <= TOLERANCE, `registry logits ${out.registry.logits}`);
+  assert.equal(out.missing?.code, 'network', JSON.stringify(out.missing));
+  assert.match(out.missing.message, missingUrl);
 }

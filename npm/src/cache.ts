@@ -1,6 +1,7 @@
 /**
  * Where the registry fetcher keeps verified weight files and its own small state. Keys are
- * short, flat names (`sha256-<hex>`, `state.json`). Pass your own {@link ModelCache} to keep
+ * short, flat names (`sha256-<hex>`, `state.json`, and apart from the state, so a damaged one
+ * loses less: `manifest-<hash>.json`, `client-id`). Pass your own {@link ModelCache} to keep
  * models in IndexedDB, OPFS, KV or anything else.
  * @module
  */
@@ -15,6 +16,31 @@ export interface ModelCache {
   delete(key: string): Promise<void>;
   /** What kind of storage this is, for metrics and events (`cache-storage`, `file`, `memory`…). */
   readonly kind: string;
+  /**
+   * Optional, for storage that other processes share (a `FileCache` folder): run `task`
+   * holding a lock that excludes every other process's `lock` on the same storage, released
+   * when `task` settles and broken (after a while) when its holder died. With it, the fetcher
+   * reads, changes and writes its state under the lock — merging what other processes wrote
+   * instead of overwriting it — and records the files its running models use as a lease that
+   * other processes' eviction respects. Without it (Cache Storage, memory), the state is kept
+   * in memory and written in the background, as for a single realm.
+   */
+  lock?<T>(task: () => Promise<T>): Promise<T>;
+  /**
+   * With `lock`: how long (ms) a process's lease on the files it serves lasts unless renewed
+   * (renewed every third of that while it runs); a crashed process's files are protected this
+   * long. Default 60 000.
+   */
+  readonly leaseMs?: number;
+  /**
+   * Whether what is written here outlives this realm: `false` when writes are accepted but
+   * not kept (Cloudflare's Cache API on `workers.dev`, a fall back to memory), `true` once a
+   * write was read back, `undefined`/`null` when not known. The fetcher reports `false` (the
+   * `cache-not-persisted` event; `brasa_cache_persistent` 0 on an endpoint).
+   */
+  readonly persistent?: boolean | null;
+  /** Why {@link persistent} is `false`. */
+  readonly persistenceReason?: string | null;
 }
 
 /** Keeps files in this realm's memory: gone with the page or process. The last resort. */
@@ -50,6 +76,8 @@ export class CacheStorageCache implements ModelCache {
   #memory = new MemoryCache();
   /** Why it fell back to memory, if it did. */
   fallbackReason: string | null = null;
+  #kept: boolean | null = null;
+  #lostReason: string | null = null;
 
   constructor(name = 'brasa-models', storage: CacheStorage = globalThis.caches) {
     this.#name = name;
@@ -58,6 +86,14 @@ export class CacheStorageCache implements ModelCache {
 
   get kind(): string {
     return this.fallbackReason === null ? 'cache-storage' : 'memory';
+  }
+
+  get persistent(): boolean | null {
+    return this.fallbackReason === null ? this.#kept : false;
+  }
+
+  get persistenceReason(): string | null {
+    return this.fallbackReason ?? this.#lostReason;
   }
 
   #open(): Promise<Cache | null> {
@@ -81,6 +117,16 @@ export class CacheStorageCache implements ModelCache {
     // Cloudflare's cache stores only responses that say they may be cached.
     const headers = { 'content-type': 'application/octet-stream', 'cache-control': 'public, max-age=31536000, immutable' };
     await cache.put(CACHE_ORIGIN + key, new Response(bytes.slice(), { headers }));
+    // Cloudflare's Cache API accepts and drops every write on workers.dev (and where a zone
+    // bypasses the cache): read it back, so that a cache that keeps nothing is visible.
+    const kept = await cache.match(CACHE_ORIGIN + key);
+    await kept?.body?.cancel().catch(() => undefined);
+    if (kept) {
+      this.#kept ??= true;
+    } else {
+      this.#kept = false;
+      this.#lostReason = `Cache Storage \`${this.#name}\` accepted a write but did not keep it (Cloudflare's Cache API does this on workers.dev): model files are downloaded again by every new isolate, and fetcher state (rollout identity included) does not survive one`;
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -24,6 +24,8 @@ export interface WasmModel {
   /** Validates, then swaps; throws a `BrasaError`-named Error and keeps the old weights on failure. */
   setWeights(bytes: Uint8Array): void;
   info(): WasmModelInfo;
+  /** The id of the GPU device it runs on (`undefined` on the CPU, and in builds before it). */
+  gpuDevice?(): number | undefined;
   free(): void;
 }
 
@@ -75,7 +77,7 @@ export interface KserveWasm {
     fetches: WasmTensor[],
   ): { body: Uint8Array; headerLength: number | null };
   /** JSON text. */
-  kserveModelMetadata(name: string, versions: string[], signature: Signature, limits: Limits): string;
+  kserveModelMetadata(name: string, versions: string[], signature: Signature, limits: Limits & { maxBodyBytes?: number; maxQueueRows?: number }): string;
 }
 
 /** The golden checks of registry versions (Rust): any model, any number of named tensors. */
@@ -96,6 +98,12 @@ export interface Bindings extends RegistryWasm, KserveWasm, GoldenWasm {
   compiledBackends(): string[];
   WasmBatchPolicy: new (policy: { maxBatch: number; maxQueueDelayUs: number; maxQueueRows: number }) => WasmBatchPolicy;
   WasmMetrics: new () => WasmMetrics;
+  /** Resolves with the reason once GPU device `id` is lost (absent from builds before it). */
+  gpuDeviceLost?(id: number): Promise<string>;
+  /** Why GPU device `id` was lost, `undefined` while it works. */
+  gpuDeviceLostReason?(id: number): string | undefined;
+  /** Bytes of the instance's linear memory (absent from builds made before it existed). */
+  memoryBytes?(): number;
 }
 
 /** A glue module before instantiation: its exports plus wasm-bindgen's two initialisers. */

@@ -216,3 +216,46 @@ export function logicOf<T extends object>(glue: T): T {
   }
   return view as T;
 }
+
+// ---------------------------------------------------------------------------------------------
+// GPU devices: a WebGPU build's models run on the device current when they loaded; the
+// browser may lose it (`GPUDevice.lost`). The build then gives later loads a new device in the
+// same instance, so losing a device kills its models, never the instance.
+
+/** The GPU device a model runs on. */
+export interface GpuDevice {
+  readonly id: number;
+  /** Resolves with the browser's reason once the device is lost. */
+  readonly lost: Promise<string>;
+  /** The reason, once lost (read synchronously: a run may fail before `lost` resolves). */
+  reason(): string | undefined;
+}
+
+const gpuDevices = new WeakMap<object, Map<string, GpuDevice>>();
+
+/**
+ * The GPU device `inner` (of the instance `t` of `bindings`) runs on; `null` on the CPU and for
+ * builds from before device ids. One watch per device, shared by its models.
+ */
+export function gpuDeviceOf(bindings: Bindings, t: Ticket, inner: WasmModel): GpuDevice | null {
+  if (typeof inner.gpuDevice !== 'function' || typeof bindings.gpuDeviceLost !== 'function') return null;
+  const id = guardCall(t, () => inner.gpuDevice!());
+  if (typeof id !== 'number') return null;
+  let devices = gpuDevices.get(t.glue);
+  if (!devices) gpuDevices.set(t.glue, (devices = new Map()));
+  const key = `${t.generation}:${id}`;
+  let device = devices.get(key);
+  if (!device) {
+    // Not through guardCall: it stays pending while the device works, and a waiter would
+    // turn an abort of the instance into a "lost" device.
+    const lost = bindings.gpuDeviceLost(id);
+    lost.catch(() => undefined);
+    device = {
+      id,
+      lost,
+      reason: () => (abortOf(t) ? undefined : (guardCall(t, () => bindings.gpuDeviceLostReason?.(id)) ?? undefined)),
+    };
+    devices.set(key, device);
+  }
+  return device;
+}

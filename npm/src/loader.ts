@@ -8,6 +8,7 @@ import { BrasaError, describe, message } from './errors.js';
 import type { Bindings, Glue, WasmModel } from './glue.js';
 import { guardCall, registerGlue, revive, ticket, type Ticket } from './internal.js';
 import { BrasaModel } from './model.js';
+import { checkLoadOptions } from './options.js';
 import type { Fetcher } from './registry.js';
 import type { AdapterInfo, Backend, BackendPreference, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
 import { loadVersioned, type Versioned } from './versioned.js';
@@ -45,14 +46,18 @@ export const PACKAGE_FORMAT = 'brasa-model@1';
  * `model.update()`).
  *
  * With `backend: 'auto'` brasa uses WebGPU when the package has a WebGPU build,
- * `navigator.gpu` gives an adapter and the GPU initialises; otherwise it runs on the CPU build
- * and says why (`onFallback`, `model.fallbackReason`). With `backend: 'webgpu'` a missing GPU
- * is an error.
+ * `navigator.gpu` gives an adapter and the GPU initialises (and, from a registry, the version
+ * passes its golden check there); otherwise it runs on the CPU build and says why
+ * (`onFallback`, `model.fallbackReason`). With `backend: 'webgpu'` a missing GPU is an error.
+ * After the browser lost a GPU device, the next load gets a new one; a model on the lost one
+ * emits `lost` and fails, or recovers as `deviceLost` allows.
  *
- * @throws BrasaError `unknown_model` (no package given, or its name is not the spec's),
- *   `incompatible` (not a `brasa-model@1` package, or a build that is not the package's
- *   model), `invalid_weights`, `backend_unavailable`, `network`, `wasm_load`, and from a
- *   registry `invalid_spec`, `not_found`, `invalid_manifest`, `integrity`, `golden_check`.
+ * @throws BrasaError `invalid_spec` (an option of the wrong type or out of range, named in
+ *   the message, before any work; with a registry, a spec that does not parse),
+ *   `unknown_model` (no package given, or its name is not the spec's), `incompatible` (not a
+ *   `brasa-model@1` package, or a build that is not the package's model), `invalid_weights`,
+ *   `backend_unavailable`, `network`, `wasm_load`, and from a registry `not_found`,
+ *   `invalid_manifest`, `integrity`, `golden_check`.
  */
 export interface LoadModel {
   <I extends TensorTypes, O extends TensorTypes>(model: ModelPackage<I, O>, options: LoadOptions): Promise<BrasaModel<I, O>>;
@@ -81,8 +86,9 @@ export interface LoaderContext {
   /** The WebGPU probe, or `null` where WebGPU is not wanted or not built. */
   probe(pkg: ModelPackage, preference: BackendPreference): Promise<Probe | null>;
   checkPreference(options: LoadOptions): BackendPreference;
-  /** Wrap a loaded model (and report a fallback). */
-  create(pkg: ModelPackage, loaded: Loaded, preference: BackendPreference, versioned: Versioned | null, options: LoadOptions): BrasaModel;
+  /** Wrap a loaded model (and report a fallback). `weights`: what it was loaded with, for a
+   * recovery after a lost GPU device (registry-backed models read theirs from the cache). */
+  create(pkg: ModelPackage, loaded: Loaded, preference: BackendPreference, versioned: Versioned | null, options: LoadOptions, weights?: Uint8Array): BrasaModel;
 }
 
 /** The body of a successful response; an HTTP error status is a `network` error. */
@@ -109,6 +115,9 @@ export function checkPackage(pkg: unknown): ModelPackage {
   if (!p.builds.cpu && !p.builds.webgpu) throw new BrasaError('incompatible', `the model package ${p.name} has no builds`);
   return p as ModelPackage;
 }
+
+/** A model name as specs have them (`crates/brasa-registry/src/spec.rs`). */
+const MODEL_NAME = /^[a-z0-9._-]{1,64}$/;
 
 /** The model name of a registry spec (`mnist@canary` -> `mnist`). */
 function specName(spec: string): string {
@@ -138,7 +147,9 @@ export function createLoader(platform: Platform): LoadModel {
           if (typeof glue?.loadModel !== 'function' || typeof glue.initSync !== 'function') throw new Error('its glue module does not export loadModel and initSync');
           await platform.instantiate(glue, build, options.wasm?.[backend]);
         } catch (err) {
-          throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}`, { cause: err });
+          // A package from before `index.js` imported its glue statically, in a service worker.
+          const hint = /import\(\) is disallowed/i.test(message(err)) ? "; this package's index.js imports its glue with import(): rebuild it with this brasa's `brasa build`" : '';
+          throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}${hint}`, { cause: err });
         }
         registerGlue(glue, pkg.name, backend);
         // Instantiated before (the module is one per realm) and aborted since: a new instance.
@@ -250,10 +261,30 @@ export function createLoader(platform: Platform): LoadModel {
     if (!['auto', 'webgpu', 'cpu'].includes(preference)) {
       throw new BrasaError('backend_unavailable', `unknown backend \`${String(preference)}\`; use 'auto', 'webgpu' or 'cpu'`);
     }
+    if (options.deviceLost !== undefined && !['fail', 'cpu', 'reload'].includes(options.deviceLost)) {
+      throw new BrasaError('backend_unavailable', `unknown deviceLost \`${String(options.deviceLost)}\`; use 'fail', 'cpu' or 'reload'`);
+    }
     return preference;
   }
 
-  function create(pkg: ModelPackage, loaded: Loaded, preference: BackendPreference, versioned: Versioned | null, options: LoadOptions): BrasaModel {
+  function create(pkg: ModelPackage, loaded: Loaded, preference: BackendPreference, versioned: Versioned | null, options: LoadOptions, weights?: Uint8Array): BrasaModel {
+    const deviceLost = options.deviceLost ?? 'fail';
+    // Weights kept for a recovery only where one may happen; a copy of bytes the caller owns.
+    const given = options.weights;
+    const theirs = given instanceof ArrayBuffer || ArrayBuffer.isView(given);
+    let kept = deviceLost !== 'fail' && loaded.backend === 'webgpu' && weights ? (theirs ? weights.slice() : weights) : null;
+    const recover = async (to: BackendPreference, latest: Uint8Array | null, lost: string) => {
+      kept = latest ?? kept;
+      const bytes = kept ?? (versioned ? (await versioned.client.weights(versioned.current)).bytes : null);
+      if (!bytes) throw new BrasaError('internal', 'the weights to load again were not kept');
+      const recovered = await instantiate(pkg, bytes, to, await probe(pkg, to), options);
+      if (recovered.backend === 'cpu') {
+        const reason = `the WebGPU device was lost (${lost})${recovered.fallbackReason ? ` and a new one could not be used: ${recovered.fallbackReason}` : ''}`;
+        options.onFallback?.({ from: 'webgpu', to: 'cpu', reason });
+        return { ...recovered, fallbackReason: reason };
+      }
+      return recovered;
+    };
     const model = new BrasaModel({
       pkg,
       inner: loaded.inner,
@@ -264,6 +295,8 @@ export function createLoader(platform: Platform): LoadModel {
       fallbackReason: loaded.fallbackReason,
       adapter: loaded.adapter,
       versioned,
+      deviceLost,
+      recover,
     });
     if (loaded.fallbackReason !== null) {
       const info: FallbackInfo = { from: 'webgpu', to: 'cpu', reason: loaded.fallbackReason };
@@ -280,6 +313,7 @@ export function createLoader(platform: Platform): LoadModel {
     if (!options || typeof options !== 'object') {
       throw new BrasaError('invalid_weights', 'loadModel(model, options) needs an options object with `weights` or `registry`');
     }
+    checkLoadOptions(options);
     const given = typeof first === 'string' ? options.build : first;
     if (typeof first !== 'string' && (typeof first !== 'object' || first === null)) {
       throw new BrasaError('unknown_model', `loadModel's first argument must be a model package or a registry spec; got ${describe(first)}`);
@@ -291,8 +325,12 @@ export function createLoader(platform: Platform): LoadModel {
       );
     }
     const pkg = checkPackage(given);
-    if (typeof first === 'string' && specName(first) !== pkg.name) {
-      throw new BrasaError('unknown_model', `the spec \`${first}\` names model \`${specName(first)}\`, but the package given (build) is \`${pkg.name}\``);
+    // Another model's name is refused here, before any wasm is instantiated; with a registry,
+    // what is no model name at all (``, `@stable`, `../mnist`) goes on to the spec parser (in
+    // Rust, by loadVersioned): `invalid_spec`, not another model.
+    const named = typeof first === 'string' ? specName(first) : pkg.name;
+    if (named !== pkg.name && (options.registry === undefined || MODEL_NAME.test(named))) {
+      throw new BrasaError('unknown_model', `the spec \`${first}\` names model \`${named}\`, but the package given (build) is \`${pkg.name}\``);
     }
     if (options.registry !== undefined) {
       if (options.weights !== undefined) throw new BrasaError('invalid_weights', 'give either `weights` or `registry`, not both');
@@ -305,7 +343,7 @@ export function createLoader(platform: Platform): LoadModel {
     const weights = await weightBytes(options.weights, options.signal);
     const probed = await probe(pkg, preference);
     const loaded = await instantiate(pkg, weights, preference, probed, options);
-    return create(pkg, loaded, preference, null, options);
+    return create(pkg, loaded, preference, null, options, weights);
   }
 
   return loadModel as LoadModel;

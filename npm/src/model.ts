@@ -4,12 +4,13 @@
  */
 import { BrasaError, describe } from './errors.js';
 import type { Bindings, WasmMetrics, WasmModel, WasmTensor } from './glue.js';
-import { abortOf, bindRuntime, guardCall, release, type Ticket } from './internal.js';
+import { abortOf, bindRuntime, gpuDeviceOf, guardCall, release, runtimeOf, type GpuDevice, type Ticket } from './internal.js';
 import { fromWasm, toWasmFeeds } from './tensor.js';
 import type {
   AdapterInfo,
   Backend,
   BackendPreference,
+  DeviceLostEvent,
   Feed,
   Feeds,
   Fetches,
@@ -23,6 +24,9 @@ import type {
   UpdateResult,
 } from './types.js';
 import type { Versioned } from './versioned.js';
+
+/** How long a run that failed the way a lost GPU device fails it waits to hear of the loss. */
+const LOSS_GRACE_MS = 1000;
 
 /** An event of a model; `detail` is the {@link ModelEvent}. */
 export class BrasaEvent<E extends ModelEvent = ModelEvent> extends Event {
@@ -45,6 +49,20 @@ export interface ModelInit {
   fallbackReason: string | null;
   adapter: AdapterInfo | null;
   versioned: Versioned | null;
+  /** `LoadOptions.deviceLost`. */
+  deviceLost: 'fail' | 'cpu' | 'reload';
+  /** Load the model again on `preference` after its GPU device was lost: `weights` when given
+   * (set with `setWeights`), else the weights it was loaded with. */
+  recover: (preference: BackendPreference, weights: Uint8Array | null, reason: string) => Promise<Recovered>;
+}
+
+/** @internal A model loaded again by {@link ModelInit.recover}. */
+export interface Recovered {
+  inner: WasmModel;
+  bindings: Bindings;
+  instance: Ticket;
+  backend: Backend;
+  fallbackReason: string | null;
 }
 
 /**
@@ -52,18 +70,15 @@ export interface ModelInit {
  * dtypes (from its package's types). Dispose of it to free its memory.
  *
  * Events (`addEventListener(type, (e) => e.detail)`): `run` after every successful run
- * ({@link RunEvent}), and for registry-backed models `update-available`, `updated`,
- * `rollback`, `offline`, `update-check` ({@link RegistryEvent}).
+ * ({@link RunEvent}), `lost` when its GPU device was lost ({@link DeviceLostEvent}), and for
+ * registry-backed models `update-available`, `updated`, `rollback`, `offline`,
+ * `update-check` ({@link RegistryEvent}).
  */
 export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTypes = TensorTypes> extends EventTarget {
   /** The model's name. */
   readonly name: string;
-  /** The backend it runs on. */
-  readonly backend: Backend;
   /** The backend that was asked for. */
   readonly requestedBackend: BackendPreference;
-  /** Why it runs on CPU although WebGPU was acceptable; `null` when it did not fall back. */
-  readonly fallbackReason: string | null;
   /** The GPU adapter (also set after a fallback caused by a failing GPU). */
   readonly adapter: AdapterInfo | null;
   /** Wall time of the last successful {@link run} (ms), input copy-in and result copy-out included. */
@@ -72,43 +87,168 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   #info: ModelInfo;
   #versioned: Versioned | null;
   #metrics: WasmMetrics;
-  /** The wasm instance `#inner` and `#metrics` live in; once it aborted, nothing calls them. */
+  /** The wasm instance `#metrics` lives in (the one the model loaded in: a switch to another
+   * backend after a lost GPU device keeps its metrics there). */
+  #metricsInstance: Ticket;
+  /** The wasm instance `#inner` lives in; once it aborted, nothing calls it. */
   #instance: Ticket;
+  #bindings: Bindings;
+  #backend: Backend;
+  #fallbackReason: string | null;
   #dead = false;
+  /** The GPU device `#inner` runs on (`null` on the CPU). */
+  #gpu: GpuDevice | null = null;
+  /** Why the model cannot run: its GPU device was lost (and it has not recovered). */
+  #lost: BrasaError | null = null;
+  /** The switch to another device or backend after a loss, while it runs. */
+  #recovering: Promise<void> | null = null;
+  #deviceLost: ModelInit['deviceLost'];
+  #recover: ModelInit['recover'];
+  /** Weights given to {@link setWeights}, kept for a recovery (`deviceLost` not `fail`). */
+  #weights: Uint8Array | null = null;
 
   /** @internal Use `loadModel`. */
   constructor(init: ModelInit) {
     super();
     this.name = init.pkg.name;
     this.#inner = init.inner;
-    this.backend = init.backend;
+    this.#backend = init.backend;
     this.requestedBackend = init.requested;
-    this.fallbackReason = init.fallbackReason;
+    this.#fallbackReason = init.fallbackReason;
     this.adapter = init.adapter;
     this.#versioned = init.versioned;
     this.#instance = init.instance;
+    this.#metricsInstance = init.instance;
+    this.#bindings = init.bindings;
+    this.#deviceLost = init.deviceLost;
+    this.#recover = init.recover;
     this.#info = guardCall(init.instance, () => infoOf(init.inner, init.pkg));
     this.#metrics = guardCall(init.instance, () => new init.bindings.WasmMetrics());
-    const instance = init.instance;
+    this.#watchGpu(init.inner);
+    const self = this;
     bindRuntime(this, {
-      bindings: init.bindings,
-      instance,
+      // Getters: after a lost GPU device the model may run in another build's instance.
+      get bindings() {
+        return self.#bindings;
+      },
+      get instance() {
+        return self.#instance;
+      },
       pkg: init.pkg,
       swap: (inner) => {
+        const instance = this.#instance;
         let old: WasmModel;
         try {
           old = this.#live();
         } catch (err) {
-          // Disposed, or its instance aborted meanwhile (then `inner` is of it too).
+          // Disposed, its instance aborted meanwhile (then `inner` is of it too), or its GPU
+          // device lost.
           release(instance, inner);
           throw err;
         }
         this.#info = guardCall(instance, () => infoOf(inner, init.pkg));
         this.#inner = inner;
+        this.#watchGpu(inner);
         release(instance, old);
       },
       recordFile: (version, fromCache, bytes) => this.#recordFile(version, fromCache, bytes),
     });
+  }
+
+  /** The backend it runs on (after a lost GPU device with `deviceLost: 'cpu'`, the CPU). */
+  get backend(): Backend {
+    return this.#backend;
+  }
+
+  /** Why it runs on CPU although WebGPU was acceptable (WebGPU unavailable, or its device
+   * lost); `null` when it did not fall back. */
+  get fallbackReason(): string | null {
+    return this.#fallbackReason;
+  }
+
+  /** Watch the GPU device `inner` runs on, if any. */
+  #watchGpu(inner: WasmModel): void {
+    const gpu = this.#backend === 'webgpu' ? gpuDeviceOf(this.#bindings, this.#instance, inner) : null;
+    this.#gpu = gpu;
+    if (gpu) void gpu.lost.then((reason) => this.#onDeviceLost(gpu, reason));
+  }
+
+  /** The GPU device `gpu` was lost: stop using it, and recover where the caller allowed it. */
+  #onDeviceLost(gpu: GpuDevice, reason: string): void {
+    // Already handled (a failed run saw it first), moved on to another device, or disposed.
+    if (this.#gpu !== gpu || this.#inner === null) return;
+    this.#gpu = null;
+    const recovery = this.#deviceLost;
+    const lost = (error: string | null) =>
+      new BrasaError(
+        'execution',
+        `the WebGPU device ${this.name} ran on was lost (${reason})${error ? ` and it could not recover: ${error}` : ''}; load the model again (a new load gets a new device)${recovery === 'fail' ? ", or load it with deviceLost: 'cpu' or 'reload' to recover by itself" : ''}`,
+      );
+    this.#lost = lost(null);
+    const emit = (state: DeviceLostEvent['state'], error: string | null) =>
+      this.dispatchEvent(new BrasaEvent({ type: 'lost', reason, state, recovery, backend: state === 'recovered' ? this.#backend : null, error }));
+    if (recovery === 'fail') {
+      // No more update checks: it cannot switch versions any more.
+      this.#versioned?.stop();
+      emit('lost', null);
+      return;
+    }
+    const old = { inner: this.#inner, instance: this.#instance };
+    // Set before the event: a listener's run waits for the switch.
+    this.#recovering = (async () => {
+      try {
+        const next = await this.#recover(recovery === 'cpu' ? 'cpu' : this.requestedBackend, this.#weights, reason);
+        if (this.#inner === null) {
+          // Disposed meanwhile.
+          release(next.instance, next.inner);
+          return;
+        }
+        this.#bindings = next.bindings;
+        this.#instance = next.instance;
+        this.#backend = next.backend;
+        this.#info = guardCall(next.instance, () => infoOf(next.inner, runtimeOf(this).pkg));
+        this.#inner = next.inner;
+        if (next.backend === 'cpu') this.#fallbackReason = next.fallbackReason;
+        this.#lost = null;
+        this.#watchGpu(next.inner);
+        emit('recovered', null);
+      } catch (err) {
+        const error = BrasaError.from(err);
+        this.#lost = lost(error.message);
+        this.#versioned?.stop();
+        emit('failed', error.message);
+        return;
+      } finally {
+        this.#recovering = null;
+      }
+      // Its tensors were on the lost device: nothing to give back but the wasm objects.
+      try {
+        release(old.instance, old.inner);
+      } catch {
+        // A lost device may refuse; the memory is gone with it.
+      }
+    })();
+    emit('lost', null);
+  }
+
+  /**
+   * After a run on `gpu` failed with `error`: was the device lost? Then start the recovery and
+   * say whether to run again. The browser may fail the run (a buffer that cannot be mapped)
+   * before it resolves `GPUDevice.lost`: for errors of that kind, wait for it a little.
+   */
+  async #lostDuring(gpu: GpuDevice, error: BrasaError): Promise<boolean> {
+    let reason = gpu.reason();
+    if (reason === undefined && /poison|lost|destroy|map/i.test(error.message)) {
+      let timer: Parameters<typeof clearTimeout>[0];
+      const grace = new Promise<undefined>((resolve) => {
+        timer = setTimeout(resolve, LOSS_GRACE_MS);
+      });
+      reason = await Promise.race([gpu.lost, grace]);
+      clearTimeout(timer);
+    }
+    if (reason !== undefined) this.#onDeviceLost(gpu, reason);
+    if (this.#recovering) await this.#recovering;
+    return gpu !== null && this.#gpu !== gpu && this.#lost === null && this.#inner !== null;
   }
 
   /**
@@ -165,6 +305,18 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   }
 
   /**
+   * Bytes of linear memory of the wasm instance the model runs in (shared by the models of
+   * the same build in this realm; a WebGPU build's tensors live on the GPU instead). It
+   * never shrinks: the high-water mark, which platform memory limits apply to. `null` for a
+   * build from before brasa 0.1's `memoryBytes` export, or once the instance aborted.
+   */
+  get memoryBytes(): number | null {
+    const runtime = runtimeOf(this);
+    if (abortOf(runtime.instance) || typeof runtime.bindings.memoryBytes !== 'function') return null;
+    return runtime.bindings.memoryBytes();
+  }
+
+  /**
    * Run the model once.
    *
    * `feeds` names every input: `{ pixels: tensor }`, where a tensor is a {@link Tensor} or a
@@ -183,21 +335,32 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
    *   instance aborted (a trap, e.g. burn panicking on a shape the graph cannot compute).
    *   Then this model, and every other model of the package on that backend loaded before,
    *   rejects every later call with `internal` ("load the model again"); a new `loadModel`
-   *   of the package runs on a fresh instance.
+   *   of the package runs on a fresh instance. A lost GPU device rejects with `execution`
+   *   naming the loss, unless the model was loaded with `deviceLost: 'cpu'` or `'reload'`:
+   *   then the run is answered after the switch.
    */
   async run(feeds: Feeds<I> | Feed<I[keyof I]>): Promise<Fetches<O>> {
     const started = performance.now();
-    let outputs: WasmTensor[];
+    let outputs!: WasmTensor[];
     let batch = 1;
-    try {
-      const inner = this.#live();
-      const tensors = toWasmFeeds(this.#info.signature, feeds);
-      batch = batchOf(this.#info.signature, tensors);
-      outputs = await guardCall(this.#instance, () => inner.run(tensors));
-    } catch (err) {
-      const error = BrasaError.from(err, 'execution');
-      this.#record(error.code, 0, performance.now() - started);
-      throw error;
+    for (let attempt = 0; ; attempt++) {
+      // A switch after a lost GPU device: runs wait for it, then go where it went.
+      if (this.#recovering) await this.#recovering;
+      const gpu = this.#gpu;
+      try {
+        const inner = this.#live();
+        const tensors = toWasmFeeds(this.#info.signature, feeds);
+        batch = batchOf(this.#info.signature, tensors);
+        outputs = await guardCall(this.#instance, () => inner.run(tensors));
+        break;
+      } catch (err) {
+        const error = BrasaError.from(err, 'execution');
+        // Its device was lost under this run: once the model recovered, run it there.
+        if (error.code === 'execution' && gpu && attempt === 0 && (await this.#lostDuring(gpu, error))) continue;
+        this.#record(error.code, 0, performance.now() - started);
+        // The loss says more than wgpu's "device is poisoned".
+        throw error.code === 'execution' && gpu && this.#lost ? this.#lost : error;
+      }
     }
     const result: Record<string, unknown> = {};
     for (const t of outputs) result[t.name] = fromWasm(t);
@@ -243,7 +406,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
 
   #record(outcome: string, batch: number, latencyMs: number): void {
     // An aborted wasm instance cannot record; the run's own error says why.
-    if (abortOf(this.#instance)) return;
+    if (abortOf(this.#metricsInstance)) return;
     const labels = this.#labels();
     try {
       this.#metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
@@ -261,7 +424,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   }
 
   #recordFile(version: string, fromCache: boolean, bytes: number): void {
-    if (abortOf(this.#instance)) return;
+    if (abortOf(this.#metricsInstance)) return;
     const labels = { model: this.name, version };
     try {
       if (fromCache) this.#metrics.inc('brasa_cache_hits_total', labels, 1);
@@ -280,12 +443,12 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
    * @throws BrasaError `internal` once its wasm instance aborted (the metrics were in it).
    */
   metrics(): Record<string, unknown> {
-    return guardCall(this.#instance, () => this.#metrics.snapshot()) as Record<string, unknown>;
+    return guardCall(this.#metricsInstance, () => this.#metrics.snapshot()) as Record<string, unknown>;
   }
 
   /** {@link metrics} in Prometheus' text format. */
   metricsText(): string {
-    return guardCall(this.#instance, () => this.#metrics.render());
+    return guardCall(this.#metricsInstance, () => this.#metrics.render());
   }
 
   /**
@@ -302,6 +465,8 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     } catch (err) {
       throw BrasaError.from(err, 'invalid_weights');
     }
+    // What a recovery after a lost GPU device loads again.
+    if (this.#deviceLost !== 'fail' && this.#backend === 'webgpu') this.#weights = bytes.slice();
     this.#info = { ...this.#info, ...(guardCall(this.#instance, () => inner.info()) as Partial<ModelInfo>) };
   }
 
@@ -327,6 +492,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
       }
       throw dead;
     }
+    if (this.#lost) throw this.#lost;
     return this.#inner;
   }
 }

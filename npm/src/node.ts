@@ -12,6 +12,7 @@ import { BrasaError } from './errors.js';
 import { FileCache } from './file-cache.js';
 import type { Glue } from './glue.js';
 import { createLoader, responseBytes, type Platform } from './loader.js';
+import { withoutCacheMode } from './registry.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
 import type { ModelBuild, WasmSource } from './types.js';
 
@@ -53,7 +54,7 @@ const node: Platform = {
         throw err;
       }
     }
-    return fetch(url, init);
+    return fetch(url, withoutCacheMode(init));
   },
   defaultCache() {
     sharedCache ??= new FileCache();
@@ -116,5 +117,5 @@ export function toNodeListener(handler: Pick<Handler, 'fetch'>): (req: IncomingM
   };
 }
 
-export { FileCache } from './file-cache.js';
+export { FileCache, type FileCacheOptions } from './file-cache.js';
 export * from './exports.js';

@@ -14,9 +14,10 @@ import { BrasaError } from './errors.js';
 import type { WasmMetrics } from './glue.js';
 import { abortOf, guardCall, type Ticket } from './internal.js';
 import type { LoadModel } from './loader.js';
-import { BatchTooLargeError, ModelEndpoint, NotReadyError, OverloadedError } from './serve/endpoint.js';
+import { BatchTooLargeError, ModelEndpoint, NotReadyError, OverloadedError, isBatched } from './serve/endpoint.js';
+import { memoryPlan, platformMemoryLimit, WASM32_MAX_BYTES, type MemoryPlan } from './serve/memory.js';
 import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS } from './serve/http.js';
-import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, WasmSource } from './types.js';
+import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, WasmSource } from './types.js';
 
 /** One model the endpoint serves. */
 export interface ServedModel {
@@ -47,8 +48,19 @@ export interface HandlerOptions {
   registry: string | URL;
   /** Backend; default `cpu` (servers and workers have no GPU, and a GPU has no use for tiny batches). */
   backend?: BackendPreference;
-  /** Largest request body accepted, in bytes (413 beyond). Default 8 MiB. */
+  /** Largest request body accepted, in bytes (413 beyond). Default 8 MiB, or what a batch
+   * of `maxBatch` rows takes in the binary format when that is more (so the stated
+   * `max_batch` can always be sent). Metadata states it (`max_body_bytes`). */
   maxBodyBytes?: number;
+  /**
+   * Most bytes a model's wasm instance may reach. When set, each model with a batch (and
+   * no unbounded dim besides it) is measured at load (zeros at batch 1, 2 and 4) and its
+   * `maxBatch` and `maxQueueRows` lowered so that an accepted request cannot exhaust it
+   * (larger requests get 400 `batch_too_large` saying so; metadata states the limit).
+   * Default: 128 MiB on Cloudflare Workers (their per-isolate limit), elsewhere the 4 GiB a
+   * wasm32 instance can address (past which a run traps); 0 turns it off.
+   */
+  memoryLimitBytes?: number;
   /**
    * Check the registry for a new version at most this often (ms), on the back of a request
    * (edge runtimes run timers and I/O only inside requests), and switch to it once it passed
@@ -169,15 +181,17 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         maxBatch: served.maxBatch ?? 32,
         maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
         maxQueueRows: served.maxQueueRows ?? 512,
+        maxBodyBytes: options.maxBodyBytes,
       },
       hooks,
     );
     if (endpoints.has(name)) throw new BrasaError('invalid_spec', `model ${name} is listed twice`);
     endpoints.set(name, endpoint);
   }
-  const maxBody = options.maxBodyBytes ?? 8 * 1024 * 1024;
   const startedAt = Date.now();
 
+  let warnedNotPersisted = false;
+  const memoryLimit = options.memoryLimitBytes === undefined ? platformMemoryLimit() : options.memoryLimitBytes > 0 ? Math.min(options.memoryLimitBytes, WASM32_MAX_BYTES) : null;
   const fileCounted = new Set<string>();
   const pendingFileMetrics: { name: string; version: string; fromCache: boolean; bytes: number }[] = [];
   function flushFileMetrics() {
@@ -202,6 +216,15 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       flushFileMetrics();
     };
     endpoint.error = null;
+    let persistent = 1;
+    const onEvent = (event: RegistryEvent) => {
+      if (event.type === 'cache-not-persisted') {
+        persistent = 0;
+        if (!warnedNotPersisted) console.warn(`brasa: ${event.reason}`);
+        warnedNotPersisted = true;
+      }
+      options.load?.onEvent?.(event);
+    };
     try {
       const model = await loadModel(endpoint.config.spec, {
         ...options.load,
@@ -210,10 +233,25 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         registry: options.registry,
         backend: options.backend ?? 'cpu',
         onProgress,
+        onEvent,
         autoUpdate: true,
       });
-      endpoint.attach(model);
-      record((m) => m.set('brasa_model_ready', endpoint.labels(), 1));
+      let plan: MemoryPlan | null = null;
+      if (memoryLimit !== null && isBatched(model.signature)) {
+        let why = 'a dim besides the batch has no upper bound, or the build cannot report its memory';
+        try {
+          plan = await memoryPlan(model, memoryLimit);
+        } catch (err) {
+          why = BrasaError.from(err).message;
+        }
+        // (Said only where a limit below the address space was asked for, or is the platform's.)
+        if (!plan && memoryLimit < WASM32_MAX_BYTES) console.warn(`brasa: ${endpoint.name}'s limits are not derived from the ${memoryLimit} byte memory limit (${why}): bound its requests with maxBatch and maxBodyBytes`);
+      }
+      endpoint.attach(model, plan);
+      record((m) => {
+        m.set('brasa_model_ready', endpoint.labels(), 1);
+        m.set('brasa_cache_persistent', { model: endpoint.name }, persistent);
+      });
       model.addEventListener('updated', (event) => {
         const { from } = (event as unknown as { detail: { from: string } }).detail;
         record((m) => {
@@ -308,15 +346,19 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     const model = endpoint.model!;
     const wasm = endpoint.bindings!;
     const declared = Number(request.headers.get('content-length') ?? NaN);
+    const maxBody = endpoint.maxBody;
+    const headerText = request.headers.get('inference-header-content-length');
+    // JSON numbers take 2-3 times the bytes of the binary format the limit is sized for.
+    const hint = headerText === null && endpoint.rowBytes !== null && endpoint.rowBytes * endpoint.limits.maxBatch <= maxBody ? `; the binary tensor format (Inference-Header-Content-Length) carries ${endpoint.limits.maxBatch} rows within it` : '';
     if (declared > maxBody) {
       count(endpoint, 'body_too_large', started);
-      return errorResponse(413, 'body_too_large', `request body is ${declared} bytes; the limit is ${maxBody}`);
+      return errorResponse(413, 'body_too_large', `request body is ${declared} bytes; the limit is ${maxBody}${hint}`);
     }
-    const headerText = request.headers.get('inference-header-content-length');
     let headerLength: number | undefined;
     if (headerText !== null) {
-      headerLength = Number(headerText.trim());
-      if (headerText.trim() === '' || !Number.isSafeInteger(headerLength) || headerLength < 0) {
+      // Decimal digits only (RFC 9110's Content-Length grammar): `Number()` alone takes 0x6b, 1e2, +107.
+      headerLength = /^\d+$/.test(headerText.trim()) ? Number(headerText.trim()) : NaN;
+      if (!Number.isSafeInteger(headerLength)) {
         count(endpoint, 'malformed_request', started);
         return errorResponse(400, 'malformed_request', `Inference-Header-Content-Length is ${JSON.stringify(headerText)}; it must be a byte count`);
       }
@@ -327,7 +369,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     } catch (err) {
       const tooLarge = err instanceof BodyTooLarge;
       count(endpoint, tooLarge ? 'body_too_large' : 'malformed_request', started);
-      return errorResponse(tooLarge ? 413 : 400, tooLarge ? 'body_too_large' : 'malformed_request', (err as Error).message);
+      return errorResponse(tooLarge ? 413 : 400, tooLarge ? 'body_too_large' : 'malformed_request', `${(err as Error).message}${tooLarge ? hint : ''}`);
     }
     let parsed;
     try {
@@ -339,7 +381,8 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       }
       const e = err as { code?: string; status?: number; message?: string };
       count(endpoint, e.code ?? 'malformed_request', started);
-      return errorResponse(e.status ?? 400, e.code ?? 'malformed_request', e.message ?? String(err));
+      const why = e.code === 'batch_too_large' && endpoint.batchLimitReason ? ` (the limit is ${endpoint.batchLimitReason})` : '';
+      return errorResponse(e.status ?? 400, e.code ?? 'malformed_request', `${e.message ?? String(err)}${why}`);
     }
     try {
       const result = await endpoint.infer(parsed);
@@ -395,12 +438,21 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       return new Response(renderMetrics(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } });
     }
     if (path === '/v2') {
+      if (!get) return notAllowed('GET');
       return json(200, { name: 'brasa', version: '0.1.0', extensions: [], uptime_seconds: (Date.now() - startedAt) / 1000 });
     }
     const match = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/infer|\/ready)?$/.exec(path);
     if (!match) return errorResponse(404, 'not_found', `no route ${method} ${path}`);
     const [, rawName, rawVersion, action] = match;
-    const name = decodeURIComponent(rawName);
+    let name: string;
+    let version: string | null;
+    try {
+      name = decodeURIComponent(rawName);
+      version = rawVersion === undefined ? null : decodeURIComponent(rawVersion);
+    } catch {
+      if (action === '/infer') count(null, 'malformed_request', started);
+      return errorResponse(400, 'malformed_request', `the path ${path} is not valid percent-encoding (RFC 3986 §2.1)`);
+    }
     const endpoint = endpoints.get(name);
     if (!endpoint) {
       if (action === '/infer') count(null, 'unknown_model', started);
@@ -410,7 +462,6 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (!endpoint.alive() && endpoint.loading) await endpoint.loading;
     const model = endpoint.model;
     if (!model) return notReady(endpoint);
-    const version = rawVersion === undefined ? null : decodeURIComponent(rawVersion);
     if (version !== null && version !== model.version) {
       if (action === '/infer') count(endpoint, 'unknown_version', started);
       return errorResponse(404, 'unknown_version', `model ${name} has no version ${version} loaded; it serves ${model.version}`);
@@ -418,7 +469,8 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (action === '/infer') return method === 'POST' ? infer(endpoint, request, started, ctx) : notAllowed('POST');
     if (!get) return notAllowed('GET');
     if (action === '/ready') return json(200, { name, ready: true });
-    return json(200, endpoint.bindings!.kserveModelMetadata(name, [model.version ?? ''], model.signature, endpoint.limits));
+    const stated = { ...endpoint.limits, maxBodyBytes: endpoint.maxBody, maxQueueRows: endpoint.maxQueueRows };
+    return json(200, endpoint.bindings!.kserveModelMetadata(name, [model.version ?? ''], model.signature, stated));
   }
 
   function renderMetrics(): string {

@@ -14,7 +14,9 @@ export type Backend = 'webgpu' | 'cpu';
 /** What the caller asks for: a backend, or `auto` for WebGPU when present, else CPU. */
 export type BackendPreference = Backend | 'auto';
 
-/** Where weights come from: a URL (relative URLs resolve against the page) or the bytes. */
+/** Where weights come from: a URL or the bytes. A relative URL resolves against the page, or
+ * a worker's script (Web Workers, service workers); under Node, and Deno without
+ * `--location`, it is a path in the working directory. Cloudflare Workers need absolute URLs. */
 export type WeightsSource = string | URL | ArrayBuffer | ArrayBufferView | Response;
 
 /** The wasm module of one build, for runtimes that must bundle it (Cloudflare Workers). */
@@ -28,7 +30,8 @@ export type TensorTypes = Record<string, DType>;
 
 /** One build of a model package: its wasm-bindgen glue (`--target web`) and its wasm file. */
 export interface ModelBuild {
-  /** Imports the build's glue module (`./cpu/model.js`). */
+  /** The build's glue module (`./cpu/model.js`). The `index.js` of `brasa build` imports it
+   * statically, as service workers allow no `import()`; importing it fetches no wasm. */
   glue: () => Promise<unknown>;
   /** The build's wasm file (`new URL('./cpu/model_bg.wasm', import.meta.url)`): fetched in
    * browsers, Deno and workers, read from disk under Node. `loadModel`'s `wasm` option
@@ -126,7 +129,11 @@ export interface TensorOf<D extends DType> {
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-/** Options of {@link loadModel}. Give either `weights` or `registry`. */
+/**
+ * Options of {@link loadModel}. Give either `weights` or `registry`. A value of the wrong type
+ * or out of range (`cacheBudget: 'abc'`, `timeoutMs: 0`, `registry: ''`) is refused before
+ * any work with a `BrasaError` of code `invalid_spec` naming the option and what it must be.
+ */
 export interface LoadOptions {
   /** The model's weights (burnpack), loaded as they are: no versions, no cache. */
   weights?: WeightsSource;
@@ -139,7 +146,9 @@ export interface LoadOptions {
    * A brasa registry (a folder any static host serves: `<model>/manifest.json` plus
    * content-addressed files). With a package as the first argument of `loadModel`, brasa
    * follows its `stable` channel; with a spec string (`mnist`, `mnist@canary`,
-   * `mnist@1.2.0`, `mnist@^1`) that spec.
+   * `mnist@1.2.0`, `mnist@^1`) that spec. Relative URLs resolve as `weights` do (on Node and
+   * Deno a relative folder is a local registry). Not empty: `''` is refused, not taken as the
+   * current page or folder.
    */
   registry?: string | URL;
   /**
@@ -148,8 +157,8 @@ export interface LoadOptions {
    * memory.
    */
   cache?: ModelCache;
-  /** Bytes of weights to keep cached; older versions are evicted least recently used first,
-   * never one in use. Default 256 MiB. */
+  /** Bytes of weights to keep cached (a number, 0 or more); older versions are evicted least
+   * recently used first, never one in use. Default 256 MiB. */
   cacheBudget?: number;
   /**
    * `cache-first` (default): start on the last version that worked for this spec when it is
@@ -160,14 +169,16 @@ export interface LoadOptions {
   /** Switch to a new version as soon as an update check finds one (it still must pass
    * integrity, load and golden checks). Default false: call `model.update()`. */
   autoUpdate?: boolean;
-  /** Check the registry every this many milliseconds while the model lives. Default: only
-   * at load. */
+  /** Check the registry every this many milliseconds (up to 2^31 - 1, about 24.8 days) while
+   * the model lives. Default (and `0`): only at load. */
   updateInterval?: number;
   /** A stable id for staged rollouts (e.g. a user id). Default: a random id persisted in the
-   * cache. */
+   * cache — which changes on every cold start where the cache keeps nothing (Cloudflare
+   * Workers on `workers.dev`: see the `cache-not-persisted` event); pin it there (e.g. from a
+   * Worker variable) so an isolate does not flip between a rollout's versions. */
   clientId?: string;
-  /** Give up on a manifest request, or on a file that sends no data, after this long (ms).
-   * Default 30000. */
+  /** Give up on a manifest request, or on a file that sends no data, after this long (ms,
+   * from 1 to 2^31 - 1). Default 30000. */
   timeoutMs?: number;
   /** Download progress, per file. */
   onProgress?: (progress: ProgressInfo) => void;
@@ -177,6 +188,26 @@ export interface LoadOptions {
   backend?: BackendPreference;
   /** Called when `auto` could not use WebGPU and runs on CPU instead; also on `model.fallbackReason`. */
   onFallback?: (event: FallbackInfo) => void;
+  /**
+   * What a model on WebGPU does when the browser loses its GPU device (`GPUDevice.lost`: a
+   * driver reset or update, the GPU process restarting, `device.destroy()`). Either way the
+   * model emits a `lost` event ({@link DeviceLostEvent}), and the next `loadModel` gets a new
+   * device.
+   *
+   * - `'fail'` (default): the model stays on the lost device; every later call rejects with
+   *   `execution` naming the loss. Load it again to run on a new device.
+   * - `'cpu'`: the model reloads the same weights on the package's CPU build and carries on
+   *   there (`backend` becomes `'cpu'`, `fallbackReason` says why, `onFallback` is called).
+   *   Runs that the loss failed, and runs made while it switches, are answered by the CPU
+   *   build: no failed request.
+   * - `'reload'`: as `'cpu'`, but onto what `backend` asks for: a new WebGPU device, and with
+   *   `backend: 'auto'` the CPU build when none can be had.
+   *
+   * `'cpu'` and `'reload'` keep a copy of weights given as `weights` (registry-backed models
+   * read theirs from the cache again). A model whose recovery fails stays lost; its `lost`
+   * event carries the error.
+   */
+  deviceLost?: 'fail' | 'cpu' | 'reload';
   /** Aborts fetching the weights. */
   signal?: AbortSignal;
   /** Override where each build's wasm comes from (e.g. a bundled `WebAssembly.Module` in
@@ -335,8 +366,28 @@ export type RegistryEvent =
   /** A version was refused (bad hash, weights that do not load, failed golden check); the
    * model stays on (or returned to) `version`. */
   | { type: 'rollback'; rejected: string; version: string | null; code: string; reason: string }
+  /** A download failed (`code`, `reason`: cut short, stalled, an HTTP error, bytes that do not
+   * match the manifest) and is tried once more, past every HTTP cache. */
+  | { type: 'retry'; version: string; file: string; code: string; reason: string }
+  /** `version` was proven bad and is remembered as refused: on `backend` for a failed golden
+   * check (another backend may still run it), on every backend (`null`) for a file the
+   * registry served contradicting its manifest twice (refused for 10 minutes), or weights that
+   * do not load. */
+  | { type: 'refused'; version: string; backend: Backend | null; code: string; reason: string }
   /** An update check finished. */
-  | { type: 'update-check'; outcome: UpdateCheck['outcome']; version: string; status: number | null; reason: string | null };
+  | { type: 'update-check'; outcome: UpdateCheck['outcome']; version: string; status: number | null; reason: string | null }
+  /** The cache (`kind`) did not keep what was written to it: files are downloaded again after
+   * a restart, and the random rollout identity changes (pin it with `clientId`). */
+  | { type: 'cache-not-persisted'; kind: string; reason: string }
+  /** The fetcher's state in the cache (`kind`) — `state.json`: last good and pending
+   * versions, refusals, manifests, which files are cached — was damaged (`reason`: not JSON,
+   * cut short, another schema, malformed fields) and was started afresh, or kept without what
+   * was malformed, and written back whole. Loads go on: cached files are found by their
+   * hashes and verified, and each manifest and the rollout id are also kept apart, so a
+   * cached version still loads with the registry down. What is lost: refusals (a refused
+   * version is checked again) and which version was last good (a load resolves the spec
+   * again). Said once per finding, on the model whose load or check found it. */
+  | { type: 'state-reset'; kind: string; reason: string };
 
 /** Dispatched after every successful `model.run`. */
 export interface RunEvent {
@@ -348,8 +399,27 @@ export interface RunEvent {
   version: string | null;
 }
 
+/**
+ * Dispatched when the GPU device a model ran on was lost (see `LoadOptions.deviceLost`), and
+ * again once it recovered (or failed to).
+ */
+export interface DeviceLostEvent {
+  type: 'lost';
+  /** What the browser said (`Destroyed: …`, `Unknown: …`). */
+  reason: string;
+  /** `lost`: the device is gone (every model on it gets this one); `recovered`: the model
+   * runs on `backend` now; `failed`: it could not recover (`error` says why) and stays lost. */
+  state: 'lost' | 'recovered' | 'failed';
+  /** The `deviceLost` option in force. */
+  recovery: 'fail' | 'cpu' | 'reload';
+  /** The backend the model runs on now; `null` while it runs nowhere. */
+  backend: Backend | null;
+  /** Why the recovery failed (`failed` only). */
+  error: string | null;
+}
+
 /** Any event a model dispatches (`model.addEventListener(type, e => e.detail)`). */
-export type ModelEvent = RegistryEvent | RunEvent;
+export type ModelEvent = RegistryEvent | RunEvent | DeviceLostEvent;
 
 /** The result of `model.checkForUpdate()`. */
 export interface UpdateCheck {
@@ -358,7 +428,9 @@ export interface UpdateCheck {
   outcome: 'current' | 'available' | 'rejected' | 'failed';
   /** The version the registry resolved to (or the current one when it could not be asked). */
   version: string;
-  /** HTTP status of the manifest request (304 when unchanged). */
+  /** HTTP status of the manifest request (304 when unchanged). In a browser, a registry on
+   * another origin is revalidated by the browser's HTTP cache (no CORS preflight), which
+   * answers 200 from its copy when the server said 304. */
   status: number | null;
   reason: string | null;
 }
@@ -368,5 +440,9 @@ export interface UpdateResult {
   updated: boolean;
   /** The version running afterwards. */
   version: string;
+  /** Why it did not switch: the update check failed (the registry could not be asked, or
+   * the new version's download failed: the `update-check` event's `reason`), found a version
+   * this client refused, or the new version was refused now (its `rollback` event's
+   * `reason`). `null` when it switched, or when there was nothing newer. */
   reason: string | null;
 }

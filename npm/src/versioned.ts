@@ -8,13 +8,14 @@ import type { GoldenWasm, WasmModel } from './glue.js';
 import { guardCall, logicOf, release as releaseObject, runtimeOf, type Ticket } from './internal.js';
 import type { Loaded, LoaderContext } from './loader.js';
 import { BrasaEvent, type BrasaModel } from './model.js';
-import { RegistryClient, Store, cacheKey, type ParsedSpec } from './registry.js';
+import { RegistryClient, Store, cacheKey, type ParsedSpec, type Refusal } from './registry.js';
 import type { GoldenCheck, GoldenOutcome, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, ResolvedVersion, UpdateCheck, UpdateResult } from './types.js';
 
 const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
 const DEFAULT_TIMEOUT_MS = 30_000;
 
-/** Error codes that mean "this version is bad", as opposed to "the network is". */
+/** Error codes that mean "this version is bad", as opposed to "the network is" (`integrity`
+ * only after a retry: the fetcher turns a body cut short into `network`). */
 const REFUSALS = new Set<string>(['integrity', 'invalid_weights', 'golden_check', 'incompatible']);
 
 /** Load a spec from a registry: resolve, fetch or read the cache, verify, load, golden-check. */
@@ -76,25 +77,73 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
     },
   });
 
-  /** Load one version; a version that fails integrity, loading or its golden check is refused for good. */
+  /** Errors that repeat a remembered refusal (not to be remembered again, which would extend it). */
+  const remembered = new WeakSet<BrasaError>();
+  /** A refusal remembered from an earlier load, as the error to throw. */
+  function refusedEarlier(version: string, refusal: Refusal): BrasaError {
+    const where = refusal.backend ? ` on ${refusal.backend}` : '';
+    const error = new BrasaError(refusal.code as BrasaError['code'], `version ${version} was refused earlier${where}: ${refusal.reason}`);
+    remembered.add(error);
+    return error;
+  }
+
+  /** Run `version`'s golden check on `loaded`; if it fails, release the model and refuse the version on that backend. */
+  async function passGolden(version: ResolvedVersion, loaded: Loaded): Promise<void> {
+    if (!version.golden) return;
+    try {
+      await runGolden(loaded.inner, loaded.bindings, loaded.instance, version.golden);
+    } catch (err) {
+      releaseObject(loaded.instance, loaded.inner);
+      const error = BrasaError.from(err);
+      await client.reject(version.version, error, loaded.backend);
+      throw error;
+    }
+  }
+
+  /**
+   * Load one version. What it is proven to fail is refused: bytes that contradict the manifest
+   * after a retry, and weights that do not load, everywhere; a golden check, on the backend it
+   * failed on, from which `auto` falls back to the CPU build (saying why). Network faults are
+   * never remembered.
+   */
   async function tryVersion(version: ResolvedVersion): Promise<Loaded> {
-    const refused = await client.rejection(version.version);
-    if (refused) {
-      throw new BrasaError(refused.code as BrasaError['code'], `version ${version.version} was refused earlier: ${refused.reason}`);
+    const v = version.version;
+    const everywhere = await client.rejection(v, null);
+    if (everywhere) throw refusedEarlier(v, everywhere);
+    const onGpu = await client.rejection(v, 'webgpu');
+    const onCpu = await client.rejection(v, 'cpu');
+    let target = preference;
+    let fallbackReason: string | null = null;
+    if (preference === 'webgpu' && onGpu) throw refusedEarlier(v, onGpu);
+    if (preference === 'cpu' && onCpu) throw refusedEarlier(v, onCpu);
+    if (preference === 'auto' && onGpu && probe?.ok) {
+      if (!pkg.builds.cpu || onCpu) throw refusedEarlier(v, onGpu);
+      target = 'cpu';
+      fallbackReason = `version ${v} failed its golden check on WebGPU earlier (${onGpu.reason})`;
     }
     try {
       const { bytes } = await client.weights(version, options.signal);
-      const loaded = await ctx.instantiate(pkg, bytes, preference, probe, options);
-      try {
-        if (version.golden) await runGolden(loaded.inner, loaded.bindings, loaded.instance, version.golden);
-      } catch (err) {
+      let loaded = await ctx.instantiate(pkg, bytes, target, target === 'cpu' ? null : probe, options);
+      if (loaded.backend === 'cpu' && onCpu) {
+        // `auto` fell back to the CPU build (no GPU after all), where the version failed before.
         releaseObject(loaded.instance, loaded.inner);
-        throw err;
+        throw refusedEarlier(v, onCpu);
       }
-      return loaded;
+      try {
+        await passGolden(version, loaded);
+      } catch (err) {
+        const error = BrasaError.from(err);
+        if (error.code !== 'golden_check' || preference !== 'auto' || loaded.backend !== 'webgpu' || !pkg.builds.cpu || onCpu) throw error;
+        // The WebGPU build is off by more than the tolerance; the CPU build may not be.
+        fallbackReason = `version ${v} failed its golden check on WebGPU (${error.message}); the CPU build passed it`;
+        loaded = await ctx.instantiate(pkg, bytes, 'cpu', null, options);
+        await passGolden(version, loaded);
+      }
+      return fallbackReason === null ? loaded : { ...loaded, fallbackReason, adapter: loaded.adapter ?? (probe?.ok ? probe.adapter : null) };
     } catch (err) {
       const error = BrasaError.from(err);
-      if (REFUSALS.has(error.code)) await client.reject(version.version, error);
+      // Golden checks were refused where they ran, earlier refusals stand as they were.
+      if (REFUSALS.has(error.code) && error.code !== 'golden_check' && !remembered.has(error)) await client.reject(v, error, null);
       throw error;
     }
   }
@@ -105,6 +154,11 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
     model = created;
     for (const event of early.splice(0)) created.dispatchEvent(new BrasaEvent(event));
     for (const f of files.splice(0)) runtimeOf(created).recordFile(f.version, f.fromCache, f.total);
+    // Said after the load, once its writes had their chance to stick.
+    const cache = store.cache;
+    if (cache.persistent === false) {
+      client.o.emit({ type: 'cache-not-persisted', kind: cache.kind, reason: cache.persistenceReason ?? `the ${cache.kind} cache keeps nothing` });
+    }
     versioned.start(created, check);
     return created;
   }
@@ -264,7 +318,7 @@ export class Versioned {
       await client.setPending(null);
       return done({ outcome: 'current', version: from, status: answer.status, reason: null });
     }
-    const refused = await client.rejection(target.version);
+    const refused = await client.rejection(target.version, model.backend);
     if (refused) return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: refused.reason });
     try {
       // Download and verify now, so update() (or the next load) switches without waiting.
@@ -272,7 +326,7 @@ export class Versioned {
     } catch (err) {
       const error = BrasaError.from(err);
       if (REFUSALS.has(error.code)) {
-        await client.reject(target.version, error);
+        await client.reject(target.version, error, null);
         client.o.emit({ type: 'rollback', rejected: target.version, version: from, code: error.code, reason: error.message });
         return done({ outcome: 'rejected', version: target.version, status: answer.status, reason: error.message });
       }
@@ -288,12 +342,17 @@ export class Versioned {
   async update(model: BrasaModel): Promise<UpdateResult> {
     const client = this.client;
     let pending = await client.pending();
+    // Why there is nothing to switch to, when the check says: it failed, or found a refused version.
+    let why: string | null = null;
     if (!pending || pending.version === this.current.version) {
-      await this.checkForUpdate(model);
+      const before = this.current.version;
+      why = (await this.checkForUpdate(model)).reason;
+      // With autoUpdate, the check switched already.
+      if (this.current.version !== before) return { updated: true, version: this.current.version, reason: null };
       pending = await client.pending();
     }
     const from = this.current.version;
-    if (!pending || pending.version === from) return { updated: false, version: from, reason: null };
+    if (!pending || pending.version === from) return { updated: false, version: from, reason: why };
     try {
       const { bytes } = await client.weights(pending);
       const runtime = runtimeOf(model);
@@ -315,7 +374,8 @@ export class Versioned {
       return { updated: true, version: pending.version, reason: null };
     } catch (err) {
       const error = BrasaError.from(err);
-      if (REFUSALS.has(error.code)) await client.reject(pending.version, error);
+      // A golden check failed on this model's backend only.
+      if (REFUSALS.has(error.code)) await client.reject(pending.version, error, model.backend);
       client.o.emit({ type: 'rollback', rejected: pending.version, version: from, code: error.code, reason: error.message });
       return { updated: false, version: from, reason: error.message };
     }

@@ -122,6 +122,8 @@ test('bad feeds are typed errors naming the tensor; the model answers after each
     'seq 65': [{ features: features(batch, 65), token_ids: good.token_ids }, /`features`.*65/],
     'batch mismatch': [{ features: features(batch, seq), token_ids: tokens(batch + 1) }, /`token_ids`|`features`/],
     'token id 16': [{ features: good.features, token_ids: new Tensor('int64', outOfRange, [batch, 3]) }, /`token_ids`.*16/],
+    // Finite inputs, no declared range, a result that overflows: refused naming the output.
+    'overflowing result': [{ features: features(batch, seq, 3.4e38), token_ids: good.token_ids }, /output `pooled`.*not finite/],
     'NaN in features': [{ features: { dtype: 'float32', dims: [batch, seq, 4], data: nan }, token_ids: good.token_ids }, /`features`.*element 7 is NaN/],
     'wrong element count': [{ features: { dtype: 'float32', dims: [batch, seq, 4], data: new Float32Array(batch * seq * 4 - 1) }, token_ids: good.token_ids }, /`features`/],
     'bare array for a two-input model': [Float32Array.from(c.features.data), /features|token_ids/],

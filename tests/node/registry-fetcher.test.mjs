@@ -2,7 +2,7 @@
 // model package, against the fault proxy in front of the real `brasa serve`.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -52,6 +52,24 @@ test('the default Node cache is a folder under XDG_CACHE_HOME, and a local folde
     if (saved === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = saved;
     rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('a manifest naming a file larger than a wasm32 instance can hold is invalid_manifest, not a failed download', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'brasa-huge-'));
+  try {
+    cpSync(under.registry.dir, dir, { recursive: true });
+    const path = join(dir, 'mnist/manifest.json');
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    const file = m.versions['1.0.0'].files[0];
+    file.size = 10 ** 12;
+    writeFileSync(path, JSON.stringify(m));
+    await assert.rejects(
+      brasa.loadModel('mnist@1.0.0', { registry: dir, build: mnist, cache: new brasa.MemoryCache(), backend: 'cpu' }),
+      (e) => e.code === 'invalid_manifest' && e.message.includes(file.path) && /4 GiB/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -86,6 +86,13 @@ test('bad specs, unknown channels and broken manifests are typed errors', () => 
   const dangling = JSON.parse(manifest);
   dangling.channels.stable.version = '9.9.9';
   assert.deepEqual(code(() => glue.registryResolve(JSON.stringify(dangling), 'mnist', 'c')), ['BrasaError', 'invalid_manifest']);
+  // A file no wasm32 instance can hold (4 GiB or more) is refused with the manifest, naming it.
+  const huge = JSON.parse(manifest);
+  huge.versions['1.0.0'].files[0].size = 10 ** 12;
+  assert.throws(
+    () => glue.registryResolve(JSON.stringify(huge), 'mnist@1.0.0', 'c'),
+    (e) => e.code === 'invalid_manifest' && e.message.includes(huge.versions['1.0.0'].files[0].path) && /4 GiB/.test(e.message),
+  );
 });
 
 test('file integrity: intact bytes pass, truncated or tampered bytes do not', () => {

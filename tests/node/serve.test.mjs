@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -93,6 +93,98 @@ test('CORS preflight, HEAD, other methods and path traversal', async () => {
     req.end();
   });
   assert.equal(status, 404);
+});
+
+test('symlinks that lead out of the served folder are not followed (404); ones inside it are', async () => {
+  const outside = mkdtempSync(join(tmpdir(), 'brasa-serve-outside-'));
+  try {
+    writeFileSync(join(outside, 'secret.txt'), 'secret');
+    mkdirSync(join(dir, 'links'));
+    symlinkSync('/etc/passwd', join(dir, 'links/passwd'));
+    symlinkSync(join(outside, 'secret.txt'), join(dir, 'links/secret.txt'));
+    symlinkSync(outside, join(dir, 'links/outside'));
+    symlinkSync(join(dir, 'mnist/manifest.json'), join(dir, 'links/manifest.json'));
+    for (const path of ['links/passwd', 'links/secret.txt', 'links/outside/secret.txt', 'links/outside/']) {
+      const res = await fetch(url(path));
+      assert.equal(res.status, 404, path);
+      assert.doesNotMatch(await res.text(), /secret|root:/, path);
+    }
+    const inside = await fetch(url('links/manifest.json'));
+    assert.equal(inside.status, 200);
+    assert.deepEqual(await inside.json(), manifest);
+  } finally {
+    rmSync(join(dir, 'links'), { recursive: true, force: true });
+    rmSync(outside, { recursive: true, force: true });
+  }
+});
+
+/** One raw request on a fresh connection; resolves to the response's head (status line and headers) and body, as text. */
+function rawRequest(method, path, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(server.url);
+    const s = connect({ host: hostname, port: Number(port) }, () => {
+      const lines = Object.entries({ Host: `${hostname}:${port}`, Connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}\r\n`);
+      s.write(`${method} ${path} HTTP/1.1\r\n${lines.join('')}\r\n`);
+    });
+    let got = '';
+    s.on('data', (chunk) => { got += chunk.toString('latin1'); });
+    s.on('end', () => {
+      const at = got.indexOf('\r\n\r\n');
+      resolve({ head: got.slice(0, at), body: got.slice(at + 4) });
+    });
+    s.on('error', reject);
+  });
+}
+
+// RFC 9110/9111 as CDNs, proxies and browsers apply them, and CORS for a registry on another origin.
+test('304s carry the validator and cache policy, no body and no Content-Length; HEAD too', async () => {
+  const etag = (await fetch(url('mnist/manifest.json'), { method: 'HEAD' })).headers.get('etag');
+  for (const method of ['GET', 'HEAD']) {
+    const { head, body } = await rawRequest(method, '/mnist/manifest.json', { 'If-None-Match': `W/${etag}` });
+    assert.match(head, /^HTTP\/1\.1 304/, method);
+    assert.equal(body, '', method);
+    assert.doesNotMatch(head, /^content-length:/im, `${method}: ${head}`);
+    assert.match(head, new RegExp(`^etag: ${etag.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'im'));
+    assert.match(head, /^cache-control: no-cache$/im);
+  }
+});
+
+test('If-Range: a stale validator gets the whole file, never a part of another version', async () => {
+  const res = await fetch(url(`mnist/${filePath}`));
+  const etag = res.headers.get('etag');
+  const size = Number(res.headers.get('content-length'));
+  await res.arrayBuffer();
+  const current = await fetch(url(`mnist/${filePath}`), { headers: { Range: 'bytes=0-99', 'If-Range': etag } });
+  assert.equal(current.status, 206);
+  assert.equal((await current.arrayBuffer()).byteLength, 100);
+  for (const validator of ['"sha256-0"', `W/${etag}`, 'Tue, 01 Dec 2026 00:00:00 GMT']) {
+    const stale = await fetch(url(`mnist/${filePath}`), { headers: { Range: 'bytes=0-99', 'If-Range': validator } });
+    assert.equal(stale.status, 200, validator);
+    assert.equal((await stale.arrayBuffer()).byteLength, size, validator);
+  }
+});
+
+test('a 416 is never cacheable: one Cache-Control, no-store', async () => {
+  const { head } = await rawRequest('GET', `/mnist/${filePath}`, { Range: 'bytes=999999999-' });
+  assert.match(head, /^HTTP\/1\.1 416/);
+  assert.deepEqual(head.match(/^cache-control: .*$/gim), ['cache-control: no-store']);
+});
+
+test('CORS preflight allows what browsers ask for, and is cached; ETag is readable cross-origin', async () => {
+  const pre = await fetch(url('mnist/manifest.json'), {
+    method: 'OPTIONS',
+    headers: { Origin: 'http://127.0.0.1:1', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'if-none-match,if-modified-since,cache-control' },
+  });
+  assert.equal(pre.status, 204);
+  assert.equal(pre.headers.get('access-control-allow-origin'), '*');
+  const allowed = pre.headers.get('access-control-allow-headers').toLowerCase().split(/\s*,\s*/);
+  for (const name of ['if-none-match', 'if-modified-since', 'cache-control']) assert.ok(allowed.includes(name), `${name} not in ${allowed}`);
+  assert.match(pre.headers.get('access-control-allow-methods'), /GET/);
+  assert.ok(Number(pre.headers.get('access-control-max-age')) > 0);
+  const get = await fetch(url('mnist/manifest.json'), { headers: { Origin: 'http://127.0.0.1:1' } });
+  await get.arrayBuffer();
+  const exposed = get.headers.get('access-control-expose-headers').toLowerCase().split(/\s*,\s*/);
+  assert.ok(exposed.includes('etag'), exposed.join());
 });
 
 /** A raw TCP connection to the server, open. */

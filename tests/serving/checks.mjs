@@ -355,6 +355,24 @@ export async function checkTwoHeads(url, ref, { maxBatch = 32, maxQueueRows = 51
   assert.equal(inferred(metricsAfter) - inferred(metricsBefore), rowsSent, metricsAfter);
   assert.match(metricsAfter, /^brasa_requests_total\{backend="cpu",model="two-heads",outcome="ok",version="1.0.0"\} \d+/m);
 
+  // A result that overflows (finite inputs, no declared range) is refused, 400 naming the
+  // output, and only for its own request: good requests batched with it get their answers.
+  // (The model averages over `seq`: its sum of 3.4e38s overflows once `seq` is 2 or more.)
+  const seq = Math.max(...singles.map((k) => k.features.dims[1]));
+  const overflowing = { inputs: [{ name: 'features', shape: [1, seq, 4], datatype: 'FP32', data: new Array(seq * 4).fill(3.4e38) }, tok([1, 2, 3])] };
+  const alone = await refusal(post(url, 'two-heads', overflowing), 'overflowing result');
+  assert.deepEqual([alone.status, alone.code], [400, 'invalid_input'], alone.text);
+  assert.match(alone.error, /output `pooled`.*not finite/);
+  const neighbours = singles.filter((k) => k.features.dims[1] === seq);
+  const together = [...neighbours, ...neighbours];
+  const [bad, ...good] = await Promise.all(
+    [overflowing, ...together.map((k) => twoHeadsRequest(k))].map((body) => post(url, 'two-heads', body).then(async (r) => ({ status: r.status, body: await r.json() }))),
+  );
+  assert.equal(bad.status, 400, JSON.stringify(bad.body));
+  good.forEach(({ status, body }, i) => {
+    assert.equal(status, 200, `request batched with an overflowing one: ${JSON.stringify(body)}`);
+    assertCase(byName(body), together[i], `neighbour ${i}`);
+  });
   // Still serving mnist beside it.
   assert.equal((await post(url, 'mnist', request(new Array(784).fill(0.5)))).status, 200);
   return answers;

@@ -393,6 +393,49 @@ for (const [runtime, start] of Object.entries(START)) {
       console.log(`# ${runtime} squeezenet-onnx: max |endpoint - reference| ${worst.toExponential(2)}`);
     });
 
+    test('squeezenet-onnx: batch limits derived from the memory limit (workerd: 128 MiB per isolate); at the limit it answers, past it 400', async () => {
+      const meta = await ok(fetch(`${server.url}v2/models/squeezenet-onnx`), 'metadata');
+      const { max_batch: maxBatch, max_body_bytes: maxBody, max_queue_rows: maxQueue } = meta.parameters;
+      assert.ok(Number.isInteger(maxBatch), `metadata states no max_batch: ${JSON.stringify(meta)}`);
+      report[runtime].squeezenetMaxBatch = maxBatch;
+      // Every stated limit admits a request of max_batch rows in the binary format (a
+      // 224×224 image is 602,112 bytes): the body limit grows with the batch, not 8 MiB.
+      assert.ok(maxBody >= maxBatch * 602_112, `max_body_bytes ${maxBody} cannot carry max_batch ${maxBatch} images`);
+      assert.ok(maxQueue >= maxBatch, `max_queue_rows ${maxQueue} < max_batch ${maxBatch}`);
+      const images = (n) => {
+        const one = SQUEEZENET.inputs[0];
+        const data = new Float32Array(n * one.length);
+        for (let i = 0; i < n; i++) data.set(one, i * one.length);
+        return binaryRequest([{ name: 'data_0', datatype: 'FP32', shape: [n, 3, 224, 224], data }], { outputs: [{ name: 'softmaxout_1', parameters: { binary_data: true } }] });
+      };
+      if (runtime !== 'workerd') {
+        // No memory limit unless one is given: the configured maxBatch (32), and 32 images
+        // (19 MB) get through.
+        assert.equal(maxBatch, 32);
+        const full = await postBinary(server.url, 'squeezenet-onnx', images(32));
+        assert.equal(full.status, 200, full.status === 200 ? '' : await full.text());
+        const { outputs } = await parseBinaryResponse(full);
+        assert.ok(maxDiff(outputs.softmaxout_1.data.slice(-1000), SQUEEZENET.outputs[0]) <= 1e-5);
+        return;
+      }
+      // A 224×224 image costs SqueezeNet ~10 MiB of activations: 32 of them would not fit.
+      assert.ok(maxBatch >= 1 && maxBatch < 32, `max_batch ${maxBatch}`);
+      const past = await postBinary(server.url, 'squeezenet-onnx', images(maxBatch + 1));
+      const text = await past.text();
+      assert.equal(past.status, 400, text);
+      assert.equal(JSON.parse(text).code, 'batch_too_large', text);
+      assert.match(text, /memory limit/);
+      const at = await postBinary(server.url, 'squeezenet-onnx', images(maxBatch));
+      assert.equal(at.status, 200, at.status === 200 ? '' : await at.text());
+      const { outputs } = await parseBinaryResponse(at);
+      assert.ok(maxDiff(outputs.softmaxout_1.data.slice(-1000), SQUEEZENET.outputs[0]) <= 1e-5);
+      // The batch at the limit stayed within it.
+      const metrics = await (await fetch(`${server.url}metrics`)).text();
+      const memory = Number(/^brasa_wasm_memory_bytes\{[^}]*model="squeezenet-onnx"[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+      assert.ok(memory > 0 && memory <= 128 * 1024 * 1024, `wasm memory after a batch of ${maxBatch}: ${memory}\n${metrics}`);
+      report[runtime].squeezenetMemoryAtLimit = memory;
+    });
+
     test('ocr-det 1x3x30x50 aborts the wasm instance: 500 internal, the model is loaded again and answers as onnxruntime; the server lives on', async () => {
       const result = await checkRecovery(server.url);
       report[runtime].recovery = result;

@@ -118,9 +118,10 @@ export async function startWorkerd(bundle, registry, config = {}) {
       { type: 'CompiledWasm', include: ['**/*.wasm'] },
     ],
     compatibilityDate: '2026-04-01',
-    bindings: settings(registry, { models: bundle.models, ...config }),
-    // Workers' Cache API, kept on disk so a restarted isolate finds it (as a colo's cache does).
-    cachePersist: config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-workerd-cache-')),
+    bindings: { ...settings(registry, { models: bundle.models, ...config }), ...(config.clientId ? { BRASA_CLIENT_ID: config.clientId } : {}) },
+    // Workers' Cache API, kept on disk so a restarted isolate finds it (as a colo's cache
+    // does); `cache: false` makes it accept and drop every write, as on workers.dev.
+    ...(config.cache === false ? { cache: false } : { cachePersist: config.cacheDir ?? mkdtempSync(join(tmpdir(), 'brasa-workerd-cache-')) }),
     host: '127.0.0.1',
     port: 0,
   });

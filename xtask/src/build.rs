@@ -153,6 +153,7 @@ fn demo_registry(registry: &Path) -> Result<()> {
 /// Every test suite, in order of cost.
 pub fn test() -> Result<()> {
     util::run(cargo().args(["fmt", "--all", "--check"]))?;
+    util::run(cargo().args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--check"]))?;
     util::run(cargo().args([
         "clippy",
         "--workspace",
@@ -166,6 +167,9 @@ pub fn test() -> Result<()> {
     // Both backends in one check: one compilation of burn for wasm32 instead of two.
     util::run(wasm_cargo("clippy", &WASM_BUILDS.join(",")).args(["--", "-D", "warnings"]))?;
     util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
+    // A short fuzz run: the targets still build, and the seeds and a few seconds of mutations
+    // pass every target's checks (the long runs are `cargo xtask fuzz`).
+    crate::fuzz::run(&[], crate::fuzz::CI_SECONDS, 2048)?;
     let node_tests = |dir: &str| {
         let mut cmd = in_root("node");
         cmd.args(["--test", "--test-concurrency=1"]);
@@ -190,7 +194,8 @@ pub fn test() -> Result<()> {
 /// The benchmarks: brasa against onnxruntime-web and TF.js (bench/compare.mjs), brasa's
 /// CPU build against onnxruntime-web on the ONNX files of `ONNX_MODELS`
 /// (bench/onnx-models.mjs), brasa's own latency and load times on the demo page, then (full
-/// runs) the endpoint benchmark, whose harness the endpoint test suite already exercises in CI.
+/// runs) the endpoint benchmark, whose harness the endpoint test suite already exercises in CI,
+/// and last the soak (`soak`).
 pub fn bench(smoke: bool) -> Result<()> {
     // Native latency comes from the model crates' examples, for the wasm/native ratio. Built
     // with the package selection of the workspace's tests, so cargo unifies the same features
@@ -202,16 +207,27 @@ pub fn bench(smoke: bool) -> Result<()> {
         scripts.push("bench/serving.mjs");
     }
     for script in scripts {
-        let mut cmd = in_root("node");
-        cmd.arg(script)
-            .env("BRASA_CACHE_DIR", paths::local_cache())
-            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"))
-            .env("BRASA_SQUEEZENET_BENCH", paths::target_dir().join("debug/examples/squeezenet_latency"))
-            .env("BRASA_MNIST_BENCH", paths::target_dir().join("debug/examples/mnist_latency"));
-        if smoke {
-            cmd.arg("--smoke");
-        }
-        util::run(&mut cmd)?;
+        bench_script(script, smoke)?;
     }
-    Ok(())
+    soak(smoke)
+}
+
+/// The soak (bench/soak.mjs): 100,000 runs with model swaps, update checks and bad inputs,
+/// then the Node endpoint under load for 10 minutes; memory curves in bench/soak-results.md.
+/// `smoke`: 200 runs and 10 s of load (results in bench/out/ only), so it cannot rot.
+pub fn soak(smoke: bool) -> Result<()> {
+    bench_script("bench/soak.mjs", smoke)
+}
+
+fn bench_script(script: &str, smoke: bool) -> Result<()> {
+    let mut cmd = in_root("node");
+    cmd.arg(script)
+        .env("BRASA_CACHE_DIR", paths::local_cache())
+        .env("BRASA_CLI", paths::target_dir().join("debug/brasa"))
+        .env("BRASA_SQUEEZENET_BENCH", paths::target_dir().join("debug/examples/squeezenet_latency"))
+        .env("BRASA_MNIST_BENCH", paths::target_dir().join("debug/examples/mnist_latency"));
+    if smoke {
+        cmd.arg("--smoke");
+    }
+    util::run(&mut cmd)
 }

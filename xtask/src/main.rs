@@ -6,8 +6,10 @@
 //! - `build`: the native CLI, both wasm builds, the npm package.
 //! - `demo`: setup, build, and serve the demo page on 127.0.0.1.
 //! - `test`: setup, build, and run every test suite (Rust, Node, headless Chromium).
+//! - `fuzz`: build the fuzz targets (`fuzz/`) with libFuzzer and run them.
 
 mod build;
+mod fuzz;
 mod paths;
 mod setup;
 mod sizes;
@@ -32,6 +34,10 @@ enum Command {
         /// Also run wasm-opt on the wasm builds (slow on the WebGPU build: minutes).
         #[arg(long)]
         opt: bool,
+        /// The test flavour the test suites use (no LTO: seconds to re-link), and the site
+        /// they serve; what `cargo xtask test` builds before running them.
+        #[arg(long, conflicts_with = "opt")]
+        test: bool,
     },
     /// Set up, build and serve the demo page.
     Demo {
@@ -50,8 +56,23 @@ enum Command {
     },
     /// Report raw, gzip and brotli sizes of the wasm builds.
     Sizes,
+    /// Build the fuzz targets (`fuzz/`) with libFuzzer and run each in turn on its seeds
+    /// (`fuzz/corpus/<target>`); new inputs go to `.cache/fuzz/corpus`, crashes to
+    /// `.cache/fuzz/artifacts`.
+    Fuzz {
+        /// Only this target (repeatable): manifest, spec, resolve, kserve_json,
+        /// kserve_binary, weights.
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// libFuzzer's memory limit per target, in MB.
+        #[arg(long, default_value_t = 2048)]
+        rss_limit_mb: u32,
+    },
     /// Benchmarks: brasa vs onnxruntime-web and TF.js in headless Chromium, brasa per backend,
-    /// and (full runs) the edge endpoints.
+    /// (full runs) the edge endpoints, and the soak (`--smoke`: a short one).
     Bench {
         /// A few iterations only: checks the harness, measures nothing.
         #[arg(long)]
@@ -59,6 +80,10 @@ enum Command {
         /// Run wasm-opt on the WebGPU build too, as shipped.
         #[arg(long)]
         opt: bool,
+        /// Only the soak (bench/soak.mjs): 100,000 runs with swaps, then the endpoint under
+        /// load for 10 minutes; memory curves in bench/soak-results.md.
+        #[arg(long)]
+        soak: bool,
     },
 }
 
@@ -66,8 +91,13 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Setup => setup::run(),
-        Command::Build { opt } => {
-            build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })
+        Command::Build { opt, test } => {
+            if test {
+                build::all(build::Flavour::TEST)?;
+                build::site().map(drop)
+            } else {
+                build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })
+            }
         }
         Command::Demo { port, no_serve } => {
             setup::run()?;
@@ -95,9 +125,13 @@ fn main() -> Result<()> {
             build::test()
         }
         Command::Sizes => sizes::report(),
-        Command::Bench { smoke, opt } => {
+        Command::Fuzz { targets, seconds, rss_limit_mb } => fuzz::run(&targets, seconds, rss_limit_mb),
+        Command::Bench { smoke, opt, soak } => {
             setup::run()?;
             build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })?;
+            if soak {
+                return build::soak(smoke);
+            }
             build::site()?;
             sizes::report()?;
             build::bench(smoke)

@@ -37,8 +37,9 @@ pub enum RegistryCommand {
         /// Golden check: JSON `{ inputs: [{name, dtype, dims, data}], outputs: [...],
         /// tolerance, source }`, the outputs computed by an independent reference
         /// (onnxruntime, PyTorch, numpy) on these weights, which `source` names. Clients run
-        /// the inputs and refuse the version unless they get the outputs.
-        #[arg(long, required_unless_present = "no_golden")]
+        /// the inputs and refuse the version unless they get the outputs. With `--build`,
+        /// publish runs it first and refuses weights that fail it.
+        #[arg(long, required_unless_present = "no_golden", conflicts_with = "no_golden")]
         golden: Option<PathBuf>,
         /// Accept a golden check whose outputs come from brasa itself; when the `--golden`
         /// file has no `outputs`, compute them with the `--build` package's CPU build on these
@@ -46,11 +47,17 @@ pub enum RegistryCommand {
         /// (another backend, damaged weights), not brasa's own errors: a warning says so.
         #[arg(long, requires = "golden")]
         self_golden: bool,
+        /// Accept a golden `tolerance` above 1, with a warning. A tolerance that is negative,
+        /// NaN or infinite is refused regardless.
+        #[arg(long, requires = "golden")]
+        allow_loose_tolerance: bool,
         /// Publish without a golden check (clients then only check integrity).
         #[arg(long)]
         no_golden: bool,
-        /// The model package (`brasa build --out DIR`) these weights are for: its signature is
-        /// recorded, and the golden check must name its tensors.
+        /// The model package (`brasa build --out DIR`) these weights are for. Publish then
+        /// checks, before it writes anything, that the weights load in the package's CPU
+        /// build (under Node) and pass the golden check; it records the package's signature,
+        /// and the golden check must fit it. Without it nothing of this is checked.
         #[arg(long)]
         build: Option<PathBuf>,
     },
@@ -89,7 +96,8 @@ pub enum RegistryCommand {
         #[arg(long)]
         model: String,
     },
-    /// Recompute every file's size and sha256; non-zero exit on any mismatch.
+    /// Check every manifest and recompute every file's size and sha256; report each problem
+    /// and go on; non-zero exit when there was any (or when there is no model to check).
     Verify {
         /// Only this model (default: every model in the registry).
         #[arg(long)]
@@ -119,21 +127,37 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
             notes,
             golden,
             self_golden,
+            allow_loose_tolerance,
             no_golden: _,
             build,
         } => {
+            let dir = registry.join(&model);
+            let mut manifest = load_or_new(&dir, &model)?;
+            // Refused before any check runs.
+            manifest.check_unpublished(&version)?;
             let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
             brasa::inspect_weights(&bytes).with_context(|| format!("checking {}", weights.display()))?;
             let signature = build.as_deref().map(|dir| build_signature(dir, &model)).transpose()?;
-            let golden = match golden.as_deref() {
-                Some(path) => {
-                    let source = GoldenSource { self_golden, build: build.as_deref(), weights: &weights };
-                    Some(golden_check(path, signature.as_ref(), &source)?)
+            let from = GoldenSource { self_golden, allow_loose_tolerance };
+            let golden =
+                golden.as_deref().map(|path| read_golden(path, signature.as_ref(), &from)).transpose()?;
+            let golden = match build.as_deref() {
+                Some(package) => check_with_build(package, &weights, golden)?,
+                None => {
+                    if let Some(g) = &golden
+                        && g.needs_outputs()
+                    {
+                        bail!(
+                            "--self-golden without `outputs` computes them with the package: pass --build DIR"
+                        );
+                    }
+                    eprintln!(
+                        "warning: nothing checked that {} loads in `{model}` or passes its golden check: pass --build DIR (the model package) to check before publishing",
+                        weights.display()
+                    );
+                    golden.map(|g| g.finish()).transpose()?
                 }
-                None => None,
             };
-            let dir = registry.join(&model);
-            let mut manifest = load_or_new(&dir, &model)?;
             let name = content_address(&bytes, "bpk");
             let entry = VersionEntry {
                 files: vec![FileEntry {
@@ -202,39 +226,93 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
                 println!("  {} {:?} {}: {from} -> {} {}", m.at, m.kind, m.channel, m.to, m.reason);
             }
         }
-        RegistryCommand::Verify { model } => {
-            let models = match model {
-                Some(m) => vec![m],
-                None => std::fs::read_dir(registry)?
-                    .flatten()
-                    .filter(|e| e.path().join("manifest.json").exists())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect(),
-            };
-            let mut failures = 0;
-            let mut checked = 0;
-            for model in models {
-                let dir = registry.join(&model);
-                let manifest = load(&dir)?;
-                for (version, entry) in &manifest.versions {
-                    for file in &entry.files {
-                        checked += 1;
-                        let outcome = std::fs::read(dir.join(&file.path))
-                            .map_err(anyhow::Error::from)
-                            .and_then(|bytes| verify_bytes(file, &bytes).map_err(anyhow::Error::from));
-                        if let Err(err) = outcome {
-                            failures += 1;
-                            eprintln!("FAIL {model}@{version} {}: {err}", file.path);
-                        }
-                    }
+        RegistryCommand::Verify { model } => verify(registry, model.as_deref())?,
+    }
+    Ok(())
+}
+
+/// `verify`: every model's manifest (valid, and describing the model its folder is named
+/// for) and every file it names (size and sha256). Each problem is reported with its path and
+/// the check goes on; the exit is non-zero at the end if there was any.
+fn verify(registry: &Path, only: Option<&str>) -> Result<()> {
+    if !registry.is_dir() {
+        bail!("no registry at {}: not a folder (pass --registry DIR)", registry.display());
+    }
+    let models = match only {
+        Some(model) => vec![model.to_string()],
+        None => {
+            let mut models = Vec::new();
+            let entries =
+                std::fs::read_dir(registry).with_context(|| format!("reading {}", registry.display()))?;
+            for entry in entries {
+                let path = entry?.path();
+                if !path.is_dir() {
+                    continue;
+                }
+                if path.join("manifest.json").exists() {
+                    models.push(path.file_name().unwrap_or_default().to_string_lossy().into_owned());
+                } else {
+                    eprintln!("note: skipped {}: no manifest.json", path.display());
                 }
             }
-            if failures > 0 {
-                bail!("{failures} of {checked} files failed verification");
-            }
-            println!("verified {checked} files");
+            models.sort();
+            models
         }
+    };
+    if models.is_empty() {
+        bail!("no models in {}: no <model>/manifest.json to verify", registry.display());
     }
+    let (mut bad_manifests, mut bad_files, mut files) = (0usize, 0usize, 0usize);
+    for model in &models {
+        let dir = registry.join(model);
+        let path = dir.join("manifest.json");
+        let manifest = match read_manifest(&path) {
+            Ok(manifest) => manifest,
+            Err(err) => {
+                bad_manifests += 1;
+                eprintln!("FAIL {}: {err:#}", path.display());
+                continue;
+            }
+        };
+        if manifest.model != *model {
+            // Clients asking for the folder's model refuse a manifest of another one.
+            bad_manifests += 1;
+            eprintln!(
+                "FAIL {}: the manifest describes `{}`, but its folder is `{model}`",
+                path.display(),
+                manifest.model
+            );
+        }
+        let (mut count, mut failed) = (0usize, 0usize);
+        for (version, entry) in &manifest.versions {
+            for file in &entry.files {
+                count += 1;
+                let outcome = std::fs::read(dir.join(&file.path))
+                    .map_err(anyhow::Error::from)
+                    .and_then(|bytes| verify_bytes(file, &bytes).map_err(anyhow::Error::from));
+                if let Err(err) = outcome {
+                    failed += 1;
+                    eprintln!("FAIL {model}@{version} {}: {err}", dir.join(&file.path).display());
+                }
+            }
+        }
+        let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+        println!(
+            "{model}: {} in {}{}",
+            plural(count, "file"),
+            plural(manifest.versions.len(), "version"),
+            if failed == 0 { ", intact".to_string() } else { format!(", {failed} failed") }
+        );
+        files += count;
+        bad_files += failed;
+    }
+    if bad_manifests + bad_files > 0 {
+        bail!(
+            "{bad_manifests} of {} manifests and {bad_files} of {files} files failed verification",
+            models.len()
+        );
+    }
+    println!("verified {files} files of {} models", models.len());
     Ok(())
 }
 
@@ -246,60 +324,117 @@ struct GoldenFile {
     inputs: Vec<brasa::types::TensorJson>,
     #[serde(default)]
     outputs: Vec<brasa::types::TensorJson>,
-    tolerance: Option<f32>,
+    // f64: a value past f32's range (1e39) must be refused, not read as infinity.
+    tolerance: Option<f64>,
     #[serde(default)]
     source: String,
 }
 
-/// Where a golden check's outputs may come from.
-struct GoldenSource<'a> {
+/// How `publish` takes a golden check.
+struct GoldenSource {
     /// `--self-golden`: brasa's own outputs are accepted (and computed when missing).
     self_golden: bool,
-    /// `--build`: the package that computes them.
-    build: Option<&'a Path>,
-    /// The weights being published.
-    weights: &'a Path,
+    /// `--allow-loose-tolerance`.
+    allow_loose_tolerance: bool,
 }
 
 /// The tolerance of a self-computed golden check when the file gives none: brasa's CPU and
 /// WebGPU builds agree to about 1e-5 on the models it is tested with.
 const SELF_GOLDEN_TOLERANCE: f32 = 1e-4;
 
-/// Read a golden check and check it against the signature (when known): every input, no
-/// unknown output, each tensor well-formed, and outputs from an independent reference unless
-/// `--self-golden` says otherwise.
-fn golden_check(
+/// The largest golden tolerance accepted without `--allow-loose-tolerance`: the check is an
+/// absolute difference, and brasa's backends agree with references to ~1e-5 on outputs of
+/// order 1-100; a tolerance above 1 hides wrong weights, not rounding.
+const MAX_GOLDEN_TOLERANCE: f64 = 1.0;
+
+/// A golden check read from `--golden` and checked on its own and against the signature;
+/// its outputs may still have to be computed (`--self-golden` without `outputs`).
+struct PendingGolden {
+    path: PathBuf,
+    check: GoldenCheck,
+    /// Its `source` names an independent reference.
+    independent: bool,
+    self_golden: bool,
+    allow_loose_tolerance: bool,
+}
+
+impl PendingGolden {
+    fn needs_outputs(&self) -> bool {
+        self.check.outputs.is_empty()
+    }
+
+    /// The check as published, once its outputs are known: present, well-formed, and a
+    /// tolerance that is not loose enough to accept anything.
+    fn finish(self) -> Result<GoldenCheck> {
+        let path = self.path.display();
+        let golden = self.check;
+        if golden.outputs.is_empty() {
+            bail!("{path}: a golden check needs expected outputs");
+        }
+        brasa::types::TensorJson::to_map(&golden.outputs).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        let tolerance = f64::from(golden.tolerance);
+        if tolerance > MAX_GOLDEN_TOLERANCE {
+            if !self.allow_loose_tolerance {
+                bail!(
+                    "{path}: tolerance {tolerance:e} is more than {MAX_GOLDEN_TOLERANCE}: such a check hides wrong weights, not rounding (pass --allow-loose-tolerance to publish it anyway)"
+                );
+            }
+            eprintln!(
+                "warning: {path}: tolerance {tolerance:e} is more than {MAX_GOLDEN_TOLERANCE} (accepted with --allow-loose-tolerance)"
+            );
+        }
+        // A tolerance at least as large as every expected value passes an output of zeros.
+        // Only a warning: a golden input that gives tiny outputs is a weak check, not a wrong one.
+        let largest = golden.outputs.iter().flat_map(|t| &t.data).fold(0.0f64, |m, v| m.max(v.abs()));
+        if tolerance > 0.0 && tolerance >= largest {
+            eprintln!(
+                "warning: {path}: tolerance {tolerance:e} is at least every expected value (largest {largest:e}): an output of zeros passes this check; choose golden inputs with larger outputs, or a smaller tolerance"
+            );
+        }
+        if self.self_golden && !self.independent {
+            let how = if golden.source.contains("self-computed") {
+                "were computed by brasa itself (--self-golden)"
+            } else {
+                "name no independent `source` and are taken as brasa's own (--self-golden)"
+            };
+            eprintln!(
+                "warning: {path}: the golden outputs {how}; clients that disagree with this build are caught, brasa's own errors are not"
+            );
+        }
+        Ok(golden)
+    }
+}
+
+/// Read a golden check and check what can be checked without running it: every input fits
+/// the signature (when known), each expected output is one of the model's with the dims and
+/// dtype it gives, the tolerance is a finite number >= 0, and the outputs come from an
+/// independent reference unless `--self-golden` says otherwise.
+fn read_golden(
     path: &Path,
     signature: Option<&brasa::Signature>,
     from: &GoldenSource,
-) -> Result<GoldenCheck> {
+) -> Result<PendingGolden> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let file: GoldenFile =
         serde_json::from_slice(&text).with_context(|| format!("{} is not a golden check", path.display()))?;
     let independent = !file.source.trim().is_empty() && !file.source.to_lowercase().contains("brasa");
-    let mut golden = GoldenCheck {
-        inputs: file.inputs,
-        outputs: file.outputs,
-        tolerance: file.tolerance.unwrap_or(SELF_GOLDEN_TOLERANCE),
-        source: file.source,
-    };
-    let feeds = golden.feeds().map_err(anyhow::Error::msg)?;
-    if let Some(sig) = signature {
-        sig.validate_inputs(&feeds, &brasa::Limits::default())
-            .with_context(|| format!("the golden inputs of {} do not fit the model", path.display()))?;
+    if let Some(t) = file.tolerance
+        && !(t >= 0.0 && (t as f32).is_finite())
+    {
+        bail!("{}: tolerance {t:e} must be a finite number >= 0", path.display());
     }
     if !from.self_golden {
-        if golden.outputs.is_empty() || file.tolerance.is_none() {
+        if file.outputs.is_empty() || file.tolerance.is_none() {
             bail!(
                 "{}: a golden check needs expected `outputs` and a `tolerance` (or --self-golden to compute them with brasa)",
                 path.display()
             );
         }
         if !independent {
-            let what = if golden.source.trim().is_empty() {
+            let what = if file.source.trim().is_empty() {
                 "has no `source`".to_string()
             } else {
-                format!("names brasa as its `source` ({:?})", golden.source)
+                format!("names brasa as its `source` ({:?})", file.source)
             };
             bail!(
                 "{}: the golden check {what}: say which independent reference computed the outputs (onnxruntime, PyTorch, numpy); a golden computed by brasa itself cannot catch brasa's own errors (pass --self-golden to publish one knowingly)",
@@ -307,64 +442,135 @@ fn golden_check(
             );
         }
     }
-    let computed = from.self_golden && golden.outputs.is_empty();
-    if computed {
-        let build = from
-            .build
-            .context("--self-golden without `outputs` computes them with the package: pass --build DIR")?;
-        golden.outputs = self_computed_outputs(build, from.weights, &golden)?;
-        golden.source = format!("brasa {} (self-computed with --self-golden)", env!("CARGO_PKG_VERSION"));
-    } else if from.self_golden && golden.source.trim().is_empty() {
+    let mut golden = GoldenCheck {
+        inputs: file.inputs,
+        outputs: file.outputs,
+        tolerance: file.tolerance.map_or(SELF_GOLDEN_TOLERANCE, |t| t as f32),
+        source: file.source,
+    };
+    if from.self_golden && golden.source.trim().is_empty() {
         // The manifest says where the outputs came from, even when the file did not.
         golden.source = "not named (accepted with --self-golden)".into();
     }
-    if from.self_golden && !independent {
-        let how = if computed {
-            "were computed by brasa itself (--self-golden)"
-        } else {
-            "name no independent `source` and are taken as brasa's own (--self-golden)"
-        };
-        eprintln!(
-            "warning: {}: the golden outputs {how}; clients that disagree with this build are caught, brasa's own errors are not",
-            path.display()
-        );
+    let feeds = golden.feeds().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(sig) = signature {
+        let resolved = sig
+            .validate_inputs(&feeds, &brasa::Limits::default())
+            .with_context(|| format!("the golden inputs of {} do not fit the model", path.display()))?;
+        outputs_fit(sig, &golden.outputs, &resolved).map_err(|e| {
+            anyhow::anyhow!("the golden outputs of {} do not fit the model: {e}", path.display())
+        })?;
     }
-    brasa::types::TensorJson::to_map(&golden.outputs).map_err(anyhow::Error::msg)?;
-    // NaN tolerances fail too.
-    if golden.outputs.is_empty() || golden.tolerance.is_nan() || golden.tolerance < 0.0 {
-        bail!("{}: a golden check needs expected outputs and a tolerance >= 0", path.display());
-    }
-    if let Some(sig) = signature
-        && let Some(out) = golden.outputs.iter().find(|o| sig.output(&o.name).is_none())
-    {
-        bail!("{}: the model has no output `{}`", path.display(), out.name);
-    }
-    Ok(golden)
+    Ok(PendingGolden {
+        path: path.to_path_buf(),
+        check: golden,
+        independent,
+        self_golden: from.self_golden,
+        allow_loose_tolerance: from.allow_loose_tolerance,
+    })
 }
 
-/// Run the package's CPU build under Node on the golden inputs and these weights.
-fn self_computed_outputs(
+/// Whether expected outputs are outputs of the model with the dtype and dims it gives for
+/// inputs that resolved to `resolved` (a golden may list some outputs only).
+fn outputs_fit(
+    sig: &brasa::Signature,
+    outputs: &[brasa::types::TensorJson],
+    resolved: &brasa::types::Resolved,
+) -> std::result::Result<(), String> {
+    let specs = outputs
+        .iter()
+        .map(|o| sig.output(&o.name).cloned().ok_or_else(|| format!("the model has no output `{}`", o.name)))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let expected = brasa::types::TensorJson::to_map(outputs)?;
+    brasa::Signature::new(sig.inputs.clone(), specs)
+        .validate_outputs(&expected, resolved)
+        .map_err(|e| e.to_string())
+}
+
+/// `publish --build`: load the weights in the package's CPU build and run the golden inputs
+/// (when there is a check), then judge the outputs with the registry's own golden logic, as
+/// clients do; with `--self-golden` and no outputs, the outputs are the ones computed.
+fn check_with_build(
+    package: &Path,
+    weights: &Path,
+    golden: Option<PendingGolden>,
+) -> Result<Option<GoldenCheck>> {
+    let Some(mut golden) = golden else {
+        run_cpu_build(package, weights, None)?;
+        return Ok(None);
+    };
+    let fetches = run_cpu_build(package, weights, Some(&golden.check))?.unwrap_or_default();
+    if golden.needs_outputs() {
+        golden.check.outputs =
+            fetches.iter().map(|(name, t)| brasa::types::TensorJson::from_host(name, t)).collect();
+        golden.check.source =
+            format!("brasa {} (self-computed with --self-golden)", env!("CARGO_PKG_VERSION"));
+    } else {
+        let outcome = golden.check.compare(&fetches);
+        if !outcome.passed {
+            bail!(
+                "{}: these weights fail the golden check in {}'s CPU build: {}",
+                golden.path.display(),
+                package.display(),
+                outcome.reason
+            );
+        }
+    }
+    golden.finish().map(Some)
+}
+
+/// Run the package's CPU build under Node: load `weights`, and run `golden`'s inputs on them
+/// when given (their outputs, by name). A `BrasaError` of the model (`invalid_weights` for
+/// weights of another architecture) is an error naming its code.
+fn run_cpu_build(
     build: &Path,
     weights: &Path,
-    golden: &GoldenCheck,
-) -> Result<Vec<brasa::types::TensorJson>> {
+    golden: Option<&GoldenCheck>,
+) -> Result<Option<brasa::TensorMap>> {
     const SCRIPT: &str = r#"
 const [dir, weights] = process.argv.slice(1);
 const fs = await import('node:fs');
 const { pathToFileURL } = await import('node:url');
 const glue = await import(pathToFileURL(`${dir}/cpu/model.js`).href);
 glue.initSync({ module: fs.readFileSync(`${dir}/cpu/model_bg.wasm`) });
-const golden = JSON.parse(fs.readFileSync(0, 'utf8'));
-const model = await glue.loadModel(fs.readFileSync(weights), 'cpu');
-const fetches = await model.run(glue.registryGoldenFeeds(golden));
-// Raw little-endian bytes: brasa-types turns them into numbers (float16 included).
-process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) => ({
-  name, dtype, dims: Array.from(dims),
-  bytes: Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
-}))));
+const { golden } = JSON.parse(fs.readFileSync(0, 'utf8'));
+const fail = (stage, e) => ({ error: { stage, code: e?.code ?? 'internal', message: String(e?.message ?? e) } });
+async function check() {
+  let model, fetches;
+  try { model = await glue.loadModel(fs.readFileSync(weights), 'cpu'); } catch (e) { return fail('load', e); }
+  if (!golden) return { fetches: null };
+  try { fetches = await model.run(glue.registryGoldenFeeds(golden)); } catch (e) { return fail('run', e); }
+  // Raw little-endian bytes: brasa-types turns them into numbers (float16 included).
+  return { fetches: fetches.map(({ name, dtype, dims, data }) => ({
+    name, dtype, dims: Array.from(dims),
+    bytes: Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+  })) };
+}
+// No process.exit: it would cut a long answer short in the pipe.
+process.stdout.write(JSON.stringify(await check()));
 "#;
+    #[derive(serde::Deserialize)]
+    struct Fetch {
+        name: String,
+        dtype: brasa::DType,
+        dims: Vec<usize>,
+        bytes: Vec<u8>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        stage: String,
+        code: String,
+        message: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        fetches: Option<Vec<Fetch>>,
+        #[serde(default)]
+        error: Option<Failure>,
+    }
     if !build.join("cpu/model.js").is_file() {
-        bail!("{} has no CPU build to compute the golden outputs with", build.display());
+        bail!("{} has no CPU build to check the weights with (build it with --backend cpu)", build.display());
     }
     let mut child = Command::new("node")
         .args(["--input-type=module", "-e", SCRIPT])
@@ -374,30 +580,41 @@ process.stdout.write(JSON.stringify(fetches.map(({ name, dtype, dims, data }) =>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("running node (--self-golden computes the outputs with the package under Node)")?;
-    let input = serde_json::to_vec(golden)?;
+        .context("running node (publish --build checks the weights with the package under Node)")?;
+    let input = serde_json::to_vec(&serde_json::json!({ "golden": golden }))?;
     child.stdin.take().context("node's stdin")?.write_all(&input)?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("computing the golden outputs failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "running {}'s CPU build under Node failed:\n{}",
+            build.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    #[derive(serde::Deserialize)]
-    struct Fetch {
-        name: String,
-        dtype: brasa::DType,
-        dims: Vec<usize>,
-        bytes: Vec<u8>,
+    let answer: Answer = serde_json::from_slice(&out.stdout).context("node returned no answer")?;
+    if let Some(Failure { stage, code, message }) = answer.error {
+        let what = if stage == "load" {
+            format!("{} does not load in {}'s CPU build", weights.display(), build.display())
+        } else {
+            format!(
+                "the golden inputs do not run on {} in {}'s CPU build",
+                weights.display(),
+                build.display()
+            )
+        };
+        bail!("{what} ({code}): {message}");
     }
-    let fetches: Vec<Fetch> = serde_json::from_slice(&out.stdout).context("node returned no tensors")?;
+    let Some(fetches) = answer.fetches else { return Ok(None) };
     fetches
         .into_iter()
         .map(|f| {
             let values = brasa::Values::from_le_bytes(f.dtype, &f.bytes).with_context(|| {
                 format!("output `{}`: {} bytes are no {} tensor", f.name, f.bytes.len(), f.dtype)
             })?;
-            Ok(brasa::types::TensorJson::from_host(&f.name, &brasa::HostTensor::new(f.dims, values)))
+            Ok((f.name, brasa::HostTensor::new(f.dims, values)))
         })
-        .collect()
+        .collect::<Result<brasa::TensorMap>>()
+        .map(Some)
 }
 
 /// The signature in a model package's `model.json`, which must be the model's.
@@ -412,10 +629,14 @@ fn build_signature(dir: &Path, model: &str) -> Result<brasa::Signature> {
     serde_json::from_value(card["signature"].clone()).context("model.json has no valid signature")
 }
 
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let bytes = std::fs::read(path)?;
+    Ok(Manifest::from_json(&bytes)?)
+}
+
 fn load(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Manifest::from_json(&bytes)?)
+    read_manifest(&path).with_context(|| path.display().to_string())
 }
 
 fn load_or_new(dir: &Path, model: &str) -> Result<Manifest> {

@@ -1,6 +1,7 @@
 //! `brasa serve`: a static server for the demo and for model registries, with the headers
 //! both need: strong ETags and 304s, `Cache-Control: no-cache` for manifests and
-//! `immutable` for content-addressed files, Range requests, CORS, the wasm MIME type and
+//! `immutable` for content-addressed files, Range requests (with `If-Range`), CORS
+//! (preflights answered for any request header), the wasm MIME type and
 //! cross-origin isolation (COOP/COEP) for pages that want wasm threads.
 //!
 //! Built on hyper with a single-threaded tokio runtime: every connection is its own task, so
@@ -66,6 +67,9 @@ struct Site {
 /// Serve `dir` until the process is stopped.
 pub fn run(dir: &Path, host: &str, port: u16) -> Result<()> {
     let root = dir.canonicalize().with_context(|| format!("serving {}", dir.display()))?;
+    if !root.is_dir() {
+        anyhow::bail!("--dir {}: not a folder (serve the folder that holds it)", dir.display());
+    }
     let listener = listener(host, port)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -176,6 +180,13 @@ fn none_match(if_none_match: &str, etag: &str) -> bool {
     if_none_match.split(',').any(|tag| tag.trim() == "*" || opaque(tag) == etag)
 }
 
+/// Whether an `If-Range` validator is `etag` by RFC 9110's strong comparison: both strong and
+/// the same tag (a weak tag or a date never matches).
+fn strong_match(validator: &str, etag: &str) -> bool {
+    let validator = validator.trim();
+    validator.starts_with('"') && !etag.starts_with("W/") && validator == etag
+}
+
 fn header(response: &mut Response<Body>, name: &str, value: &str) {
     response.headers_mut().append(
         HeaderName::from_bytes(name.as_bytes()).expect("header names are tokens"),
@@ -188,9 +199,38 @@ fn request_headers<'a>(parts: &'a Parts, name: HeaderName) -> impl Iterator<Item
     parts.headers.get_all(name).into_iter().filter_map(|v| v.to_str().ok())
 }
 
+/// Request headers a preflight is answered for when it names none: the ones brasa's fetcher
+/// and browsers' caches send (conditional requests, ranges, cache directives).
+const DEFAULT_ALLOWED_HEADERS: &str =
+    "Range, If-None-Match, If-Modified-Since, If-Range, If-Match, If-Unmodified-Since, Cache-Control, Pragma";
+
+/// An `OPTIONS` request: a CORS preflight (or a plain question about methods). Files here are
+/// public and never need credentials, so every origin may send any request header: the ones
+/// the preflight asks for (`Access-Control-Request-Headers`) are allowed as asked, which also
+/// covers `Authorization`, which a `*` would not. The answer may be cached for two hours
+/// (Chromium's limit), so a client pays one preflight per URL, not one per request.
+fn preflight(request: &Parts) -> Response<Body> {
+    let mut r = empty(204);
+    header(&mut r, "Allow", "GET, HEAD, OPTIONS");
+    header(&mut r, "Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
+    // Only well-formed header names go back (anything else is left out, never echoed).
+    let asked = request_headers(request, HeaderName::from_static("access-control-request-headers"))
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && HeaderName::from_bytes(name.as_bytes()).is_ok())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let allowed = if asked.is_empty() { DEFAULT_ALLOWED_HEADERS } else { &asked };
+    header(&mut r, "Access-Control-Allow-Headers", allowed);
+    header(&mut r, "Access-Control-Max-Age", "7200");
+    // The answer depends on what was asked: caches must not hand one preflight's to another.
+    header(&mut r, "Vary", "Access-Control-Request-Headers");
+    r
+}
+
 fn respond(root: &Path, etags: &EtagCache, request: &Parts) -> Response<Body> {
     let response = match request.method {
-        Method::OPTIONS => empty(204),
+        Method::OPTIONS => preflight(request),
         Method::GET | Method::HEAD => {
             let url = request.uri.path_and_query().map_or("/", |p| p.as_str());
             match resolve(root, url) {
@@ -211,9 +251,11 @@ fn respond(root: &Path, etags: &EtagCache, request: &Parts) -> Response<Body> {
 
 fn with_common_headers(mut response: Response<Body>) -> Response<Body> {
     for (name, value) in [
+        // `*` and never varying by origin: no `Vary: Origin` needed, and caches may share
+        // one response between every origin.
         ("Access-Control-Allow-Origin", "*"),
-        ("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS"),
-        ("Access-Control-Allow-Headers", "Range, If-None-Match"),
+        // Cross-origin scripts read only safelisted response headers unless told: brasa's
+        // fetcher reads `ETag`, download code `Content-Range`.
         ("Access-Control-Expose-Headers", "ETag, Content-Length, Content-Range, Accept-Ranges"),
         // Cross-origin isolation gives pages SharedArrayBuffer and wasm threads.
         ("Cross-Origin-Opener-Policy", "same-origin"),
@@ -238,11 +280,20 @@ fn serve_file(path: &Path, etags: &EtagCache, request: &Parts) -> std::io::Resul
         r
     };
 
+    // RFC 9110 §13.2.2: If-None-Match (weak comparison) first; a match is a 304, which carries
+    // the validator and cache policy the 200 would, and no body (hyper sends no length).
     if request_headers(request, hyper::header::IF_NONE_MATCH).any(|tags| none_match(tags, &etag)) {
         return Ok(common(empty(304)));
     }
     let mime = mime_for(path);
-    let range = request_headers(request, hyper::header::RANGE).next().map(|r| parse_range(r, len));
+    // If-Range (§13.1.5): a part only of the version the client already holds (strong
+    // comparison; a date never matches, as no Last-Modified is sent), else the whole file.
+    let range_applies =
+        request_headers(request, hyper::header::IF_RANGE).all(|validator| strong_match(validator, &etag));
+    let range = request_headers(request, hyper::header::RANGE)
+        .next()
+        .filter(|_| range_applies)
+        .map(|r| parse_range(r, len));
     let head = request.method == Method::HEAD;
     // Always a Content-Length, never chunked: clients show download progress from it. HEAD
     // gets the same headers and no body.
@@ -259,7 +310,10 @@ fn serve_file(path: &Path, etags: &EtagCache, request: &Parts) -> std::io::Resul
     Ok(match range {
         None | Some(RangeRequest::Ignored) => common(body(file, len)),
         Some(RangeRequest::Unsatisfiable) => {
-            let mut r = common(text(416, "range not satisfiable\n"));
+            // Not the file's cache policy: a cache keys on the URL, not the range, and must
+            // never store a 416 (the text's `no-store`) and hand it out for the whole file.
+            let mut r = text(416, "range not satisfiable\n");
+            header(&mut r, "Accept-Ranges", "bytes");
             header(&mut r, "Content-Range", &format!("bytes */{len}"));
             r
         }
@@ -408,7 +462,8 @@ fn mime_for(path: &Path) -> String {
     }
 }
 
-/// Map a request path to a file under `root`, refusing anything that escapes it.
+/// Map a request path to a file under `root` (canonical), refusing anything that escapes it:
+/// `..` in the URL, and symlinks that lead out of it (one that stays inside is followed).
 fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
     let path = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
@@ -423,7 +478,10 @@ fn resolve(root: &Path, url: &str) -> Option<PathBuf> {
     if resolved.is_dir() {
         resolved.push("index.html");
     }
-    resolved.is_file().then_some(resolved)
+    // Where the path really leads, every symlink followed; that is the file opened (its name
+    // also sets the MIME type and cache policy).
+    let target = resolved.canonicalize().ok()?;
+    (target.starts_with(root) && target.is_file()).then_some(target)
 }
 
 #[cfg(test)]
@@ -467,6 +525,16 @@ mod tests {
     }
 
     #[test]
+    fn if_range_uses_strong_comparison() {
+        let etag = "\"sha256-abc\"";
+        assert!(strong_match(" \"sha256-abc\" ", etag));
+        assert!(!strong_match("W/\"sha256-abc\"", etag));
+        assert!(!strong_match("\"sha256-abd\"", etag));
+        assert!(!strong_match("Tue, 01 Dec 2026 00:00:00 GMT", etag));
+        assert!(!strong_match("\"sha256-abc\"", "W/\"sha256-abc\""));
+    }
+
+    #[test]
     fn cache_policy_follows_the_name() {
         let hash = "0".repeat(64);
         assert_eq!(
@@ -482,7 +550,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join(name), bytes).unwrap();
-        root
+        // `run` serves the canonical path, which symlink checks compare with.
+        root.canonicalize().unwrap()
     }
 
     fn request(method: Method, uri: &str, headers: &[(&str, &str)]) -> Parts {
@@ -545,6 +614,29 @@ mod tests {
         assert_eq!(respond(&root, &etags, &request(Method::OPTIONS, "/big.wasm", &[])).status(), 204);
         assert_eq!(respond(&root, &etags, &request(Method::GET, "/missing", &[])).status(), 404);
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A symlink that leads out of the root is not followed (the trial served /etc/passwd);
+    /// one that stays inside it is.
+    #[test]
+    fn refuses_symlinks_that_leave_the_root() {
+        let root = site_with("symlinks", "inside.txt", b"inside");
+        let outside = root.with_extension("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret.txt"), b"secret").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.txt"), root.join("leak.txt")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("leakdir")).unwrap();
+        std::os::unix::fs::symlink(root.join("inside.txt"), root.join("alias.txt")).unwrap();
+        let etags = EtagCache::default();
+        for path in ["/leak.txt", "/leakdir/secret.txt", "/leakdir/"] {
+            let response = respond(&root, &etags, &request(Method::GET, path, &[]));
+            assert_eq!(response.status(), 404, "{path}");
+        }
+        let alias = respond(&root, &etags, &request(Method::GET, "/alias.txt", &[]));
+        assert_eq!(alias.status(), 200);
+        assert_eq!(body_bytes(alias), b"inside");
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::remove_dir_all(&outside).unwrap();
     }
 
     #[test]

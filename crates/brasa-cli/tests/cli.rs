@@ -291,3 +291,192 @@ fn a_golden_from_brasa_itself_needs_self_golden() {
     assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-4), "{got:?} vs {want:?}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A fresh scratch folder for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("brasa-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `publish --build` checks what it publishes before it writes anything: the weights load in
+/// the package's CPU build (weights of another model are `invalid_weights`), the golden check
+/// passes on them (judged by the registry's own golden logic), its outputs fit the signature,
+/// and its tolerance is sane.
+#[test]
+fn publish_with_build_checks_the_weights_and_the_golden() {
+    let dir = scratch("publish-checks");
+    let reg = dir.join("registry");
+    let r = reg.to_str().unwrap();
+    let package = cache().join("packages/mnist");
+    assert!(package.join("cpu/model.js").exists(), "{} missing: run `cargo xtask build`", package.display());
+    let mnist = cache().join("models/mnist.bpk");
+    let recalibrated = cache().join("models/mnist-recalibrated.bpk");
+    let two_heads = cache().join("fixtures/two-heads.bpk");
+    let golden_path = cache().join("fixtures/mnist-golden-1.0.0.json");
+    let numpy: serde_json::Value = serde_json::from_slice(&std::fs::read(&golden_path).unwrap()).unwrap();
+    let write = |name: &str, golden: serde_json::Value| {
+        let path = dir.join(name);
+        std::fs::write(&path, golden.to_string()).unwrap();
+        path
+    };
+    let publish =
+        |version: &str, weights: &std::path::Path, golden: Option<&std::path::Path>, extra: &[&str]| {
+            let mut args =
+                vec!["registry", "--registry", r, "publish", "--model", "mnist", "--version", version];
+            args.extend(["--weights", weights.to_str().unwrap(), "--build", package.to_str().unwrap()]);
+            if let Some(golden) = golden {
+                args.extend(["--golden", golden.to_str().unwrap()]);
+            }
+            args.extend_from_slice(extra);
+            brasa(&args)
+        };
+    let refused = |out: Output, what: &[&str]| {
+        let why = stderr(&out);
+        assert!(!out.status.success(), "published although {what:?} should refuse it: {why}");
+        for w in what {
+            assert!(why.contains(w), "`{w}` not in: {why}");
+        }
+        assert!(!reg.join("mnist/manifest.json").exists(), "a refused publish wrote a manifest");
+    };
+
+    // Weights of another model (the two-heads fixture) are refused by the model itself.
+    refused(publish("1.0.0", &two_heads, Some(&golden_path), &[]), &["invalid_weights", "CPU build"]);
+    refused(publish("1.0.0", &two_heads, None, &["--no-golden"]), &["invalid_weights"]);
+    // Valid MNIST weights that fail the golden check given (1.0.0's, on 1.1.0's weights): by
+    // how much, and where.
+    refused(
+        publish("1.0.0", &recalibrated, Some(&golden_path), &[]),
+        &["golden check", "output `logits` element", "tolerance 1e-3"],
+    );
+    // Output dims that do not fit the signature (11 logits).
+    let mut eleven = numpy.clone();
+    eleven["outputs"][0]["dims"] = serde_json::json!([1, 11]);
+    eleven["outputs"][0]["data"].as_array_mut().unwrap().push(serde_json::json!(0.0));
+    refused(publish("1.0.0", &mnist, Some(&write("eleven.json", eleven)), &[]), &["`logits`", "[1, 11]"]);
+    // Absurd tolerances: infinite (1e39 overflows f32), negative, or loose enough to accept
+    // anything; only the last can be forced.
+    for (name, tolerance) in [("inf", serde_json::json!(1e39)), ("negative", serde_json::json!(-1))] {
+        let mut bad = numpy.clone();
+        bad["tolerance"] = tolerance;
+        let path = write(&format!("{name}.json"), bad);
+        refused(publish("1.0.0", &mnist, Some(&path), &[]), &["tolerance"]);
+        refused(publish("1.0.0", &mnist, Some(&path), &["--allow-loose-tolerance"]), &["tolerance"]);
+    }
+    let mut loose = numpy.clone();
+    loose["tolerance"] = serde_json::json!(1e9);
+    let loose = write("loose.json", loose);
+    refused(publish("1.0.0", &mnist, Some(&loose), &[]), &["tolerance 1e9", "--allow-loose-tolerance"]);
+    // --golden and --no-golden contradict each other.
+    refused(
+        publish("1.0.0", &mnist, Some(&golden_path), &["--no-golden"]),
+        &["--no-golden", "cannot be used with"],
+    );
+
+    // What passes is published.
+    let ok = publish("1.0.0", &mnist, Some(&golden_path), &[]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let forced = publish("1.0.1", &mnist, Some(&loose), &["--allow-loose-tolerance"]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stderr(&forced).contains("warning"), "{}", stderr(&forced));
+    // Without --build nothing is checked, and the publisher is told so.
+    let mut args = vec!["registry", "--registry", r, "publish", "--model", "mnist", "--version", "1.0.2"];
+    args.extend(["--weights", two_heads.to_str().unwrap(), "--no-golden"]);
+    let unchecked = brasa(&args);
+    assert!(unchecked.status.success(), "{}", stderr(&unchecked));
+    assert!(stderr(&unchecked).contains("warning: nothing checked"), "{}", stderr(&unchecked));
+    // A version that exists is refused as such, before anything is run.
+    let again = publish("1.0.0", &mnist, Some(&golden_path), &[]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("mnist 1.0.0 is already published"), "{}", stderr(&again));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `verify` reports every broken model and goes on to the others; a registry that does not
+/// exist, or holds no model, is an error that says so.
+#[test]
+fn verify_reports_every_problem_and_goes_on() {
+    let dir = scratch("verify");
+    let reg = dir.join("registry");
+    let r = reg.to_str().unwrap();
+    let weights = cache().join("models/mnist.bpk");
+    let published = brasa(&[
+        "registry",
+        "--registry",
+        r,
+        "publish",
+        "--model",
+        "mnist",
+        "--version",
+        "1.0.0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--no-golden",
+    ]);
+    assert!(published.status.success(), "{}", stderr(&published));
+    // A model whose manifest is garbage, sorted before `mnist`.
+    std::fs::create_dir_all(reg.join("broken")).unwrap();
+    std::fs::write(reg.join("broken/manifest.json"), "not json{").unwrap();
+    // A manifest that describes another model than its folder.
+    std::fs::create_dir_all(reg.join("copy/files")).unwrap();
+    let manifest = std::fs::read_to_string(reg.join("mnist/manifest.json")).unwrap();
+    std::fs::write(reg.join("copy/manifest.json"), &manifest).unwrap();
+    for file in std::fs::read_dir(reg.join("mnist/files")).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), reg.join("copy/files").join(file.file_name())).unwrap();
+    }
+
+    let verify = brasa(&["registry", "--registry", r, "verify"]);
+    let (out, err) = (String::from_utf8_lossy(&verify.stdout), stderr(&verify));
+    assert!(!verify.status.success(), "{out}{err}");
+    assert!(err.contains(&format!("FAIL {}", reg.join("broken/manifest.json").display())), "{err}");
+    assert!(err.contains("describes `mnist`, but its folder is `copy`"), "{err}");
+    // The good model was still checked.
+    assert!(out.contains("mnist: 1 file"), "{out}");
+    assert!(err.contains("2 of 3 manifests"), "{err}");
+
+    let missing = dir.join("nonexistent");
+    let verify = brasa(&["registry", "--registry", missing.to_str().unwrap(), "verify"]);
+    assert!(!verify.status.success());
+    assert!(stderr(&verify).contains(&missing.display().to_string()), "{}", stderr(&verify));
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let verify = brasa(&["registry", "--registry", empty.to_str().unwrap(), "verify"]);
+    assert!(!verify.status.success());
+    assert!(stderr(&verify).contains("no models"), "{}", stderr(&verify));
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// `brasa serve --dir` must name a folder: a file is an error that names it.
+#[test]
+fn serve_refuses_a_file_as_its_root() {
+    let dir = scratch("serve-file");
+    let file = dir.join("page.html");
+    std::fs::write(&file, "<p>hi</p>").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brasa"))
+        .args(["serve", "--dir", file.to_str().unwrap(), "--port", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It exits at once; should it serve instead, end it after a while so the test fails.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "served a file as a folder");
+    assert!(
+        stderr(&out).contains(&file.display().to_string()) && stderr(&out).contains("not a folder"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

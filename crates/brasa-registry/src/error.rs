@@ -23,6 +23,14 @@ pub enum RegistryError {
         /// The rule it breaks.
         reason: String,
     },
+    /// A publish names a version the manifest already has: versions are immutable.
+    #[error("{model} {version} is already published; versions are immutable (publish a new version)")]
+    AlreadyPublished {
+        /// The model.
+        model: String,
+        /// The version.
+        version: semver::Version,
+    },
     /// The manifest's schema is not the one this client reads (newer: upgrade brasa; older:
     /// republish with the current CLI).
     #[error(

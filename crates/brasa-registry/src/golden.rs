@@ -27,6 +27,8 @@ impl GoldenCheck {
     pub fn compare(&self, fetches: &TensorMap) -> GoldenOutcome {
         let fail = |reason: String| GoldenOutcome { passed: false, max_abs_diff: f64::INFINITY, reason };
         let mut worst = 0.0f64;
+        // Where the largest difference is: output, flat index, value got, value expected.
+        let mut at: Option<(&str, usize, f64, f64)> = None;
         for expected in &self.outputs {
             let Some(got) = fetches.get(&expected.name) else {
                 return fail(format!("the model gave no output `{}`", expected.name));
@@ -38,20 +40,38 @@ impl GoldenCheck {
                 ));
             }
             let got = TensorJson::from_host(&expected.name, got);
-            for (g, w) in got.data.iter().zip(&expected.data) {
-                let diff = (g - w).abs();
+            for (index, (&g, &w)) in got.data.iter().zip(&expected.data).enumerate() {
                 // NaN compares false: treat it as an infinite difference.
-                worst = if diff.is_nan() { f64::INFINITY } else { worst.max(diff) };
+                let diff = match (g - w).abs() {
+                    d if d.is_nan() => f64::INFINITY,
+                    d => d,
+                };
+                if at.is_none() || diff > worst {
+                    worst = diff;
+                    at = Some((&expected.name, index, g, w));
+                }
             }
         }
         let passed = worst <= f64::from(self.tolerance);
-        let reason = if passed {
-            String::new()
-        } else {
-            format!("output differs from the golden output by {worst:e} (tolerance {:e})", self.tolerance)
+        let reason = match at {
+            Some((name, index, got, want)) if !passed => format!(
+                "output `{name}` element {index} is {}, the golden output {}: off by {worst:.2e} (tolerance {:e})",
+                short(got),
+                short(want),
+                self.tolerance
+            ),
+            _ => String::new(),
         };
         GoldenOutcome { passed, max_abs_diff: worst, reason }
     }
+}
+
+/// A value as f32 (what models compute) in its shortest form, in scientific notation when
+/// very small or large.
+fn short(value: f64) -> String {
+    let v = value as f32;
+    let magnitude = v.abs();
+    if magnitude != 0.0 && !(1e-3..1e7).contains(&magnitude) { format!("{v:e}") } else { v.to_string() }
 }
 
 #[cfg(test)]
@@ -90,7 +110,12 @@ mod tests {
 
     #[test]
     fn fails_outside_tolerance_on_nan_on_dims_and_on_missing_outputs() {
-        assert!(!check().compare(&fetches(vec![1.01, -2.0])).passed);
+        let off = check().compare(&fetches(vec![1.0, -2.5]));
+        assert!(!off.passed);
+        // By how much, and where.
+        assert_eq!(off.max_abs_diff, 0.5);
+        assert!(off.reason.contains("output `y` element 1 is -2.5, the golden output -2"), "{}", off.reason);
+        assert!(off.reason.contains("off by 5.00e-1 (tolerance 1e-3)"), "{}", off.reason);
         assert!(!check().compare(&fetches(vec![f32::NAN, -2.0])).passed);
         assert_eq!(check().compare(&fetches(vec![f32::NAN, -2.0])).max_abs_diff, f64::INFINITY);
         assert!(!check().compare(&fetches(vec![1.0])).passed);

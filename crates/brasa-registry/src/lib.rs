@@ -23,7 +23,8 @@ pub use error::{RegistryError, Result};
 pub use golden::GoldenOutcome;
 pub use integrity::{content_address, sha256_hex, verify_bytes, verify_digest};
 pub use manifest::{
-    Channel, ChannelMove, FileEntry, GoldenCheck, Manifest, MoveKind, Rollout, SCHEMA_VERSION, VersionEntry,
+    Channel, ChannelMove, FileEntry, GoldenCheck, MAX_FILE_SIZE, Manifest, MoveKind, Rollout, SCHEMA_VERSION,
+    VersionEntry,
 };
 pub use resolve::{Resolution, resolve};
 pub use rollout::{bucket, in_rollout};

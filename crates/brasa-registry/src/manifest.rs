@@ -8,6 +8,11 @@ use crate::error::{RegistryError, Result};
 /// The manifest schema this crate writes and the newest it reads.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// The largest file a manifest may name: just under 4 GiB, the most a wasm32 instance's
+/// memory can hold (and about the longest typed array a JS engine allocates), so a client
+/// refuses a larger `size` with the manifest instead of failing to allocate it.
+pub const MAX_FILE_SIZE: u64 = (1 << 32) - 1;
+
 /// A model's manifest: `<registry>/<model>/manifest.json`.
 ///
 /// Versions are immutable once published; channels point at versions and move; `history`
@@ -246,6 +251,12 @@ fn check_file(file: &FileEntry) -> std::result::Result<(), String> {
     if file.size == 0 {
         return Err("size must be positive".into());
     }
+    if file.size > MAX_FILE_SIZE {
+        return Err(format!(
+            "size {} bytes is more than a wasm32 instance can hold (4 GiB): no client could load it",
+            file.size
+        ));
+    }
     let path = &file.path;
     let relative = !path.is_empty()
         && !path.starts_with('/')
@@ -328,7 +339,39 @@ mod tests {
         let mut m = manifest();
         m.versions.values_mut().next().unwrap().files[0].sha256 = "XYZ".into();
         assert!(m.validate().is_err());
+        // No wasm32 instance can hold a file of 4 GiB or more: the fetcher would fail to
+        // allocate it ("Invalid typed array length") instead of refusing the manifest.
+        for size in [1u64 << 32, 1_000_000_000_000, u64::MAX] {
+            let mut m = manifest();
+            m.versions.values_mut().next().unwrap().files[0].size = size;
+            let err = m.validate().unwrap_err();
+            assert!(matches!(err, RegistryError::InvalidManifest { .. }), "{err:?}");
+            assert!(err.to_string().contains("files/sha256-") && err.to_string().contains("4 GiB"), "{err}");
+        }
+        let mut m = manifest();
+        m.versions.values_mut().next().unwrap().files[0].size = MAX_FILE_SIZE;
+        m.validate().unwrap();
         let unknown_field = manifest().to_json().replacen("\"model\"", "\"surprise\": 1, \"model\"", 1);
         assert!(Manifest::from_json(unknown_field.as_bytes()).is_err());
+    }
+
+    /// Inputs the fuzzer (`fuzz/`, target `manifest`) found, in `tests/fuzz/manifest-*`: each
+    /// is refused with a manifest error, or parses, and what `to_json` writes of it parses
+    /// back to the same manifest (`brasa registry publish` rewrites the file every time).
+    #[test]
+    fn fuzz_regressions() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.file_name().unwrap().to_string_lossy().starts_with("manifest-") {
+                continue;
+            }
+            seen += 1;
+            let Ok(m) = Manifest::from_json(&std::fs::read(&path).unwrap()) else { continue };
+            let again = Manifest::from_json(m.to_json().as_bytes());
+            assert_eq!(again.as_ref(), Ok(&m), "{}", path.display());
+        }
+        assert!(seen > 0, "no regression inputs in {}", dir.display());
     }
 }

@@ -8,6 +8,19 @@ use crate::error::{RegistryError, Result};
 use crate::manifest::{Channel, ChannelMove, Manifest, MoveKind, Rollout, VersionEntry};
 
 impl Manifest {
+    /// Whether `version` may still be published: [`RegistryError::AlreadyPublished`] if the
+    /// manifest has it. [`Manifest::publish`] checks this too; call it first to refuse before
+    /// any costly check of what is to be published.
+    pub fn check_unpublished(&self, version: &Version) -> Result<()> {
+        if self.versions.contains_key(version) {
+            return Err(RegistryError::AlreadyPublished {
+                model: self.model.clone(),
+                version: version.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Add an immutable version; optionally point `channel` at it.
     pub fn publish(
         &mut self,
@@ -16,11 +29,7 @@ impl Manifest {
         channel: Option<&str>,
         at: &str,
     ) -> Result<()> {
-        if self.versions.contains_key(&version) {
-            return Err(
-                self.invalid(format!("version {version} is already published; versions are immutable"))
-            );
-        }
+        self.check_unpublished(&version)?;
         let mut next = self.clone();
         let reason = entry.notes.clone();
         next.versions.insert(version.clone(), entry);
@@ -154,7 +163,14 @@ mod tests {
         let v2 = Version::new(1, 1, 0);
         m.publish(v1.clone(), entry(1), Some("stable"), AT).unwrap();
         m.publish(v2.clone(), entry(2), Some("canary"), AT).unwrap();
-        assert!(m.publish(v1.clone(), entry(3), None, AT).is_err(), "versions are immutable");
+        let again = m.publish(v1.clone(), entry(3), None, AT).unwrap_err();
+        assert!(matches!(again, RegistryError::AlreadyPublished { .. }), "versions are immutable: {again:?}");
+        assert_eq!(
+            again.to_string(),
+            "mnist 1.0.0 is already published; versions are immutable (publish a new version)"
+        );
+        assert_eq!(m.check_unpublished(&v1), Err(again));
+        m.check_unpublished(&Version::new(2, 0, 0)).unwrap();
         assert_eq!(m.versions[&v1], entry(1));
 
         m.promote("stable", &v2, AT, "canary looked good").unwrap();

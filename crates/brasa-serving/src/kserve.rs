@@ -495,15 +495,22 @@ fn json_values(name: &str, datatype: &str, wire: Wire, data: &Value) -> Result<V
     Ok(match dtype {
         DType::Float32 | DType::Float16 => {
             let floats = collect(data, |leaf, index| {
-                // Narrowed to f32 first: FP64 values beyond f32 become infinite, so refused.
-                match leaf.as_f64().map(|x| x as f32) {
-                    Some(x) if x.is_finite() => Ok(x),
-                    _ => Err(RequestError::NonFinite {
-                        name: name.to_owned(),
-                        index,
-                        value: describe(leaf),
-                        datatype: datatype.to_owned(),
-                    }),
+                let non_finite = || RequestError::NonFinite {
+                    name: name.to_owned(),
+                    index,
+                    value: describe(leaf),
+                    datatype: datatype.to_owned(),
+                };
+                match leaf {
+                    // Narrowed to f32 first: FP64 values beyond f32 become infinite, so refused.
+                    Value::Number(n) => match n.as_f64().map(|x| x as f32) {
+                        Some(x) if x.is_finite() => Ok(x),
+                        _ => Err(non_finite()),
+                    },
+                    // How serialisers write what JSON cannot: NaN and infinities.
+                    Value::Null => Err(non_finite()),
+                    Value::String(t) if is_non_finite_word(t) => Err(non_finite()),
+                    _ => Err(wrong(leaf, index, "numbers")),
                 }
             })?;
             Values::Float32(floats).cast(dtype)
@@ -516,6 +523,12 @@ fn json_values(name: &str, datatype: &str, wire: Wire, data: &Value) -> Result<V
             leaf.as_bool().ok_or_else(|| wrong(leaf, index, "true or false"))
         })?),
     })
+}
+
+/// `NaN`, `Infinity`, `-inf`…: a string some JSON writers put where a float was not finite.
+fn is_non_finite_word(text: &str) -> bool {
+    let word = text.trim().trim_start_matches(['+', '-']).to_ascii_lowercase();
+    matches!(word.as_str(), "nan" | "inf" | "infinity")
 }
 
 /// Decode an input's binary data: little endian, the datatype's element size (BOOL: one byte,
@@ -652,11 +665,28 @@ pub fn infer_response(
     Ok(InferResponse { body, header_length })
 }
 
+/// What an endpoint accepts beyond one call's [`Limits`], stated in metadata so that a client
+/// can size its requests before sending them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EndpointLimits {
+    /// Largest request body (bytes); larger ones get 413.
+    pub max_body_bytes: Option<usize>,
+    /// Most rows waiting for a forward pass; beyond, 503 with `Retry-After`.
+    pub max_queue_rows: Option<usize>,
+}
+
 /// `GET /v2/models/{name}`: versions, platform, and every input and output with its KServe
 /// datatype and shape (-1 where a dimension varies). brasa adds `parameters`: the limits of
-/// one call (`max_batch`, `max_elements`) and the bounds of every named dimension
+/// one call (`max_batch`, `max_elements`), the endpoint's (`max_body_bytes`,
+/// `max_queue_rows`, when given) and the bounds of every named dimension
 /// (`dims: { seq: { min, max } }`, `max` null when unbounded).
-pub fn model_metadata(name: &str, versions: &[String], sig: &Signature, limits: &Limits) -> Value {
+pub fn model_metadata(
+    name: &str,
+    versions: &[String],
+    sig: &Signature,
+    limits: &Limits,
+    endpoint: &EndpointLimits,
+) -> Value {
     let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
         specs
             .iter()
@@ -675,17 +705,21 @@ pub fn model_metadata(name: &str, versions: &[String], sig: &Signature, limits: 
             }
         }
     }
+    let mut parameters = json!({ "max_batch": limits.max_batch, "max_elements": limits.max_elements });
+    if let Some(n) = endpoint.max_body_bytes {
+        parameters["max_body_bytes"] = json!(n);
+    }
+    if let Some(n) = endpoint.max_queue_rows {
+        parameters["max_queue_rows"] = json!(n);
+    }
+    parameters["dims"] = Value::Object(dims);
     json!({
         "name": name,
         "versions": versions,
         "platform": "brasa",
         "inputs": tensors(&sig.inputs),
         "outputs": tensors(&sig.outputs),
-        "parameters": {
-            "max_batch": limits.max_batch,
-            "max_elements": limits.max_elements,
-            "dims": dims,
-        },
+        "parameters": parameters,
     })
 }
 
@@ -795,6 +829,10 @@ mod tests {
             (text_body(X).replace("0.3", "1e39"), "non_finite", "`x`: data[2] is 1e+39"),
             (text_body(X).replace("0.3", r#""NaN""#), "non_finite", r#"`x`: data[2] is the string "NaN""#),
             (text_body(X).replace("0.3", "null"), "non_finite", "`x`: data[2] is null"),
+            (text_body(X).replace("0.3", r#""-Infinity""#), "non_finite", r#"`x`: data[2] is the string "-Infinity""#),
+            (text_body(X).replace("0.3", r#""0.3""#), "wrong_datatype", "`x`"),
+            (text_body(X).replace("0.3", "true"), "wrong_datatype", "`x`"),
+            (text_body(X).replace("0.3", "{}"), "wrong_datatype", "`x`"),
             (text_body(X).replace("1.5,-2", "1.5,1e5"), "non_finite", "`half`: element 1 is inf"),
             (text_body(X).replace("[4,5,6]", "[4,5.5,6]"), "wrong_datatype", "`ids`: data[4] is 5.5; INT64 data must be integers"),
             (text_body(X).replace("[4,5,6]", "[4,true,6]"), "wrong_datatype", "`ids`: data[4] is true"),
@@ -1068,7 +1106,7 @@ mod tests {
     #[test]
     fn metadata_states_shapes_and_limits() {
         let limits = Limits { max_batch: 16, max_elements: 1000 };
-        let meta = model_metadata("t", &["1.0.0".into()], &text(), &limits);
+        let meta = model_metadata("t", &["1.0.0".into()], &text(), &limits, &EndpointLimits::default());
         assert_eq!(meta["platform"], "brasa");
         assert_eq!(meta["versions"], json!(["1.0.0"]));
         assert_eq!(meta["inputs"][0], json!({"name":"x","datatype":"FP32","shape":[-1,2]}));
@@ -1079,9 +1117,13 @@ mod tests {
             meta["parameters"],
             json!({"max_batch":16,"max_elements":1000,"dims":{"seq":{"min":1,"max":8}}})
         );
-        let meta = model_metadata("mnist", &[], &mnist(), &limits);
+        let endpoint = EndpointLimits { max_body_bytes: Some(8 << 20), max_queue_rows: Some(64) };
+        let meta = model_metadata("mnist", &[], &mnist(), &limits, &endpoint);
         assert_eq!(meta["inputs"][0]["shape"], json!([-1, 1, 28, 28]));
-        assert_eq!(meta["parameters"]["dims"], json!({}));
+        assert_eq!(
+            meta["parameters"],
+            json!({"max_batch":16,"max_elements":1000,"max_body_bytes":8388608,"max_queue_rows":64,"dims":{}})
+        );
     }
 
     /// Arbitrary JSON, biased toward request-like shapes.

@@ -13,5 +13,5 @@ pub mod kserve;
 pub mod metrics;
 
 pub use batching::{Admission, BatchPolicy};
-pub use kserve::{HEADER_LENGTH, InferResponse, ParsedInfer, RequestError, RequestedOutput};
+pub use kserve::{EndpointLimits, HEADER_LENGTH, InferResponse, ParsedInfer, RequestError, RequestedOutput};
 pub use metrics::Metrics;

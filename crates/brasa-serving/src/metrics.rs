@@ -52,6 +52,18 @@ pub const FAMILIES: &[(&str, Kind, &str, &[f64])] = &[
     ("brasa_cache_misses_total", Kind::Counter, "Model files that had to be downloaded.", &[]),
     ("brasa_fetched_bytes_total", Kind::Counter, "Bytes of model files downloaded.", &[]),
     (
+        "brasa_wasm_memory_bytes",
+        Kind::Gauge,
+        "Linear memory of the model's wasm instance (its high-water mark: it never shrinks).",
+        &[],
+    ),
+    (
+        "brasa_cache_persistent",
+        Kind::Gauge,
+        "0 when the model cache keeps nothing (Cloudflare's Cache API on workers.dev): files are downloaded again, and a random rollout identity changes, on every cold start.",
+        &[],
+    ),
+    (
         "brasa_model_ready",
         Kind::Gauge,
         "1 when the model version is loaded and passed its golden check.",

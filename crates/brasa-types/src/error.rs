@@ -21,7 +21,8 @@ pub enum ErrorCode {
     UnknownModel,
     /// Weights, code or a manifest could not be fetched (HTTP error, timeout, no network).
     Network,
-    /// A model spec does not parse (`mnist@Canary!`).
+    /// A model spec does not parse (`mnist@Canary!`), or a load option is of the wrong type,
+    /// out of range or contradicts another (`timeoutMs: 0`, `registry: ''`).
     InvalidSpec,
     /// The registry has no such channel or no version matching the spec.
     NotFound,
@@ -102,7 +103,7 @@ impl ErrorCode {
                 "Weights, code or a manifest could not be fetched (HTTP error, timeout, no network)."
             }
             ErrorCode::InvalidSpec => {
-                "A model spec does not parse (`mnist@Canary!`), or options are contradictory."
+                "A model spec does not parse (`mnist@Canary!`), or a load option is of the wrong type, out of range or contradicts another (`timeoutMs: 0`, `registry: ''`)."
             }
             ErrorCode::NotFound => "The registry has no such channel or no version matching the spec.",
             ErrorCode::InvalidManifest => {

@@ -165,6 +165,8 @@ struct ModelInfo<'a> {
 #[wasm_bindgen]
 pub struct WasmModel {
     session: RefCell<Rc<dyn Servable>>,
+    /// The GPU device it runs on ([`brasa::gpu_device_id`]); `None` on the CPU.
+    gpu: Option<u32>,
 }
 
 fn backend_kind(name: &str) -> Result<BackendKind, JsValue> {
@@ -200,8 +202,23 @@ pub fn load_model<M: Model>(weights: Vec<u8>, backend: String) -> Promise {
     future_to_promise(async move {
         let kind = backend_kind(&backend)?;
         let session = brasa::load::<M>(&weights, kind).await.map_err(|e| js_error(&e))?;
-        Ok(WasmModel { session: RefCell::new(Rc::from(session)) }.into())
+        // In the same poll as the load: no other load can have replaced the device since.
+        let gpu = if kind == BackendKind::WebGpu { brasa::gpu_device_id() } else { None };
+        Ok(WasmModel { session: RefCell::new(Rc::from(session)), gpu }.into())
     })
+}
+
+/// Resolves with the reason (`"Destroyed: …"`) once GPU device `id` ([`WasmModel::gpu_device`])
+/// is lost; stays pending while it works.
+#[wasm_bindgen(js_name = gpuDeviceLost)]
+pub fn gpu_device_lost(id: u32) -> Promise {
+    future_to_promise(async move { Ok(JsValue::from(brasa::gpu_device_lost(id).await)) })
+}
+
+/// Why GPU device `id` was lost, or `undefined` while it works.
+#[wasm_bindgen(js_name = gpuDeviceLostReason)]
+pub fn gpu_device_lost_reason(id: u32) -> Option<String> {
+    brasa::gpu_device_lost_reason(id)
 }
 
 #[wasm_bindgen]
@@ -226,6 +243,12 @@ impl WasmModel {
         Ok(())
     }
 
+    /// The id of the GPU device the model runs on (see `gpuDeviceLost`); `undefined` on the CPU.
+    #[wasm_bindgen(js_name = gpuDevice)]
+    pub fn gpu_device(&self) -> Option<u32> {
+        self.gpu
+    }
+
     /// Name, backend, signature, metadata, weight summary and limits.
     pub fn info(&self) -> Result<JsValue, JsValue> {
         let session = self.session.borrow();
@@ -240,4 +263,16 @@ impl WasmModel {
             limits: Limits { max_batch: limits.max_batch, max_elements: limits.max_elements },
         })
     }
+}
+
+/// Bytes of this wasm instance's linear memory. It never shrinks, so it is the high-water
+/// mark of everything the instance has held at once (weights, activations, buffers): the
+/// figure a platform's memory limit applies to (Cloudflare Workers: 128 MB per isolate).
+#[wasm_bindgen(js_name = memoryBytes)]
+pub fn memory_bytes() -> f64 {
+    #[cfg(target_arch = "wasm32")]
+    let pages = core::arch::wasm32::memory_size::<0>();
+    #[cfg(not(target_arch = "wasm32"))]
+    let pages = 0;
+    (pages * 65_536) as f64
 }

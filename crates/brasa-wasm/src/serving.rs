@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use brasa_serving::kserve::{infer_response, model_metadata, parse_infer};
-use brasa_serving::{Admission, BatchPolicy, HEADER_LENGTH, Metrics, RequestError, RequestedOutput};
+use brasa_serving::{
+    Admission, BatchPolicy, EndpointLimits, HEADER_LENGTH, Metrics, RequestError, RequestedOutput,
+};
 use brasa_types::{Limits, Signature};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use serde::Deserialize;
@@ -32,25 +34,35 @@ fn request_error(err: &RequestError) -> JsValue {
     http_error(&err.to_string(), err.code(), err.status())
 }
 
-/// `{ maxBatch, maxElements }`; either (or the whole object) may be left out for brasa's
-/// defaults.
+/// `{ maxBatch, maxElements, maxBodyBytes?, maxQueueRows? }`; any (or the whole object) may
+/// be left out for brasa's defaults (the last two: not stated).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 struct JsLimits {
     max_batch: usize,
     max_elements: usize,
+    max_body_bytes: Option<usize>,
+    max_queue_rows: Option<usize>,
 }
 
 impl Default for JsLimits {
     fn default() -> Self {
         let d = Limits::default();
-        JsLimits { max_batch: d.max_batch, max_elements: d.max_elements }
+        JsLimits {
+            max_batch: d.max_batch,
+            max_elements: d.max_elements,
+            max_body_bytes: None,
+            max_queue_rows: None,
+        }
     }
 }
 
+fn read_limits(value: JsValue) -> Result<JsLimits, JsValue> {
+    if value.is_undefined() || value.is_null() { Ok(JsLimits::default()) } else { from_js(value, "limits") }
+}
+
 fn limits_from_js(value: JsValue) -> Result<Limits, JsValue> {
-    let l: JsLimits =
-        if value.is_undefined() || value.is_null() { JsLimits::default() } else { from_js(value, "limits")? };
+    let l = read_limits(value)?;
     Ok(Limits { max_batch: l.max_batch, max_elements: l.max_elements })
 }
 
@@ -139,8 +151,10 @@ pub fn kserve_model_metadata(
     limits: JsValue,
 ) -> Result<String, JsValue> {
     let sig: Signature = from_js(signature, "signature")?;
-    let limits = limits_from_js(limits)?;
-    Ok(model_metadata(name, &versions, &sig, &limits).to_string())
+    let l = read_limits(limits)?;
+    let endpoint = EndpointLimits { max_body_bytes: l.max_body_bytes, max_queue_rows: l.max_queue_rows };
+    let limits = Limits { max_batch: l.max_batch, max_elements: l.max_elements };
+    Ok(model_metadata(name, &versions, &sig, &limits, &endpoint).to_string())
 }
 
 /// A model's dynamic batching policy (`{ maxBatch, maxQueueDelayUs, maxQueueRows }`).

@@ -16,7 +16,10 @@ pub mod ops;
 mod session;
 mod weights;
 
-pub use backend::{BackendKind, BackendPreference, acquire_device, compiled_backends, is_cpu_device};
+pub use backend::{
+    BackendKind, BackendPreference, acquire_device, compiled_backends, gpu_device_id, gpu_device_lost,
+    gpu_device_lost_reason, is_cpu_device,
+};
 pub use error::{BrasaError, ErrorCode, Result};
 pub use model::{Inputs, Model, Outputs};
 pub use session::{MAX_BATCH, RunFuture, Servable, Session, load};

@@ -1,4 +1,8 @@
-use burn::tensor::{Bytes, DType};
+//! Weight validation. This file and `error.rs` use only burn-pack, brasa-types and std (not
+//! burn itself), so the fuzz target `fuzz/fuzz_targets/weights.rs` compiles them as they are
+//! without instrumenting all of burn: keep it that way.
+
+use burn_pack::{Bytes, DType};
 
 use crate::error::{BrasaError, Result};
 
@@ -65,9 +69,9 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
             DType::F32 => {
                 data.chunks_exact(4).any(|c| !f32::from_le_bytes([c[0], c[1], c[2], c[3]]).is_finite())
             }
-            DType::F16 => {
-                data.chunks_exact(2).any(|c| !burn::tensor::f16::from_le_bytes([c[0], c[1]]).is_finite())
-            }
+            // Infinity or NaN: every exponent bit set (binary16: 5 bits, bfloat16: 8).
+            DType::F16 => data.chunks_exact(2).any(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7c00 == 0x7c00),
+            DType::BF16 => data.chunks_exact(2).any(|c| u16::from_le_bytes([c[0], c[1]]) & 0x7f80 == 0x7f80),
             _ => false,
         };
         if non_finite {
@@ -77,4 +81,19 @@ pub fn inspect_weights(bytes: &[u8]) -> Result<WeightsSummary> {
         summary.tensors.push((name, shape));
     }
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the fuzzer (`fuzz/`, target `weights`): a bfloat16 tensor holding NaN passed
+    /// as valid weights (only float32 and float16 were checked).
+    #[test]
+    fn non_finite_bfloat16_is_refused() {
+        let bytes = include_bytes!("../tests/fuzz/weights-bf16-non-finite.bin");
+        let err = inspect_weights(bytes).unwrap_err();
+        assert_eq!(err, BrasaError::NonFiniteWeights { tensor: "b.bf16".into() });
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidWeights);
+    }
 }

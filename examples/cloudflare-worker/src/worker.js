@@ -23,6 +23,10 @@ export default {
         { model: twoHeads, wasm: { cpu: twoHeadsWasm }, ...limits },
       ],
       registry: env.BRASA_REGISTRY,
+      // On workers.dev the Cache API keeps nothing, so brasa's random rollout identity would
+      // change with every cold start (an isolate flipping between a rollout's versions): pin
+      // it with a variable when serving a staged rollout.
+      load: env.BRASA_CLIENT_ID ? { clientId: env.BRASA_CLIENT_ID } : undefined,
     });
     return handler.fetch(request, env, ctx);
   },

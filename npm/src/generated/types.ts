@@ -74,7 +74,7 @@ export type BrasaErrorCode =
   | 'unknown_model'
   /** Weights, code or a manifest could not be fetched (HTTP error, timeout, no network). */
   | 'network'
-  /** A model spec does not parse (`mnist@Canary!`), or options are contradictory. */
+  /** A model spec does not parse (`mnist@Canary!`), or a load option is of the wrong type, out of range or contradicts another (`timeoutMs: 0`, `registry: ''`). */
   | 'invalid_spec'
   /** The registry has no such channel or no version matching the spec. */
   | 'not_found'

@@ -17,6 +17,7 @@ import type { BrasaModel } from '../model.js';
 import { concat } from '../tensor.js';
 import type { Backend, Limits, ModelPackage, Signature, TypedArray, WasmSource } from '../types.js';
 import { sleepOrSettle } from './http.js';
+import { rowSize, type MemoryPlan } from './memory.js';
 
 /** Settings of one endpoint, defaults applied. */
 export interface EndpointConfig {
@@ -27,7 +28,14 @@ export interface EndpointConfig {
   maxBatch: number;
   maxQueueDelayMs: number;
   maxQueueRows: number;
+  /** The body limit asked for (`undefined`: the default, raised to fit `maxBatch` rows). */
+  maxBodyBytes: number | undefined;
 }
+
+/** The body limit when none is asked for (and a full batch fits in it). */
+export const DEFAULT_MAX_BODY = 8 * 1024 * 1024;
+/** Room for the JSON header of a binary request beside its tensors. */
+const HEADER_ROOM = 64 * 1024;
 
 /** One request's share of a run. */
 export interface Outcome {
@@ -71,8 +79,8 @@ export class NotReadyError extends Error {
 
 /** A request that can never be admitted: 400 `batch_too_large`. */
 export class BatchTooLargeError extends Error {
-  constructor(rows: number, limit: number) {
-    super(`the request has a batch of ${rows}; this server runs at most ${limit} rows at once (maxBatch): split it`);
+  constructor(rows: number, limit: number, why = 'maxBatch') {
+    super(`the request has a batch of ${rows}; this server runs at most ${limit} rows at once (${why}): split it`);
   }
 }
 
@@ -110,7 +118,20 @@ export class ModelEndpoint {
   limits: Limits = { maxBatch: 1, maxElements: 0 };
   /** Whether requests are batched together. */
   batched = false;
+  /** Largest request body accepted (bytes). */
+  maxBody = DEFAULT_MAX_BODY;
+  /** Bytes of one row in the binary format at its largest (`null`: unbounded, or no batch). */
+  rowBytes: number | null = null;
+  /** Most rows waiting. */
+  maxQueueRows = 0;
   #policy: WasmBatchPolicy | null = null;
+  /** What lowered `limits.maxBatch` below the configured `maxBatch`, if anything did. */
+  #batchLimitReason: string | null = null;
+
+  /** What lowered `limits.maxBatch` below the configured `maxBatch` (`null`: nothing did). */
+  get batchLimitReason(): string | null {
+    return this.#batchLimitReason;
+  }
   #queue: Pending[] = [];
   #queuedRows = 0;
   #running = false;
@@ -129,15 +150,50 @@ export class ModelEndpoint {
     this.#labels = { model: config.name, version: '', backend: '' };
   }
 
-  attach(model: BrasaModel): void {
-    const { maxBatch, maxQueueDelayMs, maxQueueRows } = this.config;
+  /**
+   * Serve `model`. `memory`: its rows within the platform's memory limit (see
+   * `memoryPlan`), which cap `maxBatch` and `maxQueueRows` when smaller.
+   */
+  attach(model: BrasaModel, memory: MemoryPlan | null = null): void {
+    const { maxBatch, maxQueueDelayMs } = this.config;
+    let { maxQueueRows } = this.config;
     const info = model.info;
     const runtime = runtimeOf(model);
     const instance = runtime.instance;
     this.batched = isBatched(info.signature);
-    this.limits = { maxBatch: Math.max(1, Math.min(maxBatch, info.limits.maxBatch)), maxElements: info.limits.maxElements };
+    const row = this.batched ? rowSize(info.signature) : null;
+    this.rowBytes = row?.bytes ?? null;
+    // Every limit that bounds the rows of one call, with why: the smallest decides, and its
+    // reason goes into `batch_too_large`'s message. All of them hold at once, so a request of
+    // `maxBatch` rows always gets through (metadata states the result).
+    const mib = (n: number) => (n / (1 << 20)).toFixed(1);
+    const caps: [number, string][] = [
+      [maxBatch, 'maxBatch'],
+      [info.limits.maxBatch, "the model's limit"],
+    ];
+    if (row) {
+      caps.push([Math.floor(info.limits.maxElements / row.elements), `the model's limit of ${info.limits.maxElements} elements per call, at ${row.elements} a row`]);
+      if (this.config.maxBodyBytes !== undefined) {
+        caps.push([Math.floor(this.config.maxBodyBytes / row.bytes), `the ${this.config.maxBodyBytes} byte body limit, at ${row.bytes} bytes a row in the binary format`]);
+      }
+      if (memory) caps.push([memory.maxBatch, `what fits the ${mib(memory.limit)} MiB memory limit, at ${mib(memory.bytesPerRow)} MiB a row`]);
+    }
+    let [rows, why] = caps.reduce((a, b) => (b[0] < a[0] ? b : a));
+    if (rows < 1) {
+      console.warn(`brasa: ${this.name} cannot take even one row within ${why}; serving batches of 1 anyway`);
+      rows = 1;
+    }
+    this.limits = { maxBatch: rows, maxElements: info.limits.maxElements };
+    this.#batchLimitReason = why === 'maxBatch' ? null : why;
+    if (memory && row) maxQueueRows = Math.min(maxQueueRows, memory.maxQueueRows);
+    if (memory && memory.base > memory.limit) {
+      console.warn(`brasa: ${this.name} already holds ${mib(memory.base)} MiB at batch 1, above the ${mib(memory.limit)} MiB memory limit`);
+    }
     // Without a batch, each request is one row of the queue and runs alone.
     const perRun = this.batched ? this.limits.maxBatch : 1;
+    // A request of `maxBatch` rows in the binary format must get past the body limit.
+    this.maxBody = this.config.maxBodyBytes ?? Math.max(DEFAULT_MAX_BODY, row === null ? 0 : row.bytes * perRun + HEADER_ROOM);
+    this.maxQueueRows = Math.max(maxQueueRows, perRun);
     this.#policy = guardCall(
       instance,
       () =>
@@ -145,7 +201,7 @@ export class ModelEndpoint {
           maxBatch: perRun,
           maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
           // A request of maxBatch rows must always fit once the queue drains.
-          maxQueueRows: Math.max(maxQueueRows, perRun),
+          maxQueueRows: this.maxQueueRows,
         }),
     );
     this.bindings = logicOf(runtime.bindings);
@@ -207,7 +263,7 @@ export class ModelEndpoint {
     let key: string;
     if (this.batched) {
       rows = request.batch ?? inputs[0]?.dims[0] ?? 1;
-      if (rows > this.limits.maxBatch) throw new BatchTooLargeError(rows, this.limits.maxBatch);
+      if (rows > this.limits.maxBatch) throw new BatchTooLargeError(rows, this.limits.maxBatch, this.#batchLimitReason ?? 'maxBatch');
       key = inputs.map((t) => `${t.name}:${t.dtype}:${t.dims.slice(1).join('x')}`).join('|');
     } else {
       key = `#${uniqueKey++}`;
@@ -249,7 +305,11 @@ export class ModelEndpoint {
   }
 
   #gauge(): void {
-    this.#metrics()?.set('brasa_queue_rows', this.labels(), this.#queuedRows);
+    try {
+      this.#metrics()?.set('brasa_queue_rows', this.labels(), this.#queuedRows);
+    } catch {
+      // Metrics never fail a request.
+    }
   }
 
   /** The next batch: the oldest request and those queued after it with the same dims. */
@@ -287,16 +347,8 @@ export class ModelEndpoint {
     const started = performance.now();
     try {
       const result = await model.run(feeds);
-      const compute = (performance.now() - started) / 1000;
-      const metrics = this.#metrics();
-      const labels = this.labels();
-      metrics?.observe('brasa_compute_seconds', labels, compute);
-      metrics?.observe('brasa_batch_size', labels, rows);
-      metrics?.inc('brasa_inferences_total', labels, rows);
-      // Exponentially weighted throughput, for Retry-After.
-      const rate = rows / Math.max(compute, 1e-6);
-      this.#rate = this.#rate === 0 ? rate : 0.8 * this.#rate + 0.2 * rate;
-      const fetches: WasmTensor[] = Object.entries(result).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims], data: t.data }));
+      this.#record(rows, (performance.now() - started) / 1000);
+      const fetches = fetchesOf(result);
       if (batch.length === 1) {
         batch[0].resolve({ fetches, queueWait: (started - batch[0].enqueued) / 1000, batch: rows });
         return;
@@ -313,6 +365,12 @@ export class ModelEndpoint {
         row += p.rows;
       }
     } catch (err) {
+      // A result that depends on one request's data (a non-finite output from huge inputs)
+      // must not fail the requests it was batched with: run each alone to find whose it is.
+      if (batch.length > 1 && BrasaError.from(err).code === 'invalid_input' && this.alive()) {
+        await this.#runAlone(batch);
+        return;
+      }
       for (const p of batch) if (!p.settled) p.reject(err);
       // The run aborted the wasm instance: drop the model (the queue gets not_ready).
       this.alive();
@@ -321,9 +379,54 @@ export class ModelEndpoint {
     }
   }
 
+  /** Metrics of one forward pass of `rows` rows that took `compute` seconds. */
+  #record(rows: number, compute: number): void {
+    const metrics = this.#metrics();
+    const labels = this.labels();
+    // Metrics never fail a request (a build from an older brasa may lack a family).
+    try {
+      metrics?.observe('brasa_compute_seconds', labels, compute);
+      metrics?.observe('brasa_batch_size', labels, rows);
+      metrics?.inc('brasa_inferences_total', labels, rows);
+      const memory = this.model?.memoryBytes;
+      if (memory != null) metrics?.set('brasa_wasm_memory_bytes', labels, memory);
+    } catch {
+      // The next call goes to a live metrics host (the handler replaces an aborted one).
+    }
+    // Exponentially weighted throughput, for Retry-After.
+    const rate = rows / Math.max(compute, 1e-6);
+    this.#rate = this.#rate === 0 ? rate : 0.8 * this.#rate + 0.2 * rate;
+  }
+
+  /** Run each request of a failed batch on its own, settling each with its own outcome. */
+  async #runAlone(batch: Pending[]): Promise<void> {
+    for (const p of batch) {
+      if (p.settled) continue;
+      if (!this.alive()) {
+        p.reject(new NotReadyError(this.name, this.dropped));
+        continue;
+      }
+      const feeds: Record<string, WasmTensor> = {};
+      for (const t of p.inputs) feeds[t.name] = t;
+      const started = performance.now();
+      try {
+        const result = await this.model!.run(feeds);
+        this.#record(p.rows, (performance.now() - started) / 1000);
+        p.resolve({ fetches: fetchesOf(result), queueWait: (started - p.enqueued) / 1000, batch: p.rows });
+      } catch (err) {
+        p.reject(err);
+      }
+    }
+  }
+
   close(): void {
     for (const p of this.#queue.splice(0)) p.reject(new BrasaError('disposed', 'the endpoint was closed'));
     this.#queuedRows = 0;
     this.model?.dispose();
   }
+}
+
+/** A run's named outputs as the wire layer's tensors. */
+function fetchesOf(result: Record<string, { dtype: WasmTensor['dtype']; dims: readonly number[]; data: WasmTensor['data'] }>): WasmTensor[] {
+  return Object.entries(result).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims], data: t.data }));
 }

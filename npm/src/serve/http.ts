@@ -6,13 +6,20 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   return new Response(typeof body === 'string' ? body : JSON.stringify(body), { status, headers: { ...JSON_HEADERS, ...headers } });
 }
 
+/** Longest error message sent: messages quote what they refuse (a tensor's name, dims), and
+ * an error must not echo a multi-megabyte request back. */
+const MAX_ERROR_CHARS = 2048;
+
 /** KServe's error body is `{ "error": "<message>" }`; `code` is brasa's addition. */
 export function errorResponse(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
-  return json(status, { error: message, code }, headers);
+  const error = message.length > MAX_ERROR_CHARS ? `${message.slice(0, MAX_ERROR_CHARS)}… (${message.length - MAX_ERROR_CHARS} more characters)` : message;
+  return json(status, { error, code }, headers);
 }
 
-export function notAllowed(allow: string): Response {
-  return errorResponse(405, 'method_not_allowed', `method not allowed here; use ${allow}`, { allow });
+/** 405 for a route that takes `allow` (`GET` routes answer HEAD too). */
+export function notAllowed(allow: 'GET' | 'POST'): Response {
+  const methods = allow === 'GET' ? 'GET, HEAD' : allow;
+  return errorResponse(405, 'method_not_allowed', `method not allowed here; use ${methods}`, { allow: methods });
 }
 
 export class BodyTooLarge extends Error {}
