@@ -199,6 +199,7 @@ async function badInputRound() {
   const nan = new Float32Array(784); nan[100] = NaN;
   const inf = new Float32Array(784); inf[5] = Infinity;
   const onePixelHuge = new Float32Array(784); onePixelHuge[300] = 1.2e37;
+  const detached = new Float32Array(784); structuredClone(detached.buffer, { transfer: [detached.buffer] });
   const cases = {
     empty: () => model.run(new Float32Array(0)),
     short: () => model.run(new Float32Array(783)),
@@ -206,6 +207,8 @@ async function badInputRound() {
     infinity: () => model.run(inf),
     huge: () => model.run(new Float32Array(784).fill(3e38)),
     onePixelHuge: () => model.run(onePixelHuge),
+    detached: () => model.run(detached),
+    dataView: () => model.run(new DataView(new ArrayBuffer(784 * 4))),
     string: () => model.run('pixels'),
     bytes: () => model.run(new Uint8Array(784)),
     objects: () => model.run([{}, 1]),
@@ -239,13 +242,15 @@ export function checkBadInputRound(assert, outcome) {
     assert.equal(error?.name, 'BrasaError', `${name} did not fail with a BrasaError: ${JSON.stringify(error)}`);
   }
   const codes = Object.fromEntries(Object.entries(outcome.errors).map(([name, e]) => [name, e.code]));
-  const invalidInput = ['empty', 'short', 'nan', 'infinity', 'huge', 'onePixelHuge', 'string', 'bytes', 'objects', 'nothing', 'unknownInput', 'wrongDims', 'wrongDtype'];
+  const invalidInput = ['empty', 'short', 'nan', 'infinity', 'huge', 'onePixelHuge', 'detached', 'dataView', 'string', 'bytes', 'objects', 'nothing', 'unknownInput', 'wrongDims', 'wrongDtype'];
   for (const name of invalidInput) assert.equal(codes[name], 'invalid_input', `${name}: ${outcome.errors[name].message}`);
   assert.match(outcome.errors.nan.message, /`pixels`.*element 100 is NaN/);
   assert.match(outcome.errors.infinity.message, /`pixels`.*element 5 is inf/i);
   // Finite but far outside what the model declares (its result would be NaN): refused first.
   assert.match(outcome.errors.huge.message, /`pixels`.*element 0 is 3\d*e?\d*.*outside the declared range \[0, 1\]/);
   assert.match(outcome.errors.onePixelHuge.message, /`pixels`.*element 300 .*outside the declared range/);
+  assert.match(outcome.errors.detached.message, /`pixels`.*detached/);
+  assert.match(outcome.errors.dataView.message, /DataView carries no dtype/);
   assert.match(outcome.errors.bytes.message, /`pixels`.*uint8.*float32/);
   assert.match(outcome.errors.unknownInput.message, /`image`/);
   assert.equal(codes.truncatedWeights, 'invalid_weights');

@@ -9,6 +9,8 @@ import type { LoadOptions } from './types.js';
 
 /** Timers take a signed 32-bit delay: a longer one fires at once (Node warns; browsers do not). */
 export const MAX_DELAY_MS = 2 ** 31 - 1;
+/** The shortest period between update checks: a registry is polled, not hammered. */
+export const MIN_UPDATE_INTERVAL_MS = 1000;
 
 const FRESHNESS = ['cache-first', 'network-first'];
 const BUILDS = ['cpu', 'webgpu'];
@@ -35,7 +37,11 @@ function isWasmSource(v: unknown): boolean {
  */
 export function checkLoadOptions(options: LoadOptions): void {
   const o = options as Record<keyof LoadOptions, unknown>;
-  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm } = o;
+  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm, weights } = o;
+  if (typeof weights === 'string' && weights.trim() === '') {
+    // An empty string would resolve to the page (or the current folder) and fail as "not a burnpack".
+    throw new BrasaError('invalid_weights', 'invalid option `weights`: an empty string names no file; give a URL, a path, bytes or a Response');
+  }
   if (registry !== undefined && !(registry instanceof URL) && !(typeof registry === 'string' && registry.trim() !== '')) {
     // An empty string would resolve to the page, or the current folder.
     throw invalid('registry', 'a URL or a non-empty string (a URL; on Node and Deno also a folder)', registry);
@@ -53,11 +59,11 @@ export function checkLoadOptions(options: LoadOptions): void {
     throw invalid('freshness', "'cache-first' or 'network-first'", freshness);
   }
   if (autoUpdate !== undefined && typeof autoUpdate !== 'boolean') throw invalid('autoUpdate', 'true or false', autoUpdate);
-  if (updateInterval !== undefined && !(isNumber(updateInterval) && updateInterval >= 0 && updateInterval <= MAX_DELAY_MS)) {
-    throw invalid('updateInterval', `a number of milliseconds from 1 to ${MAX_DELAY_MS} (0: no periodic checks)`, updateInterval);
+  if (updateInterval !== undefined && !(isNumber(updateInterval) && (updateInterval === 0 || (updateInterval >= MIN_UPDATE_INTERVAL_MS && updateInterval <= MAX_DELAY_MS)))) {
+    throw invalid('updateInterval', `a number of milliseconds from ${MIN_UPDATE_INTERVAL_MS} to ${MAX_DELAY_MS} (0: no periodic checks)`, updateInterval);
   }
   if (clientId !== undefined && !(typeof clientId === 'string' && clientId !== '')) throw invalid('clientId', 'a non-empty string', clientId);
-  if (timeoutMs !== undefined && !(isNumber(timeoutMs) && timeoutMs > 0 && timeoutMs <= MAX_DELAY_MS)) {
+  if (timeoutMs !== undefined && !(isNumber(timeoutMs) && timeoutMs >= 1 && timeoutMs <= MAX_DELAY_MS)) {
     throw invalid('timeoutMs', `a number of milliseconds from 1 to ${MAX_DELAY_MS}`, timeoutMs);
   }
   for (const name of ['onProgress', 'onEvent', 'onFallback'] as const) {

@@ -117,6 +117,9 @@ function toDType(name: string, dtype: DType, data: unknown): TypedArray {
   if (!ArrayBuffer.isView(data) || data instanceof DataView) {
     throw new BrasaError('invalid_input', `${name}: data must be a typed array or an array of numbers; got ${describe(data)}`);
   }
+  if (isDetached(data.buffer)) {
+    throw new BrasaError('invalid_input', `${name}: its ArrayBuffer is detached (transferred to a worker?); pass data you still own`);
+  }
   if (data instanceof Float64Array) {
     if (dtype === 'float32' || dtype === 'float16') return Float32Array.from(data);
   }
@@ -129,6 +132,16 @@ function toDType(name: string, dtype: DType, data: unknown): TypedArray {
     );
   }
   return data as TypedArray;
+}
+
+/** Whether `buffer` was detached (transferred): a view on it can no longer be made. */
+function isDetached(buffer: ArrayBufferLike): boolean {
+  try {
+    new Uint8Array(buffer, 0, 0);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** The dtype to tell Rust a converted array has: its own, except where it is ambiguous. */
@@ -214,6 +227,10 @@ export function toWasmTensor(name: string, value: unknown, spec: TensorSpec | un
  * bare array or tensor itself.
  */
 export function toWasmFeeds(signature: Signature, feeds: unknown): WasmTensor[] {
+  if (feeds instanceof DataView || feeds instanceof ArrayBuffer) {
+    // Bytes carry no dtype (and no names): they would read as an object with no inputs.
+    throw new BrasaError('invalid_input', `feeds: a ${feeds.constructor.name} carries no dtype; pass a typed array (e.g. new Float32Array(buffer)) or { ${signature.inputs.map((s) => `${s.name}: tensor`).join(', ')} }`);
+  }
   const only = signature.inputs.length === 1 ? signature.inputs[0] : null;
   if (only && (isBareArray(feeds) || isTensorLike(feeds))) return [toWasmTensor(only.name, feeds, only)];
   if (typeof feeds !== 'object' || feeds === null || isBareArray(feeds)) {

@@ -169,8 +169,9 @@ export interface LoadOptions {
   /** Switch to a new version as soon as an update check finds one (it still must pass
    * integrity, load and golden checks). Default false: call `model.update()`. */
   autoUpdate?: boolean;
-  /** Check the registry every this many milliseconds (up to 2^31 - 1, about 24.8 days) while
-   * the model lives. Default (and `0`): only at load. */
+  /** Check the registry every this many milliseconds (1000 to 2^31 - 1, about 24.8 days)
+   * while the model lives: one check at a time, none after `dispose()`. Default (and `0`):
+   * only at load. */
   updateInterval?: number;
   /** A stable id for staged rollouts (e.g. a user id). Default: a random id persisted in the
    * cache — which changes on every cold start where the cache keeps nothing (Cloudflare

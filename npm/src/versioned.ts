@@ -266,6 +266,7 @@ export class Versioned {
   #release: () => void;
   #timer: ReturnType<typeof setInterval> | undefined;
   #queue: Promise<unknown> = Promise.resolve();
+  #stopped = false;
 
   constructor(client: RegistryClient, current: ResolvedVersion, options: LoadOptions) {
     this.client = client;
@@ -280,20 +281,31 @@ export class Versioned {
     this.check.catch(() => undefined);
     const every = this.#options.updateInterval;
     if (every && every > 0) {
+      let pending = false;
       this.#timer = setInterval(() => {
+        // One periodic check at a time: a registry slower than the interval gets no pile-up.
+        if (pending || this.#stopped) return;
         try {
-          void model.checkForUpdate().catch(() => undefined);
+          pending = true;
+          void model
+            .checkForUpdate()
+            .catch(() => undefined)
+            .finally(() => (pending = false));
         } catch {
           // Disposed, or its wasm instance aborted: the model stopped this timer.
+          pending = false;
         }
       }, every);
       (this.#timer as { unref?: () => void }).unref?.();
     }
   }
 
-  /** One update check or switch at a time per model. */
+  /** One update check or switch at a time per model; none once the model is disposed. */
   serial<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.#queue.then(task);
+    const run = this.#queue.then(() => {
+      if (this.#stopped) throw new BrasaError('disposed', 'the model was disposed');
+      return task();
+    });
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -382,6 +394,7 @@ export class Versioned {
   }
 
   stop(): void {
+    this.#stopped = true;
     clearInterval(this.#timer);
     this.#release();
   }

@@ -123,3 +123,24 @@ test('refusals an earlier brasa wrote (a truncated download, a golden check on n
     message: /refused earlier: the weights are not this model/,
   });
 });
+
+test('periodic update checks never pile up behind a slow registry, and stop with dispose', async () => {
+  const { MemoryCache, loadModel } = await import(pathToFileURL(join(ROOT, 'npm/dist/node.js')).href);
+  const mnist = (await import(pathToFileURL(join(packageDir('mnist'), 'index.js')).href)).default;
+  await control('reset');
+  let checks = 0;
+  const onEvent = (e) => e.type === 'update-check' && checks++;
+  const model = await loadModel('mnist@stable', { registry: under.proxy.registry, build: mnist, cache: new MemoryCache(), backend: 'cpu', updateInterval: 1000, onEvent });
+  await model.updateCheck;
+  // From now on the manifest takes 1.5 s to come while a tick comes every second: queued
+  // ticks would run one check after another, on and on, after the model is gone too.
+  await control('fault', { path: '/manifest.json', delayMs: 1500 });
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  await sleep(6000);
+  model.dispose();
+  const atDispose = checks;
+  await sleep(4000);
+  // Only the check in flight at dispose may still finish.
+  assert.ok(checks - atDispose <= 1, `${checks - atDispose} update checks finished after dispose`);
+  await assert.rejects(async () => model.checkForUpdate(), (e) => e.code === 'disposed');
+});

@@ -233,7 +233,7 @@ const SCENARIOS = {
     const bad = [
       ['cacheBudget', 'abc'], ['cacheBudget', -1], ['cacheBudget', NaN],
       ['timeoutMs', 0], ['timeoutMs', -1], ['timeoutMs', '5000'], ['timeoutMs', Infinity], ['timeoutMs', 2 ** 31],
-      ['updateInterval', -5], ['updateInterval', NaN], ['updateInterval', 2 ** 31],
+      ['timeoutMs', 0.5], ['updateInterval', -5], ['updateInterval', NaN], ['updateInterval', 2 ** 31], ['updateInterval', 1], ['updateInterval', 999],
       ['freshness', 'bogus'], ['autoUpdate', 'yes'],
       ['registry', ''], ['registry', '   '], ['registry', 42],
       ['clientId', ''], ['clientId', 7],
@@ -247,6 +247,9 @@ const SCENARIOS = {
     // The same up front when loading weights directly: nothing is fetched first.
     const direct = await expectError(t.env.brasa.loadModel(t.env.mnist, { weights: `${t.env.registry}nowhere.bpk`, timeoutMs: -1 }), 'invalid_spec', 'weights with timeoutMs -1');
     check(direct.message.startsWith('invalid option `timeoutMs`'), direct.message);
+    // An empty weights string would fetch the page (or the current folder) as weights.
+    const empty = await expectError(t.env.brasa.loadModel(t.env.mnist, { weights: '' }), 'invalid_weights', 'weights ""');
+    check(empty.message.startsWith('invalid option `weights`'), empty.message);
     check((await t.log()).length === 0, `refused options reached the registry: ${JSON.stringify(await t.log())}`);
     // Nothing was held against the cache: good options load.
     await t.expectVersion(await t.load('mnist@stable', { cache, cacheBudget: 0, updateInterval: 0, timeoutMs: 5000 }), '1.0.0');

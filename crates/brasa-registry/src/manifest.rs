@@ -200,7 +200,9 @@ impl Manifest {
                 if golden.inputs.is_empty()
                     || golden.outputs.is_empty()
                     || !finite
-                    || golden.tolerance.is_nan()
+                    // JSON beyond f32 (1e39) reads as infinity, which `to_json` would write
+                    // as null: a manifest that could not be read back.
+                    || !golden.tolerance.is_finite()
                     || golden.tolerance < 0.0
                 {
                     return Err(invalid(format!("version {version} has an unusable golden check")));
@@ -373,5 +375,13 @@ mod tests {
             assert_eq!(again.as_ref(), Ok(&m), "{}", path.display());
         }
         assert!(seen > 0, "no regression inputs in {}", dir.display());
+    }
+
+    /// A tolerance beyond f32 (found with the fuzz target's round-trip check) is refused.
+    #[test]
+    fn infinite_tolerance_is_refused() {
+        let bytes = include_bytes!("../tests/fuzz/manifest-infinite-tolerance.json");
+        let err = Manifest::from_json(bytes).unwrap_err();
+        assert!(err.to_string().contains("version 1.0.0 has an unusable golden check"), "{err}");
     }
 }
