@@ -73,6 +73,18 @@ export interface Loaded {
   backend: Backend;
   fallbackReason: string | null;
   adapter: AdapterInfo | null;
+  /** What stopped WebGPU, when it fell back: the cause alone (`requestDevice() failed: …`). */
+  gpuFailure?: string | null;
+}
+
+/** The cause behind each `backend_unavailable` error of {@link LoaderContext.instantiate} for WebGPU. */
+const gpuCauses = new WeakMap<BrasaError, string>();
+
+/** Why a WebGPU build could not load: the build's own reason (the cause alone) when it gives
+ * one, else its message. */
+function gpuCause(error: BrasaError | null): string {
+  const reason = (error?.cause as { reason?: unknown } | undefined)?.reason;
+  return typeof reason === 'string' ? reason : (error?.message ?? 'unknown error');
 }
 
 /** What the registry lifecycle needs of the loader. */
@@ -217,6 +229,7 @@ export function createLoader(platform: Platform): LoadModel {
   /** A model on the best acceptable backend, falling back from WebGPU to CPU. */
   async function instantiate(pkg: ModelPackage, weights: Uint8Array, preference: BackendPreference, probe: Probe | null, options: LoadOptions): Promise<Loaded> {
     let fallbackReason: string | null = null;
+    let gpuFailure: string | null = null;
     let adapter: AdapterInfo | null = null;
     if (preference !== 'cpu' && probe) {
       let gpuError: BrasaError | null = null;
@@ -234,21 +247,26 @@ export function createLoader(platform: Platform): LoadModel {
           adapter = probe.adapter;
         }
       }
-      const reason = probe.ok ? `WebGPU initialisation failed: ${gpuError?.message}` : probe.reason;
+      // Each cause said once: the build's error already begins "backend `webgpu` is unavailable".
+      const cause = probe.ok ? gpuCause(gpuError) : probe.reason;
+      const reason = probe.ok ? `WebGPU initialisation failed: ${cause}` : probe.reason;
       if (preference === 'webgpu') {
-        throw new BrasaError('backend_unavailable', `backend 'webgpu' is unavailable: ${reason}`, { cause: gpuError ?? undefined });
+        const error = new BrasaError('backend_unavailable', `backend 'webgpu' is unavailable: ${reason}`, { cause: gpuError ?? undefined });
+        gpuCauses.set(error, cause);
+        throw error;
       }
       if (!pkg.builds.cpu) {
         throw new BrasaError('backend_unavailable', `WebGPU is unavailable (${reason}) and the model package ${pkg.name} has no cpu build`, { cause: gpuError ?? undefined });
       }
       fallbackReason = reason;
+      gpuFailure = cause;
     }
     if (!pkg.builds.cpu) throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no cpu build`);
     const wasm = await bindings(pkg, 'cpu', options);
     try {
       const instance = ticket(wasm);
       const inner = await guardCall(instance, () => wasm.loadModel(weights, 'cpu'));
-      return { inner, bindings: wasm, instance, backend: 'cpu', fallbackReason, adapter };
+      return { inner, bindings: wasm, instance, backend: 'cpu', fallbackReason, adapter, gpuFailure };
     } catch (err) {
       const error = BrasaError.from(err);
       if (error.code === 'internal') forget(pkg, 'cpu');
@@ -277,9 +295,16 @@ export function createLoader(platform: Platform): LoadModel {
       kept = latest ?? kept;
       const bytes = kept ?? (versioned ? (await versioned.client.weights(versioned.current)).bytes : null);
       if (!bytes) throw new BrasaError('internal', 'the weights to load again were not kept');
-      const recovered = await instantiate(pkg, bytes, to, await probe(pkg, to), options);
+      let recovered: Loaded;
+      try {
+        recovered = await instantiate(pkg, bytes, to, await probe(pkg, to), options);
+      } catch (err) {
+        const cause = err instanceof BrasaError ? gpuCauses.get(err) : undefined;
+        if (cause !== undefined) throw new BrasaError('backend_unavailable', `a new WebGPU device could not be had: ${cause}`, { cause: err });
+        throw err;
+      }
       if (recovered.backend === 'cpu') {
-        const reason = `the WebGPU device was lost (${lost})${recovered.fallbackReason ? ` and a new one could not be used: ${recovered.fallbackReason}` : ''}`;
+        const reason = `the WebGPU device was lost (${lost})${recovered.gpuFailure ? ` and a new one could not be had: ${recovered.gpuFailure}` : ''}`;
         options.onFallback?.({ from: 'webgpu', to: 'cpu', reason });
         return { ...recovered, fallbackReason: reason };
       }

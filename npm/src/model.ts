@@ -28,6 +28,10 @@ import type { Versioned } from './versioned.js';
 /** How long a run that failed the way a lost GPU device fails it waits to hear of the loss. */
 const LOSS_GRACE_MS = 1000;
 
+/** How many times a run is answered again after its GPU device was lost under it (the model
+ * recovering each time); one more loss fails it. Bounds a run on a GPU that keeps failing. */
+const RETRIES_AFTER_LOSS = 3;
+
 /** An event of a model; `detail` is the {@link ModelEvent}. */
 export class BrasaEvent<E extends ModelEvent = ModelEvent> extends Event {
   readonly detail: E;
@@ -337,13 +341,14 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
    *   rejects every later call with `internal` ("load the model again"); a new `loadModel`
    *   of the package runs on a fresh instance. A lost GPU device rejects with `execution`
    *   naming the loss, unless the model was loaded with `deviceLost: 'cpu'` or `'reload'`:
-   *   then the run is answered after the switch.
+   *   then the run is answered after the switch (after each of up to 3 losses; a 4th
+   *   rejects it with `execution`).
    */
   async run(feeds: Feeds<I> | Feed<I[keyof I]>): Promise<Fetches<O>> {
     const started = performance.now();
     let outputs!: WasmTensor[];
     let batch = 1;
-    for (let attempt = 0; ; attempt++) {
+    for (let losses = 0; ; ) {
       // A switch after a lost GPU device: runs wait for it, then go where it went.
       if (this.#recovering) await this.#recovering;
       const gpu = this.#gpu;
@@ -354,9 +359,14 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
         outputs = await guardCall(this.#instance, () => inner.run(tensors));
         break;
       } catch (err) {
-        const error = BrasaError.from(err, 'execution');
-        // Its device was lost under this run: once the model recovered, run it there.
-        if (error.code === 'execution' && gpu && attempt === 0 && (await this.#lostDuring(gpu, error))) continue;
+        let error = BrasaError.from(err, 'execution');
+        // Its device was lost under this run: once the model recovered, run it there (again,
+        // should the new device be lost too, up to a bound).
+        if (error.code === 'execution' && gpu && (await this.#lostDuring(gpu, error))) {
+          losses += 1;
+          if (losses <= RETRIES_AFTER_LOSS) continue;
+          error = new BrasaError('execution', `the WebGPU device ${this.name} ran on was lost ${losses} times during this run (last: ${gpu.reason() ?? 'unknown'}); it recovered: run it again`, { cause: err });
+        }
         this.#record(error.code, 0, performance.now() - started);
         // The loss says more than wgpu's "device is poisoned".
         throw error.code === 'execution' && gpu && this.#lost ? this.#lost : error;

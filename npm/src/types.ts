@@ -201,8 +201,10 @@ export interface LoadOptions {
    *   there (`backend` becomes `'cpu'`, `fallbackReason` says why, `onFallback` is called).
    *   Runs that the loss failed, and runs made while it switches, are answered by the CPU
    *   build: no failed request.
-   * - `'reload'`: as `'cpu'`, but onto what `backend` asks for: a new WebGPU device, and with
-   *   `backend: 'auto'` the CPU build when none can be had.
+   * - `'reload'`: as `'cpu'`, but onto what `backend` asks for: a new WebGPU device (one per
+   *   loss, shared by the models on the lost one), and with `backend: 'auto'` the CPU build
+   *   when none can be had. Should the new device be lost too, it recovers again; a run is
+   *   answered after up to 3 losses, and a 4th fails it with `execution`.
    *
    * `'cpu'` and `'reload'` keep a copy of weights given as `weights` (registry-backed models
    * read theirs from the cache again). A model whose recovery fails stays lost; its `lost`

@@ -107,7 +107,12 @@ pub(crate) fn error_with_code(message: &str, code: &str) -> JsValue {
 }
 
 fn js_error(err: &BrasaError) -> JsValue {
-    error_with_code(&err.to_string(), err.code().as_str())
+    let js = error_with_code(&err.to_string(), err.code().as_str());
+    // The cause alone, so the loader can say it once in its own sentence.
+    if let BrasaError::BackendUnavailable { reason, .. } = err {
+        let _ = Reflect::set(&js, &"reason".into(), &reason.into());
+    }
+    js
 }
 
 #[derive(Serialize)]

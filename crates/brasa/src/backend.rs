@@ -71,8 +71,10 @@ pub fn compiled_backends() -> Vec<BackendKind> {
 }
 
 /// Get a ready device for `kind`: the CPU device, or the (once initialised, then shared)
-/// wgpu device; after that device was lost, a new one. Fails with [`BrasaError::BackendUnavailable`] when the backend is not compiled
-/// in or no adapter can be had.
+/// wgpu device; after that device was lost, a new one: one per loss, which callers asking at
+/// the same time share. Fails with [`BrasaError::BackendUnavailable`] when the backend is not
+/// compiled in or no device can be had (its reason names the cause: `requestDevice() failed:
+/// OperationError: …`).
 pub async fn acquire_device(kind: BackendKind) -> Result<Device> {
     match kind {
         BackendKind::Cpu => cpu_device(),
@@ -131,7 +133,7 @@ mod gpu {
     use std::task::{Poll, Waker};
 
     use burn::tensor::Device;
-    use burn::tensor::wgpu::{WgpuSetup, wgpu};
+    use burn::tensor::wgpu::{WgpuInitError, WgpuSetup, wgpu};
 
     use crate::error::{BrasaError, Result};
 
@@ -165,27 +167,123 @@ mod gpu {
         gpus.last().filter(|g| !lost(&g.watch)).map(|g| g.device.clone())
     }
 
+    /// One acquisition of a device, and the callers waiting for its outcome.
+    #[derive(Default)]
+    struct Pending {
+        /// `Some` once the acquisition ended: the device, or why there is none.
+        outcome: Option<std::result::Result<Device, String>>,
+        /// The caller acquiring it was dropped before it finished: the waiters start again.
+        abandoned: bool,
+        wakers: Vec<Waker>,
+    }
+
+    /// The acquisition under way, if any. Callers that find no live device together (every
+    /// model on a device that was just lost) wait for this one instead of each requesting a
+    /// device of its own, which would stay alive, unwatched and unused.
+    static ACQUIRING: Mutex<Option<Arc<Mutex<Pending>>>> = Mutex::new(None);
+
+    /// The caller acquiring a device: tells the waiters how it ended, also when it is dropped
+    /// before the end.
+    struct Acquirer(Arc<Mutex<Pending>>);
+
+    impl Acquirer {
+        fn finish(&self, outcome: Option<std::result::Result<Device, String>>) {
+            if let Ok(mut slot) = ACQUIRING.lock()
+                && slot.as_ref().is_some_and(|p| Arc::ptr_eq(p, &self.0))
+            {
+                *slot = None;
+            }
+            if let Ok(mut pending) = self.0.lock()
+                && pending.outcome.is_none()
+                && !pending.abandoned
+            {
+                match outcome {
+                    Some(outcome) => pending.outcome = Some(outcome),
+                    None => pending.abandoned = true,
+                }
+                pending.wakers.drain(..).for_each(Waker::wake);
+            }
+        }
+    }
+
+    impl Drop for Acquirer {
+        fn drop(&mut self) {
+            self.finish(None);
+        }
+    }
+
+    /// The outcome of `pending`; `None` when it was abandoned.
+    fn outcome_of(
+        pending: &Mutex<Pending>,
+    ) -> impl Future<Output = Option<std::result::Result<Device, String>>> + '_ {
+        std::future::poll_fn(move |cx| {
+            let Ok(mut p) = pending.lock() else { return Poll::Ready(None) };
+            if let Some(outcome) = &p.outcome {
+                return Poll::Ready(Some(outcome.clone()));
+            }
+            if p.abandoned {
+                return Poll::Ready(None);
+            }
+            p.wakers.push(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+
     pub(super) async fn device() -> Result<Device> {
-        if let Some(device) = live() {
-            return Ok(device);
+        let unavailable =
+            |reason: String| BrasaError::BackendUnavailable { backend: "webgpu".into(), reason };
+        loop {
+            if let Some(device) = live() {
+                return Ok(device);
+            }
+            // The lock is never held across an await: in wasm a second caller would deadlock.
+            let (pending, mine) = {
+                let mut slot =
+                    ACQUIRING.lock().map_err(|_| unavailable("the GPU state is poisoned".into()))?;
+                match &*slot {
+                    Some(pending) => (pending.clone(), false),
+                    None => {
+                        let pending = Arc::new(Mutex::new(Pending::default()));
+                        *slot = Some(pending.clone());
+                        (pending, true)
+                    }
+                }
+            };
+            if mine {
+                let acquirer = Acquirer(pending);
+                let outcome = acquire().await;
+                acquirer.finish(Some(outcome.clone()));
+                return outcome.map_err(unavailable);
+            }
+            if let Some(outcome) = outcome_of(&pending).await {
+                return outcome.map_err(unavailable);
+            }
         }
+    }
+
+    /// Acquire a device: the first one as burn's wgpu runtime, or after the last was lost a
+    /// new one from the same wgpu instance. The error is the cause, for a person.
+    async fn acquire() -> std::result::Result<Device, String> {
         let replaced = GPUS.lock().ok().and_then(|gpus| gpus.last().map(|g| g.instance.clone()));
-        // The lock is not held across the await: in wasm a second caller would deadlock.
-        let acquired = match &replaced {
-            None => Device::wgpu_options().init_with_setup_async().await.map_err(|e| e.to_string()),
-            Some(instance) => replacement(instance).await,
+        let (device, setup) = match &replaced {
+            None => Device::wgpu_options().init_with_setup_async().await.map_err(|e| match e {
+                WgpuInitError::RequestDevice { message } => {
+                    format!("requestDevice() failed: {}", readable(&message))
+                }
+                other => readable(&other.to_string()),
+            })?,
+            Some(instance) => replacement(instance).await?,
         };
-        match acquired {
-            Ok((device, setup)) => Ok(adopt(device, &setup)),
-            // A concurrent caller may have initialised the runtime while we waited.
-            Err(err) => live().ok_or_else(|| BrasaError::BackendUnavailable {
-                backend: "webgpu".into(),
-                reason: match replaced {
-                    None => format!("could not initialise the GPU: {err}"),
-                    Some(_) => format!("the GPU device was lost and a new one could not be had: {err}"),
-                },
-            }),
-        }
+        Ok(adopt(device, &setup))
+    }
+
+    /// wgpu words a browser's error as the `JsValue`'s debug form (`JsValue(OperationError:
+    /// message\nstack)`): keep its first line, `OperationError: message`.
+    fn readable(text: &str) -> String {
+        let Some(at) = text.find("JsValue(") else { return text.to_string() };
+        let inner = &text[at + "JsValue(".len()..];
+        let inner = inner.strip_suffix(')').unwrap_or(inner);
+        format!("{}{}", &text[..at], inner.lines().next().unwrap_or_default().trim_end())
     }
 
     /// A new device after the last was lost: the adapter and device cubecl would request
@@ -197,7 +295,7 @@ mod gpu {
                 ..Default::default()
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("requestAdapter() failed: {}", readable(&e.to_string())))?;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: None,
@@ -208,18 +306,25 @@ mod gpu {
                 experimental_features: wgpu::ExperimentalFeatures::disabled(),
             })
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("requestDevice() failed: {}", readable(&e.to_string())))?;
         let backend = adapter.get_info().backend;
         let setup = WgpuSetup { instance: instance.clone(), adapter, device, queue, backend };
-        let device = Device::wgpu_options().setup(setup.clone()).init().map_err(|e| e.to_string())?;
-        Ok((device, setup))
+        match Device::wgpu_options().setup(setup.clone()).init() {
+            Ok(device) => Ok((device, setup)),
+            Err(e) => {
+                // Nobody will use it: give it back to the browser now.
+                setup.device.destroy();
+                Err(format!("the new device could not be set up: {}", readable(&e.to_string())))
+            }
+        }
     }
 
-    /// Record a new device and watch it for loss; a device another caller recorded while
-    /// this one was being acquired wins (this one is dropped).
+    /// Record a new device and watch it for loss. Only the one acquisition under way calls it;
+    /// should a live device be recorded all the same, the new one is destroyed, unused.
     fn adopt(device: Device, setup: &WgpuSetup) -> Device {
-        if let Some(device) = live() {
-            return device;
+        if let Some(live) = live() {
+            setup.device.destroy();
+            return live;
         }
         let watch = Arc::new(Mutex::new(Watch::default()));
         // In browsers wgpu chains one handler per call on `GPUDevice.lost`; natively a call
@@ -265,6 +370,24 @@ mod gpu {
                 }
             }
         })
+    }
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn browser_errors_read_as_their_first_line() {
+            assert_eq!(
+                super::readable("JsValue(OperationError: no device\nrequestDevice@https://x/y.js:1:2)"),
+                "OperationError: no device"
+            );
+            assert_eq!(
+                super::readable("JsValue(OperationError: no device\nundefined)"),
+                "OperationError: no device"
+            );
+            assert_eq!(
+                super::readable("Requested features are not available"),
+                "Requested features are not available"
+            );
+        }
     }
 }
 
