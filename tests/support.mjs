@@ -67,7 +67,7 @@ export function makeRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-registry-')
   const cli = (args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
   cli(publishArgs('1.0.0', weightsPath(), { channel: 'stable', notes: 'ccexam MNISTNet' }));
   cli(publishArgs('1.1.0', variantWeightsPath(), { channel: 'canary', notes: 'recalibrated output layer' }));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }) };
 }
 
 /**
