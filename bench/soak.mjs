@@ -499,11 +499,15 @@ async function endpointSoak(support, packages, { durationMs, clients, bucketMs, 
     // Move `stable` 1.0.0 → 1.1.0 → 1.0.0 … ; the endpoint's own minute-by-minute check
     // picks each move up under load.
     let promoted = false;
+    // The move in flight, awaited before the registry folder is removed (a CLI still
+    // writing into it made the removal fail with ENOTEMPTY).
+    let moving = Promise.resolve();
     const mover = setInterval(() => {
       const args = promoted ? ['rollback', '--model', 'mnist', '--channel', 'stable', '--reason', 'soak'] : ['promote', '--model', 'mnist', '--channel', 'stable', '--version', '1.1.0', '--reason', 'soak'];
       promoted = !promoted;
       const move = { seconds: Number(((performance.now() - started) / 1000).toFixed(1)), to: promoted ? '1.1.0' : '1.0.0' };
-      cli(support.CLI, ['registry', '--registry', registry.dir, ...args]).then(
+      // Chained, so two moves never write the channel at once.
+      moving = moving.then(() => cli(support.CLI, ['registry', '--registry', registry.dir, ...args])).then(
         () => moves.push(move),
         (err) => fail(bucket(performance.now() - started), `channel move failed: ${err.message}`),
       );
@@ -514,6 +518,7 @@ async function endpointSoak(support, packages, { durationMs, clients, bucketMs, 
     } finally {
       clearInterval(mover);
       clearInterval(sampler);
+      await moving;
     }
     await sample();
   } finally {
