@@ -31,7 +31,7 @@ import { CLI, ROOT, makeRegistry, packageDir, serve } from './support.mjs';
 const TYPES = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json', '.html': 'text/html', '.map': 'application/json', '.ts': 'text/plain' };
 
 const PAGE = `<!doctype html><meta charset="utf-8"><title>brasa registry tests</title>
-<script type="importmap">{"imports":{"brasa":"/brasa/dist/index.js"}}</script>
+<script type="importmap">{"imports":{"brasa":"/brasa/dist/index.js","@huggingface/tokenizers":"/vendor/@huggingface/tokenizers/tokenizers.min.mjs"}}</script>
 <script type="module">window.brasa = await import('brasa'); window.mnist = (await import('/packages/mnist/index.js')).default; document.body.dataset.ready = '1';</script>
 <body></body>`;
 
@@ -271,7 +271,8 @@ export async function startFaultProxy(registryDir) {
 export function useFaultProxy() {
   const state = { registry: null, proxy: null };
   before(async () => {
-    state.registry = makeRegistry();
+    // 1.0.0 ships its code: the scenarios load it with and without a bundled package.
+    state.registry = makeRegistry(undefined, { code: true });
     state.proxy = await startFaultProxy(state.registry.dir);
   });
   after(async () => {

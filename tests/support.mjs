@@ -52,33 +52,36 @@ export const DENO = process.env.DENO ?? join(ROOT, 'node_modules/@deno/linux-x64
  * `brasa registry --registry DIR publish` of one MNIST version, with its golden check (from
  * the independent reference) and the package it is for.
  */
-export function publishArgs(version, weights, { channel, notes = '' } = {}) {
+export function publishArgs(version, weights, { channel, notes = '', code = false } = {}) {
   const args = ['publish', '--model', 'mnist', '--version', version, '--weights', weights, '--golden', goldenPath(version), '--build', packageDir('mnist'), '--notes', notes];
   if (channel) args.push('--channel', channel);
+  if (code) args.push('--code');
   return args;
 }
 
 /**
  * A registry written by the real CLI in a temporary folder: 1.0.0 (ccexam's weights) on
- * `stable`, 1.1.0 (recalibrated) on `canary`, each with its golden check. Resolves to
- * { dir, remove }.
+ * `stable`, 1.1.0 (recalibrated) on `canary`, each with its golden check (`code`: 1.0.0 with
+ * the package's builds, `publish --code`). Resolves to { dir, remove }.
  */
-export function makeRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-registry-'))) {
+export function makeRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-registry-')), { code = false } = {}) {
   const cli = (args) => execFileSync(CLI, ['registry', '--registry', dir, ...args], { stdio: 'pipe' });
-  cli(publishArgs('1.0.0', weightsPath(), { channel: 'stable', notes: 'ccexam MNISTNet' }));
+  cli(publishArgs('1.0.0', weightsPath(), { channel: 'stable', notes: 'ccexam MNISTNet', code }));
   cli(publishArgs('1.1.0', variantWeightsPath(), { channel: 'canary', notes: 'recalibrated output layer' }));
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }) };
 }
 
 /**
  * A private copy of the demo site (`cargo xtask demo --no-serve` assembles it) with a fresh
- * registry, so tests never see channel moves someone made in `.cache/site/registry`.
- * Resolves to { dir, remove }.
+ * registry, so tests never see channel moves someone made in `.cache/site/registry`
+ * (`minilm`: with MiniLM's published folder too). Resolves to { dir, remove }.
  */
-export function demoSite() {
+export function demoSite({ minilm = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'brasa-site-'));
   cpSync(join(CACHE, 'site'), dir, { recursive: true, filter: (src) => !src.startsWith(join(CACHE, 'site', 'registry')) });
   makeRegistry(join(dir, 'registry'));
+  // MiniLM's registry folder as `cargo xtask build` published it (86 MiB: only when asked).
+  if (minilm) cpSync(join(CACHE, 'site', 'registry', 'minilm'), join(dir, 'registry', 'minilm'), { recursive: true });
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -93,7 +96,7 @@ export function writeTestPage(dir, file, title, script = '') {
 <meta charset="utf-8">
 <title>${title}</title>
 <link rel="icon" href="data:,">
-<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js" } }</script>
+<script type="importmap">{ "imports": { "brasa": "./brasa/dist/index.js", "@huggingface/tokenizers": "./vendor/@huggingface/tokenizers/tokenizers.min.mjs" } }</script>
 <script type="module">
   window.brasa = await import('brasa');
 ${script}

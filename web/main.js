@@ -3,6 +3,7 @@ import { loadModel, createClassifier, BrasaError } from 'brasa';
 // (labels, which output holds the logits). brasa itself holds no model.
 import mnist from './packages/mnist/index.js';
 import { toMnistInput, paintPreview } from './preprocess.js';
+import { notice, setPill } from './ui.js';
 
 // The demo follows a channel of a static registry served next to the page (`cargo xtask demo`
 // publishes ccexam's weights as 1.0.0 on `stable` and a recalibrated 1.1.0 on `canary`).
@@ -20,6 +21,7 @@ const state = {
   last: null,
   busy: false,
   dirty: false,
+  drawing: 0, // which drawing the pad holds: a clear starts another
 };
 
 // ---- model loading and backend switching ---------------------------------------------
@@ -155,19 +157,6 @@ function showBackend(model, clearNotice = true) {
     `${info.name}: ${info.parameters.toLocaleString('en')} parameters, ${(info.weightBytes / 1048576).toFixed(1)} MiB of weights`;
 }
 
-function setPill(text, kind) {
-  const pill = $('backend-pill');
-  pill.textContent = text;
-  pill.className = `pill ${kind}`;
-}
-
-function notice(text, kind = 'warn') {
-  const el = $('notice');
-  el.hidden = !text;
-  el.textContent = text ?? '';
-  el.className = `notice ${kind === 'error' ? 'error' : ''}`;
-}
-
 // ---- prediction -------------------------------------------------------------------------
 
 /** Predict the current drawing; coalesces requests that arrive while one is running. */
@@ -181,8 +170,11 @@ async function predict() {
   paintPreview($('preview'), pixels);
   if (!pixels) return showEmpty();
   state.busy = true;
+  // A pad cleared while this runs makes its answer stale.
+  const drawing = state.drawing;
   try {
     const result = await state.classifier.run(pixels);
+    if (drawing !== state.drawing) return;
     state.last = result;
     render(result);
   } catch (err) {
@@ -231,6 +223,7 @@ function showEmpty() {
 function clearPad() {
   ctx.fillStyle = '#000';
   ctx.fillRect(0, 0, pad.width, pad.height);
+  state.drawing++;
   state.last = null;
   paintPreview($('preview'), null);
   showEmpty();

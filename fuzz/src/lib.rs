@@ -253,6 +253,8 @@ pub mod kserve {
                 r#"{"inputs":[{"dims":["batch",3,"p2o.DynamicDimension.1","p2o.DynamicDimension.2"],"dtype":"float32","name":"x"}],"outputs":[{"dims":["batch",1,"p2o.DynamicDimension.4","p2o.DynamicDimension.5"],"dtype":"float32","name":"sigmoid_0.tmp_0"}]}"#,
                 // silero-vad: a scalar, the batch on the second axis of `state`
                 r#"{"inputs":[{"dims":["batch","sequence"],"dtype":"float32","name":"input"},{"dims":[],"dtype":"int64","name":"sr"},{"dims":[2,"batch",128],"dtype":"float32","name":"state"}],"outputs":[{"dims":["batch",1],"dtype":"float32","name":"output"},{"dims":[2,"batch",128],"dtype":"float32","name":"stateN"}]}"#,
+                // a text endpoint (minilm served with a tokenizer): strings in, vectors out
+                r#"{"inputs":[{"dims":["batch"],"dtype":"string","name":"text","maxBytes":64}],"outputs":[{"dims":["batch",384],"dtype":"float32","name":"embeddings"}]}"#,
                 // every dtype
                 r#"{"inputs":[{"dims":["batch",2],"dtype":"float32","name":"x"},{"dims":["batch",{"max":8,"min":1,"name":"seq"}],"dtype":"int64","name":"ids","range":[0,99]},{"dims":["batch","seq"],"dtype":"bool","name":"mask"},{"dims":["batch"],"dtype":"float16","name":"half"},{"dims":["batch"],"dtype":"int32","name":"small"},{"dims":["batch"],"dtype":"uint8","name":"bytes"}],"outputs":[{"dims":["batch",2],"dtype":"float32","name":"y"},{"dims":["batch"],"dtype":"int64","name":"cls"},{"dims":["batch"],"dtype":"bool","name":"ok"}]}"#,
             ]
@@ -321,6 +323,13 @@ pub mod kserve {
             if let Some([lo, hi]) = spec.range {
                 assert_eq!(t.values.first_outside(lo, hi), None, "`{}` outside its range", spec.name);
             }
+            if let (Some(max), Values::String(texts)) = (spec.max_bytes, &t.values) {
+                assert!(
+                    texts.iter().all(|t| t.len() <= max),
+                    "`{}` holds a string over {max} bytes",
+                    spec.name
+                );
+            }
         }
         assert!(elements <= limits.max_elements, "{elements} elements");
         let batched = sig.inputs.iter().any(|t| t.dims.contains(&Dim::Batch));
@@ -374,6 +383,7 @@ pub mod kserve {
                         Values::Int32(v) => json!(v),
                         Values::Uint8(v) => json!(v),
                         Values::Bool(v) => json!(v),
+                        Values::String(v) => json!(v),
                     };
                 }
                 input
@@ -399,12 +409,16 @@ pub mod kserve {
 pub mod weights {
     use burn_pack::{Bytes, DType, Reader};
 
-    use crate::brasa_weights::inspect_weights;
+    use crate::brasa_weights::{encode_weights, inspect_weights, widen_to_f32};
     use crate::error::{BrasaError, ErrorCode};
+    use brasa_types::WeightsDtype;
 
     /// `inspect_weights` on any bytes. A refusal is an `invalid_weights` error; weights it
     /// accepts hold at least one tensor, each with the bytes its shape needs, every float
-    /// finite (decoded here independently, with `half`), and the summary counts them right.
+    /// finite (decoded here independently, with `half`; a q8 tensor's f32 scales finite and
+    /// positive after its int8 values), and the summary counts them right. Accepted weights
+    /// widen to f32 weights of the same tensors, all finite; accepted f32 weights encode as
+    /// f16 and as q8, and what that writes is accepted.
     pub fn burnpack(data: &[u8]) {
         let summary = match inspect_weights(data) {
             Ok(summary) => summary,
@@ -436,6 +450,24 @@ pub mod weights {
             let elements: usize = shape.iter().product();
             parameters += elements;
             let bytes = tensor.into_bytes().expect("accepted tensor bytes");
+            if let DType::QFloat(scheme) = dtype {
+                // Values, padding to 4 bytes, one f32 scale per block.
+                let block = scheme.block_size().map(|b| b.to_dim_vec(shape.len()));
+                let blocks: usize = match &block {
+                    Some(b) => shape.iter().zip(b).map(|(&d, &e)| d / usize::from(e)).product(),
+                    None => 1,
+                };
+                assert_eq!(bytes.len(), elements.next_multiple_of(4) + 4 * blocks, "`{name}`");
+                let scales = &bytes[elements.next_multiple_of(4)..];
+                assert!(
+                    scales.chunks_exact(4).all(|c| {
+                        let s = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                        s > 0.0 && (s * 127.0).is_finite()
+                    }),
+                    "accepted q8 tensor `{name}` has a scale that is not finite and positive"
+                );
+                continue;
+            }
             assert_eq!(bytes.len(), elements * dtype.size(), "`{name}`");
             let finite = match dtype {
                 DType::F32 => {
@@ -455,5 +487,20 @@ pub mod weights {
             assert!(finite, "accepted weights: `{name}` ({dtype:?}) holds a non-finite value");
         }
         assert_eq!(parameters, summary.parameters);
+
+        let widened = match widen_to_f32(data).expect("accepted weights widen") {
+            Some(bytes) => bytes,
+            None => data.to_vec(),
+        };
+        let again = inspect_weights(&widened).expect("widened weights are accepted");
+        assert_eq!(again.dtype, WeightsDtype::F32);
+        assert_eq!((&again.tensors, again.parameters), (&summary.tensors, summary.parameters));
+        if summary.dtype == WeightsDtype::F32 {
+            for dtype in [WeightsDtype::F16, WeightsDtype::Q8] {
+                let encoded = encode_weights(data, dtype).expect("f32 weights encode");
+                let s = inspect_weights(&encoded).expect("encoded weights are accepted");
+                assert_eq!((&s.tensors, s.parameters), (&summary.tensors, summary.parameters));
+            }
+        }
     }
 }

@@ -47,8 +47,28 @@ export interface WasmMetrics {
   observe(name: string, labels: Record<string, string>, value: number): void;
   render(): string;
   snapshot(): unknown;
+  /** Count a request or a forward pass in the Triton statistics (absent from builds before them). */
+  statsRecord?(event: StatsEvent): void;
+  /** Triton's `{ model_stats }` of these model versions, as JSON text. */
+  tritonStatistics?(served: { name: string; version: string }[]): string;
   free(): void;
 }
+
+/** Seconds spent assembling a batch's inputs, running the model, and splitting its outputs. */
+export interface Phases {
+  input: number;
+  infer: number;
+  output: number;
+}
+
+/** What the endpoint tells the statistics (durations in seconds, `at` in ms since the epoch). */
+export type StatsEvent =
+  | { kind: 'success'; model: string; version: string; rows: number; request: number; queue: number; phases: Phases; at: number }
+  | { kind: 'failure'; model: string; version: string; request: number; at: number }
+  | { kind: 'execution'; model: string; version: string; batch: number; phases: Phases };
+
+/** Triton's version policy, as its model configuration states it. */
+export type VersionPolicy = { latest: { num_versions: number } } | { all: Record<string, never> } | { specific: { versions: string[] } };
 
 /** One parsed KServe v2 input. */
 export type KserveInput = WasmTensor;
@@ -78,6 +98,16 @@ export interface KserveWasm {
   ): { body: Uint8Array; headerLength: number | null };
   /** JSON text. */
   kserveModelMetadata(name: string, versions: string[], signature: Signature, limits: Limits & { maxBodyBytes?: number; maxQueueRows?: number }): string;
+  /** Triton's model configuration, JSON text (absent from builds before it). `policy`: the
+   * endpoint's batching policy, null when requests are not batched together. */
+  tritonModelConfig?(name: string, signature: Signature, policy: BatchPolicySettings | null, versionPolicy: VersionPolicy, backend: Backend): string;
+}
+
+/** A dynamic batching policy's settings, as `WasmBatchPolicy` takes them. */
+export interface BatchPolicySettings {
+  maxBatch: number;
+  maxQueueDelayUs: number;
+  maxQueueRows: number;
 }
 
 /** The golden checks of registry versions (Rust): any model, any number of named tensors. */
@@ -96,7 +126,7 @@ export interface Bindings extends RegistryWasm, KserveWasm, GoldenWasm {
   loadModel(weights: Uint8Array, backend: Backend): Promise<WasmModel>;
   modelCard(): ModelCard;
   compiledBackends(): string[];
-  WasmBatchPolicy: new (policy: { maxBatch: number; maxQueueDelayUs: number; maxQueueRows: number }) => WasmBatchPolicy;
+  WasmBatchPolicy: new (policy: BatchPolicySettings) => WasmBatchPolicy;
   WasmMetrics: new () => WasmMetrics;
   /** Resolves with the reason once GPU device `id` is lost (absent from builds before it). */
   gpuDeviceLost?(id: number): Promise<string>;

@@ -29,6 +29,8 @@ export interface Runtime {
   swap(inner: WasmModel): void;
   /** A model file of `version` came from the cache, or was downloaded. */
   recordFile(version: string, fromCache: boolean, bytes: number): void;
+  /** The bytes at a URL (a path under Node), resolved as weights are. */
+  fetchBytes(source: string | URL, what: string, signal?: AbortSignal): Promise<Uint8Array>;
 }
 
 const runtimes = new WeakMap<object, Runtime>();

@@ -11,7 +11,7 @@ import { BrasaModel } from './model.js';
 import { checkLoadOptions } from './options.js';
 import type { Fetcher } from './registry.js';
 import type { AdapterInfo, Backend, BackendPreference, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
-import { loadVersioned, type Versioned } from './versioned.js';
+import { loadVersioned, registryUrl, type Versioned } from './versioned.js';
 import { probeWebGpu, type Probe } from './webgpu.js';
 
 /** What differs between browsers, workers, Deno and Node. */
@@ -26,6 +26,11 @@ export interface Platform {
   fetch: Fetcher;
   /** The cache registry-backed models use unless told otherwise. */
   defaultCache(): ModelCache;
+  /**
+   * The package of a registry version whose code is in the registry (`publish --code`), for
+   * loads given no package; absent where code cannot be loaded at run time (Workers).
+   */
+  packageFromRegistry?: (ctx: LoaderContext, spec: string, registry: URL, options: LoadOptions) => Promise<ModelPackage>;
 }
 
 /** The format of model packages this brasa reads. */
@@ -159,6 +164,8 @@ export function createLoader(platform: Platform): LoadModel {
           if (typeof glue?.loadModel !== 'function' || typeof glue.initSync !== 'function') throw new Error('its glue module does not export loadModel and initSync');
           await platform.instantiate(glue, build, options.wasm?.[backend]);
         } catch (err) {
+          // A build from a registry: what its fetcher said (`network`, `integrity`) stands.
+          if (err instanceof BrasaError && (err.code === 'network' || err.code === 'integrity' || err.code === 'backend_unavailable')) throw err;
           // A package from before `index.js` imported its glue statically, in a service worker.
           const hint = /import\(\) is disallowed/i.test(message(err)) ? "; this package's index.js imports its glue with import(): rebuild it with this brasa's `brasa build`" : '';
           throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}${hint}`, { cause: err });
@@ -195,25 +202,28 @@ export function createLoader(platform: Platform): LoadModel {
     instances.get(pkg)?.delete(backend);
   }
 
+  /** The bytes at `source`, resolved against the platform's base (`what` names them in errors). */
+  async function urlBytes(source: string | URL, what: string, signal?: AbortSignal): Promise<Uint8Array> {
+    let url: URL;
+    try {
+      url = new URL(source, platform.baseUrl());
+    } catch (err) {
+      throw new BrasaError('network', `${what} URL ${String(source)} is not a valid URL`, { cause: err });
+    }
+    try {
+      return await platform.fetchBytes(url, signal);
+    } catch (err) {
+      if (err instanceof BrasaError) throw err;
+      throw new BrasaError('network', `could not fetch ${what} from ${url.href}: ${message(err)}`, { cause: err });
+    }
+  }
+
   async function weightBytes(source: WeightsSource, signal?: AbortSignal): Promise<Uint8Array> {
     if (source instanceof Uint8Array) return source;
     if (source instanceof ArrayBuffer) return new Uint8Array(source);
     if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
     if (typeof Response !== 'undefined' && source instanceof Response) return responseBytes(source, source.url);
-    if (typeof source === 'string' || source instanceof URL) {
-      let url: URL;
-      try {
-        url = new URL(source, platform.baseUrl());
-      } catch (err) {
-        throw new BrasaError('network', `weights URL ${String(source)} is not a valid URL`, { cause: err });
-      }
-      try {
-        return await platform.fetchBytes(url, signal);
-      } catch (err) {
-        if (err instanceof BrasaError) throw err;
-        throw new BrasaError('network', `could not fetch weights from ${url.href}: ${message(err)}`, { cause: err });
-      }
-    }
+    if (typeof source === 'string' || source instanceof URL) return urlBytes(source, 'weights', signal);
     throw new BrasaError('invalid_weights', `weights must be a URL, ArrayBuffer, typed array or Response; got ${describe(source)}`);
   }
 
@@ -322,6 +332,7 @@ export function createLoader(platform: Platform): LoadModel {
       versioned,
       deviceLost,
       recover,
+      fetchBytes: urlBytes,
     });
     if (loaded.fallbackReason !== null) {
       const info: FallbackInfo = { from: 'webgpu', to: 'cpu', reason: loaded.fallbackReason };
@@ -343,13 +354,22 @@ export function createLoader(platform: Platform): LoadModel {
     if (typeof first !== 'string' && (typeof first !== 'object' || first === null)) {
       throw new BrasaError('unknown_model', `loadModel's first argument must be a model package or a registry spec; got ${describe(first)}`);
     }
-    if (given === undefined) {
+    if (given === undefined && (typeof first !== 'string' || options.registry === undefined)) {
       throw new BrasaError(
         'unknown_model',
         `no model package for \`${String(first)}\`: brasa holds no models; pass the package \`brasa build\` made: loadModel('${String(first)}', { registry, build: pkg }) or loadModel(pkg, { weights })`,
       );
     }
-    const pkg = checkPackage(given);
+    if (given === undefined && options.weights !== undefined) throw new BrasaError('invalid_weights', 'give either `weights` or `registry`, not both');
+    // No package: the version's code comes from the registry too (published with `--code`).
+    let pkg: ModelPackage;
+    if (given !== undefined) {
+      pkg = checkPackage(given);
+    } else if (platform.packageFromRegistry) {
+      pkg = checkPackage(await platform.packageFromRegistry(context, first as string, registryUrl(context, options), options));
+    } else {
+      throw new BrasaError('unknown_model', `no model package for \`${String(first)}\`: code from a registry cannot run here (Workers compile no code at run time); bundle the package and pass it: loadModel('${String(first)}', { registry, build: pkg })`);
+    }
     // Another model's name is refused here, before any wasm is instantiated; with a registry,
     // what is no model name at all (``, `@stable`, `../mnist`) goes on to the spec parser (in
     // Rust, by loadVersioned): `invalid_spec`, not another model.

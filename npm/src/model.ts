@@ -58,6 +58,8 @@ export interface ModelInit {
   /** Load the model again on `preference` after its GPU device was lost: `weights` when given
    * (set with `setWeights`), else the weights it was loaded with. */
   recover: (preference: BackendPreference, weights: Uint8Array | null, reason: string) => Promise<Recovered>;
+  /** Fetch a file the model's tasks need (a tokenizer), as the loader fetches weights. */
+  fetchBytes: (source: string | URL, what: string, signal?: AbortSignal) => Promise<Uint8Array>;
 }
 
 /** @internal A model loaded again by {@link ModelInit.recover}. */
@@ -156,6 +158,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
         release(instance, old);
       },
       recordFile: (version, fromCache, bytes) => this.#recordFile(version, fromCache, bytes),
+      fetchBytes: init.fetchBytes,
     });
   }
 
@@ -298,6 +301,27 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     return this.#versioned?.client.o.spec.canonical ?? null;
   }
 
+  /** Names of the running version's assets (files tasks read, e.g. `tokenizer`); empty without a registry. */
+  get assets(): string[] {
+    return (this.#versioned?.current.files ?? []).flatMap((f) => (f.name ? [f.name] : []));
+  }
+
+  /**
+   * The bytes of the running version's asset `name` (published with `--asset name=PATH`,
+   * e.g. a tokenizer.json): verified against the manifest, from the cache when there.
+   * @throws BrasaError `not_found` when the version has no such asset (or the model was loaded
+   * from weights); as the fetcher (`network`, `integrity`).
+   */
+  async asset(name: string): Promise<Uint8Array> {
+    const versioned = this.#versioned;
+    const file = versioned?.current.files.find((f) => f.name === name);
+    if (!versioned || !file) {
+      throw new BrasaError('not_found', `model ${this.name}${versioned ? ` ${versioned.current.version}` : ' (loaded from weights)'} has no asset \`${name}\`${this.assets.length ? `; it has: ${this.assets.join(', ')}` : ''}`);
+    }
+    const { bytes } = await versioned.client.files(versioned.current, [file]);
+    return bytes.get(file)!;
+  }
+
   /** The most recent update check (started in the background after a load from cache). */
   get updateCheck(): Promise<UpdateCheck> | null {
     return this.#versioned?.check ?? null;
@@ -426,7 +450,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
         this.#metrics.observe('brasa_batch_size', labels, batch);
         this.#metrics.inc('brasa_inferences_total', labels, batch);
       } else {
-        this.#metrics.inc('brasa_request_errors_total', { model: this.name, code: outcome }, 1);
+        this.#metrics.inc('brasa_request_errors_total', { ...labels, code: outcome }, 1);
       }
     } catch {
       // Metrics never stop a run.

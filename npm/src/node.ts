@@ -12,6 +12,7 @@ import { BrasaError } from './errors.js';
 import { FileCache } from './file-cache.js';
 import type { Glue } from './glue.js';
 import { createLoader, responseBytes, type Platform } from './loader.js';
+import { packageFromRegistry } from './remote.js';
 import { withoutCacheMode } from './registry.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
 import type { ModelBuild, WasmSource } from './types.js';
@@ -20,6 +21,7 @@ let sharedCache: ModelCache | null = null;
 
 const node: Platform = {
   async instantiate(glue: Glue, build: ModelBuild, source: WasmSource | undefined) {
+    source ??= await build.wasmBytes?.();
     let module: WebAssembly.Module | BufferSource;
     if (source instanceof WebAssembly.Module || source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
       module = source as WebAssembly.Module | BufferSource;
@@ -35,7 +37,7 @@ const node: Platform = {
       try {
         return new Uint8Array(await readFile(url, { signal }));
       } catch (err) {
-        throw new BrasaError('network', `could not read weights ${url.pathname}: ${(err as Error).message}`, { cause: err });
+        throw new BrasaError('network', `could not read ${url.pathname}: ${(err as Error).message}`, { cause: err });
       }
     }
     return responseBytes(await fetch(url, { signal }), url.href);
@@ -66,7 +68,7 @@ const node: Platform = {
  * Load a model from its package: `loadModel(pkg, { weights })`, `loadModel(pkg, { registry })`
  * or `loadModel('name@channel', { registry, build: pkg })`. See {@link LoadModel}.
  */
-export const loadModel = createLoader(node);
+export const loadModel = createLoader({ ...node, packageFromRegistry });
 
 /** A KServe v2 endpoint as a `fetch(request)` handler; serve it with {@link toNodeListener}. */
 export function createHandler(options: HandlerOptions): Handler {

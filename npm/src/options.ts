@@ -5,6 +5,7 @@
  * @module
  */
 import { BrasaError, describe } from './errors.js';
+import { WEIGHTS_DTYPES } from './generated/types.js';
 import type { LoadOptions } from './types.js';
 
 /** Timers take a signed 32-bit delay: a longer one fires at once (Node warns; browsers do not). */
@@ -14,6 +15,7 @@ export const MIN_UPDATE_INTERVAL_MS = 1000;
 
 const FRESHNESS = ['cache-first', 'network-first'];
 const BUILDS = ['cpu', 'webgpu'];
+const WEIGHTS_DTYPES_OR_AUTO: readonly string[] = [...WEIGHTS_DTYPES, 'auto'];
 
 function invalid(option: string, what: string, value: unknown): BrasaError {
   const shown = typeof value === 'string' ? `the string ${JSON.stringify(value.slice(0, 40))}` : describe(value);
@@ -37,7 +39,7 @@ function isWasmSource(v: unknown): boolean {
  */
 export function checkLoadOptions(options: LoadOptions): void {
   const o = options as Record<keyof LoadOptions, unknown>;
-  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm, weights } = o;
+  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm, weights, dtype } = o;
   if (typeof weights === 'string' && weights.trim() === '') {
     // An empty string would resolve to the page (or the current folder) and fail as "not a burnpack".
     throw new BrasaError('invalid_weights', 'invalid option `weights`: an empty string names no file; give a URL, a path, bytes or a Response');
@@ -57,6 +59,9 @@ export function checkLoadOptions(options: LoadOptions): void {
   }
   if (freshness !== undefined && !FRESHNESS.includes(freshness as string)) {
     throw invalid('freshness', "'cache-first' or 'network-first'", freshness);
+  }
+  if (dtype !== undefined && !WEIGHTS_DTYPES_OR_AUTO.includes(dtype as string)) {
+    throw invalid('dtype', `one of ${WEIGHTS_DTYPES_OR_AUTO.map((d) => `'${d}'`).join(', ')}`, dtype);
   }
   if (autoUpdate !== undefined && typeof autoUpdate !== 'boolean') throw invalid('autoUpdate', 'true or false', autoUpdate);
   if (updateInterval !== undefined && !(isNumber(updateInterval) && (updateInterval === 0 || (updateInterval >= MIN_UPDATE_INTERVAL_MS && updateInterval <= MAX_DELAY_MS)))) {

@@ -12,7 +12,7 @@ import type { Backend, FileEntry, ProgressInfo, RegistryEvent, ResolvedVersion }
 
 /** The wasm exports of the registry logic. */
 export interface RegistryWasm {
-  registryResolve(manifest: string, spec: string, clientId: string): unknown;
+  registryResolve(manifest: string, spec: string, clientId: string, dtype?: string): unknown;
   registryVerify(entry: unknown, bytes: Uint8Array): void;
   registryVerifyDigest(entry: unknown, size: number, sha256: string): void;
   registryParseSpec(spec: string): unknown;
@@ -490,6 +490,10 @@ export interface RegistryClientOptions {
   clientId: string;
   timeoutMs: number;
   cacheBudget: number;
+  /** The `dtype` load option (`undefined` and `'auto'`: the smallest listed). */
+  dtype?: string;
+  /** The signature hash of the client's build: versions that record another are `incompatible`. */
+  signatureHash: string;
   emit: (event: RegistryEvent) => void;
   onProgress?: (progress: ProgressInfo) => void;
 }
@@ -504,10 +508,14 @@ export class RegistryClient {
   readonly o: RegistryClientOptions;
   /** The key of this spec in the persisted state. */
   readonly key: string;
+  readonly #dtypeTag: string;
 
   constructor(options: RegistryClientOptions) {
     this.o = options;
-    this.key = `${options.manifestUrl.href}#${options.spec.canonical}`;
+    // A client asking for one dtype keeps its own last good version and refusals: a refused q8
+    // file says nothing about the f32 one.
+    this.#dtypeTag = options.dtype && options.dtype !== 'auto' ? `~${options.dtype}` : '';
+    this.key = `${options.manifestUrl.href}#${options.spec.canonical}${this.#dtypeTag}`;
   }
 
   /** The state (read-only), saying what was found damaged in it. */
@@ -561,7 +569,7 @@ export class RegistryClient {
   /** Resolve this spec in a manifest body (validated by Rust). Throws a typed BrasaError. */
   resolve(body: string): ResolvedVersion {
     try {
-      return this.o.wasm.registryResolve(body, this.o.spec.canonical, this.o.clientId) as ResolvedVersion;
+      return this.o.wasm.registryResolve(body, this.o.spec.canonical, this.o.clientId, this.o.dtype) as ResolvedVersion;
     } catch (err) {
       throw BrasaError.from(err, 'invalid_manifest');
     }
@@ -628,7 +636,7 @@ export class RegistryClient {
   }
 
   #refusalKey(version: string, backend: Backend | null): string {
-    return `${this.o.manifestUrl.href}#${version}${backend ? `@${backend}` : ''}`;
+    return `${this.o.manifestUrl.href}#${version}${this.#dtypeTag}${backend ? `@${backend}` : ''}`;
   }
 
   /**
@@ -660,6 +668,9 @@ export class RegistryClient {
    * `incompatible`, `golden_check`), never a network fault.
    */
   async reject(version: string, error: BrasaError, backend: Backend | null): Promise<void> {
+    // Another signature says nothing against the version: a client with its build (or its
+    // code from the registry) can load it.
+    if (clientMismatches.has(error)) return;
     const on = error.code === 'golden_check' ? backend : null;
     await this.#update((state) => {
       state.rejected[this.#refusalKey(version, on)] = { code: error.code, reason: error.message, at: Date.now(), backend: on };
@@ -673,11 +684,30 @@ export class RegistryClient {
    * downloaded (once per file across concurrent loads), verified, then cached.
    */
   async weights(version: ResolvedVersion, signal?: AbortSignal): Promise<{ bytes: Uint8Array; downloaded: number }> {
+    // Before any download: weights of another architecture could never load in this build.
+    if (version.signatureHash && version.signatureHash !== this.o.signatureHash) {
+      const error = new BrasaError(
+        'incompatible',
+        `version ${version.version} of ${version.model} implements another signature (${version.signatureHash.slice(0, 12)}…) than the build this model runs (${this.o.signatureHash.slice(0, 12)}…): a client with its build, or a new load of a model whose code comes from the registry, runs it`,
+      );
+      clientMismatches.add(error);
+      throw error;
+    }
     const burnpack = version.files.find((f) => f.format === 'burnpack');
     if (!burnpack) {
       throw new BrasaError('invalid_manifest', `version ${version.version} of ${version.model} has no burnpack file`);
     }
-    for (const file of version.files) {
+    const { bytes, downloaded } = await this.files(version, version.files, signal);
+    return { bytes: bytes.get(burnpack)!, downloaded };
+  }
+
+  /**
+   * The bytes of `files` of `version` (its weights and assets, or a build's glue and wasm):
+   * each from the cache when there and intact, else downloaded (once per file across
+   * concurrent loads), verified, then cached and tracked for eviction.
+   */
+  async files(version: ResolvedVersion, files: FileEntry[], signal?: AbortSignal): Promise<{ bytes: Map<FileEntry, Uint8Array>; downloaded: number }> {
+    for (const file of files) {
       // Checked before any allocation or download (the manifest rules in Rust say the same).
       if (!Number.isSafeInteger(file.size) || file.size < 0 || file.size > MAX_FILE_BYTES) {
         throw new BrasaError(
@@ -687,15 +717,15 @@ export class RegistryClient {
       }
     }
     let downloaded = 0;
-    let weights: Uint8Array | null = null;
-    const keys = version.files.map(cacheKey);
+    const out = new Map<FileEntry, Uint8Array>();
+    const keys = files.map(cacheKey);
     // Held before they are read: with a shared cache, the lease that the touch writes keeps
     // other processes from evicting them from now on (the model holds them once created).
     const release = this.o.store.hold(keys);
     try {
       const untracked = await this.touch(keys);
       const found: string[] = [];
-      for (const file of version.files) {
+      for (const file of files) {
         let bytes = await this.#fromCache(file);
         if (bytes) {
           if (untracked.has(cacheKey(file))) found.push(cacheKey(file));
@@ -704,19 +734,19 @@ export class RegistryClient {
           bytes = await this.#download(file, version.version, signal);
           downloaded += bytes.length;
         }
-        if (file === burnpack) weights = bytes;
+        out.set(file, bytes);
       }
       if (found.length > 0) {
         // Cached, verified, and unknown to the state (one that was damaged lost them): tracked
         // again, for eviction.
         await this.#update((state) => {
-          for (const file of version.files) if (found.includes(cacheKey(file))) state.files[cacheKey(file)] ??= { size: file.size, lastUsed: Date.now() };
+          for (const file of files) if (found.includes(cacheKey(file))) state.files[cacheKey(file)] ??= { size: file.size, lastUsed: Date.now() };
         });
       }
     } finally {
       release();
     }
-    return { bytes: weights!, downloaded };
+    return { bytes: out, downloaded };
   }
 
   async #fromCache(file: FileEntry): Promise<Uint8Array | null> {
@@ -808,6 +838,8 @@ export class RegistryClient {
   /** Record `version` as this spec's last good version, then evict past the budget. */
   async adopt(version: ResolvedVersion): Promise<void> {
     const keep = new Set(version.files.map(cacheKey));
+    // Its code too, where the client took it from the registry (whichever builds it fetched).
+    for (const build of Object.values(version.builds ?? {})) for (const file of [build.glue, build.wasm]) keep.add(cacheKey(file));
     await this.#update(async (state) => {
       const now = Date.now();
       state.good[this.key] = { ...version, at: now };
@@ -846,6 +878,9 @@ export class RegistryClient {
   }
 
 }
+
+/** Errors that say a version is not for this client's build (never remembered as refusals). */
+const clientMismatches = new WeakSet<BrasaError>();
 
 function hex(buffer: ArrayBuffer): string {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, '0')).join('');

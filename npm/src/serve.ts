@@ -11,12 +11,17 @@
  * @module
  */
 import { BrasaError } from './errors.js';
-import type { WasmMetrics } from './glue.js';
+import type { VersionPolicy, WasmMetrics } from './glue.js';
 import { abortOf, guardCall, type Ticket } from './internal.js';
 import type { LoadModel } from './loader.js';
-import { BatchTooLargeError, ModelEndpoint, NotReadyError, OverloadedError, isBatched } from './serve/endpoint.js';
-import { memoryPlan, platformMemoryLimit, WASM32_MAX_BYTES, type MemoryPlan } from './serve/memory.js';
+import type { BrasaModel } from './model.js';
+import type { ParsedSpec } from './registry.js';
+import { BatchTooLargeError, ModelEndpoint, NotReadyError, OverloadedError, isBatched, type Outcome } from './serve/endpoint.js';
+import { memoryPlan, platformMemoryLimit, versionsThatFit, WASM32_MAX_BYTES, type MemoryPlan } from './serve/memory.js';
 import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS } from './serve/http.js';
+import { checkTextOptions, textTask, type ServedTask } from './serve/text.js';
+import { policyOf, publishedVersions, VersionGroup } from './serve/versions.js';
+import type { EmbedderOptions } from './tasks/embeddings.js';
 import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, WasmSource } from './types.js';
 
 /** One model the endpoint serves. */
@@ -27,6 +32,21 @@ export interface ServedModel {
   name?: string;
   /** What to load from the registry; default `${package name}@stable`. */
   spec?: string;
+  /**
+   * Serve these versions side by side (Triton's `specific` version policy), each its own model
+   * instance (weights; the same build), batching queue and metrics series:
+   * `/v2/models/{name}/versions/{v}/…` reaches each, `/v2/models/{name}/…` the newest of them
+   * that did not fail to load.
+   * When the memory limit holds fewer at once, the least recently used idle one is unloaded and
+   * a request for it loads it again first (see `memoryLimitBytes`). Not with `spec` or `latest`.
+   */
+  versions?: string[];
+  /**
+   * Serve the newest `latest` versions the registry's manifest lists (Triton's `latest` policy),
+   * as `versions` does; the list is read again with each update check (`updateInterval`), a
+   * newly published version loaded and the one it displaces unloaded. Not with `spec` or `versions`.
+   */
+  latest?: number;
   /** Most rows in one forward pass, and in one request (larger requests get 400
    * `batch_too_large`); 1 turns batching off. Default 32 (capped by the model's limit). */
   maxBatch?: number;
@@ -38,6 +58,18 @@ export interface ServedModel {
   /** This model's wasm modules, for runtimes that must bundle them (Cloudflare Workers:
    * `wasm: { cpu: (await import('mnist-model/cpu.wasm')).default }`); overrides `load.wasm`. */
   wasm?: Partial<Record<Backend, WasmSource>>;
+  /**
+   * Serve a sentence-embedding package (metadata `task: 'sentence-embedding'`, e.g. MiniLM) as
+   * text in, embeddings out: its `tokenizer.json` (an absolute URL — a path under Node and
+   * Deno —, or the parsed object). The endpoint then takes input `text` (`BYTES`, shape
+   * `[-1]`: one UTF-8 string per row, in JSON or the binary extension) and gives the model's
+   * embeddings output (`FP32 [-1, D]`); texts are tokenised and padded per batch by
+   * `createEmbedder` (truncated at the package's `max_length`).
+   */
+  tokenizer?: EmbedderOptions['tokenizer'];
+  /** With `tokenizer`: most UTF-8 bytes of one text (longer: 400 `out_of_range`). Default
+   * 16384; a request row in the binary format is then at most 4 + 16384 bytes. */
+  maxTextBytes?: number;
 }
 
 /** Options of {@link createHandler}. */
@@ -59,6 +91,11 @@ export interface HandlerOptions {
    * (larger requests get 400 `batch_too_large` saying so; metadata states the limit).
    * Default: 128 MiB on Cloudflare Workers (their per-isolate limit), elsewhere the 4 GiB a
    * wasm32 instance can address (past which a run traps); 0 turns it off.
+   *
+   * The versions of a model served side by side (`versions`, `latest`) share one wasm
+   * instance: as many stay loaded as fit beside a full batch (measured on the first loaded,
+   * each further one holding its weights); the others are loaded when a request asks for them,
+   * in place of the least recently used version no request holds.
    */
   memoryLimitBytes?: number;
   /**
@@ -80,14 +117,17 @@ export interface Handler {
    *
    * Routes: `GET /v2/health/live`, `/v2/health/ready`, `/v2`, `/metrics`,
    * `/v2/models/{name}[/versions/{v}]` (metadata, with `max_batch`/limits),
-   * `/v2/models/{name}[/versions/{v}]/ready`, `POST /v2/models/{name}[/versions/{v}]/infer`
-   * (JSON, or binary tensors with `Inference-Header-Content-Length`).
+   * `/v2/models/{name}[/versions/{v}]/ready`, `/v2/models/{name}[/versions/{v}]/config`
+   * (Triton's model configuration), `/v2/models[/{name}[/versions/{v}]]/stats` (Triton's
+   * statistics), `POST /v2/models/{name}[/versions/{v}]/infer` (JSON, or binary tensors
+   * with `Inference-Header-Content-Length`).
    *
    * Errors: `{ error, code }` with 400 (`malformed_request`, `unknown_input`,
    * `wrong_datatype`, `wrong_shape`, `wrong_element_count`, `non_finite`, `out_of_range`,
    * `batch_too_large`, `unknown_output`, `invalid_input`), 404 (`unknown_model`,
    * `unknown_version`, `not_found`), 405, 413 (`body_too_large`), 503 (`overloaded`,
-   * `not_ready`, with `Retry-After`), 500.
+   * `not_ready`, with `Retry-After`), 500, 501 (`not_implemented`: the configuration or
+   * statistics of a package built by an older brasa).
    */
   fetch(request: Request, env?: unknown, ctx?: { waitUntil(promise: Promise<unknown>): void }): Promise<Response>;
   /**
@@ -122,7 +162,45 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   // instance abort, they start over in a live one (as after a restart).
   let metricsHost: WasmMetrics | null = null;
   let metricsInstance: Ticket | null = null;
+  /** Every endpoint: a model's (its channel's version), or one version of a group (`name@version`). */
   const endpoints = new Map<string, ModelEndpoint>();
+  /** Models served under a pinned-list or latest-N version policy. */
+  const groups = new Map<string, VersionGroup>();
+  const groupOf = new Map<ModelEndpoint, VersionGroup>();
+  const creators = new Map<VersionGroup, { create(version: string): ModelEndpoint; model: string }>();
+  /** Infer requests holding each endpoint (read, queued or running): such a version is not unloaded. */
+  const inflight = new Map<ModelEndpoint, number>();
+  /** Versions a latest-N policy no longer names, closed once no request holds them. */
+  const retiring = new Set<ModelEndpoint>();
+
+  /** Serve `versions` (oldest first) of `group`: new ones get endpoints, dropped ones retire. */
+  function setVersions(group: VersionGroup, versions: string[]): void {
+    const before = new Map(group.versions);
+    group.versions.clear();
+    for (const version of versions) {
+      let endpoint = before.get(version);
+      if (!endpoint) {
+        endpoint = creators.get(group)!.create(version);
+        groupOf.set(endpoint, group);
+        endpoints.set(`${group.name}@${version}`, endpoint);
+      }
+      before.delete(version);
+      group.versions.set(version, endpoint);
+    }
+    for (const [version, endpoint] of before) {
+      endpoints.delete(`${group.name}@${version}`);
+      groupOf.delete(endpoint);
+      if (endpoint.model) record((m) => m.set('brasa_model_ready', endpoint.labels(), 0));
+      retiring.add(endpoint);
+      closeRetired(endpoint);
+    }
+  }
+
+  function closeRetired(endpoint: ModelEndpoint): void {
+    if (!retiring.has(endpoint) || (inflight.get(endpoint) ?? 0) > 0) return;
+    retiring.delete(endpoint);
+    endpoint.close();
+  }
   /** The handler's metrics, in a live wasm instance; `null` while no model is loaded. */
   function liveMetrics(): WasmMetrics | null {
     if (metricsHost && metricsInstance && !abortOf(metricsInstance)) return metricsHost;
@@ -172,21 +250,42 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     }
     const pkg = served.model;
     const name = served.name ?? pkg.name;
-    const endpoint = new ModelEndpoint(
-      {
-        name,
-        pkg,
-        spec: served.spec ?? `${pkg.name}@stable`,
-        wasm: served.wasm,
-        maxBatch: served.maxBatch ?? 32,
-        maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
-        maxQueueRows: served.maxQueueRows ?? 512,
-        maxBodyBytes: options.maxBodyBytes,
-      },
-      hooks,
-    );
-    if (endpoints.has(name)) throw new BrasaError('invalid_spec', `model ${name} is listed twice`);
-    endpoints.set(name, endpoint);
+    if (served.maxTextBytes !== undefined && served.tokenizer === undefined) {
+      throw new BrasaError('invalid_spec', `served model ${name}: maxTextBytes applies to text, which needs a tokenizer`);
+    }
+    if (served.tokenizer !== undefined) {
+      const t = served.tokenizer;
+      if (!(typeof t === 'string' || t instanceof URL || (typeof t === 'object' && t !== null))) {
+        throw new BrasaError('invalid_spec', `served model ${name}: tokenizer must be the URL of a tokenizer.json or the parsed object; got ${typeof t}`);
+      }
+      checkTextOptions(name, served.maxTextBytes);
+    }
+    const policy = policyOf(name, served);
+    const create = (spec: string, version: string | null) =>
+      new ModelEndpoint(
+        {
+          name,
+          pkg,
+          spec,
+          wasm: served.wasm,
+          maxBatch: served.maxBatch ?? 32,
+          maxQueueDelayMs: served.maxQueueDelayMs ?? 2,
+          maxQueueRows: served.maxQueueRows ?? 512,
+          maxBodyBytes: options.maxBodyBytes,
+          text: served.tokenizer === undefined ? null : { tokenizer: served.tokenizer, maxTextBytes: served.maxTextBytes },
+          version,
+        },
+        hooks,
+      );
+    if (endpoints.has(name) || groups.has(name)) throw new BrasaError('invalid_spec', `model ${name} is listed twice`);
+    if (policy.kind === 'channel') {
+      endpoints.set(name, create(served.spec ?? `${pkg.name}@stable`, null));
+      continue;
+    }
+    const group = new VersionGroup(name, policy);
+    groups.set(name, group);
+    creators.set(group, { create: (version) => create(`${pkg.name}@${version}`, version), model: pkg.name });
+    if (policy.kind === 'specific') setVersions(group, policy.versions);
   }
   const startedAt = Date.now();
 
@@ -208,7 +307,10 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   }
 
   const load = async (endpoint: ModelEndpoint) => {
+    const group = groupOf.get(endpoint);
     const onProgress = (p: ProgressInfo) => {
+      // What a loaded version holds, for how many fit at once.
+      if (group && p.loaded === p.total) group.weightBytes.set(p.version, new Map(group.weightBytes.get(p.version)).set(p.file, p.total));
       const key = `${endpoint.name}/${p.version}/${p.file}/${p.fromCache}`;
       if (p.loaded !== p.total || fileCounted.has(key)) return;
       fileCounted.add(key);
@@ -236,18 +338,40 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         onEvent,
         autoUpdate: true,
       });
+      const pinned = endpoint.config.version;
+      if (pinned && model.version !== pinned) {
+        model.dispose();
+        throw new BrasaError('internal', `model ${endpoint.name}: asked the registry for version ${pinned}, got ${model.version}`);
+      }
+      const text = endpoint.config.text;
+      let task: ServedTask | null = null;
+      try {
+        if (text) task = await textTask(model, { ...text, batchSize: endpoint.config.maxBatch });
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
       let plan: MemoryPlan | null = null;
       if (memoryLimit !== null && isBatched(model.signature)) {
         let why = 'a dim besides the batch has no upper bound, or the build cannot report its memory';
         try {
-          plan = await memoryPlan(model, memoryLimit);
+          // Text rows are measured at the most tokens the embedder keeps.
+          plan = await memoryPlan(model, memoryLimit, task?.longest, task?.row.bytes);
         } catch (err) {
           why = BrasaError.from(err).message;
         }
         // (Said only where a limit below the address space was asked for, or is the platform's.)
         if (!plan && memoryLimit < WASM32_MAX_BYTES) console.warn(`brasa: ${endpoint.name}'s limits are not derived from the ${memoryLimit} byte memory limit (${why}): bound its requests with maxBatch and maxBodyBytes`);
       }
-      endpoint.attach(model, plan);
+      if (group && plan && group.capacityReason === null && pinned) {
+        // Measured once, on the first version loaded (alone in its instance's memory).
+        const weights = group.weightsOf(pinned);
+        const rows = Math.min(endpoint.config.maxBatch, model.info.limits.maxBatch);
+        group.capacity = versionsThatFit(plan, weights, rows);
+        const mib = (n: number) => (n / (1 << 20)).toFixed(1);
+        group.capacityReason = `${group.capacity} version${group.capacity === 1 ? '' : 's'} of ${mib(weights)} MiB of weights fit the ${mib(plan.limit)} MiB memory limit beside a batch of ${rows} (${mib(plan.base)} MiB measured with one loaded)`;
+      }
+      endpoint.attach(model, plan, task);
       record((m) => {
         m.set('brasa_model_ready', endpoint.labels(), 1);
         m.set('brasa_cache_persistent', { model: endpoint.name }, persistent);
@@ -277,36 +401,93 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   /** Start the loads that are due; `ctx.waitUntil` keeps them alive past the request (Workers). */
   function kick(ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
     sweep();
-    for (const e of endpoints.values()) {
-      if (e.model || e.loading) continue;
+    for (const g of groups.values()) if (!g.resolved) resolveGroup(g, ctx);
+    // Channel models, then each group's versions newest first: one load at a time per group
+    // (the first measures how many fit), the versions beyond that parked until asked for.
+    const order = [...endpoints.values()].filter((e) => !groupOf.has(e));
+    for (const g of groups.values()) order.push(...[...g.versions.values()].reverse());
+    for (const e of order) {
+      if (e.model || e.loading || e.parked) continue;
       if (e.failedAt !== 0 && Date.now() - e.failedAt < LOAD_RETRY_MS) continue;
-      const loading = load(e).then(
-        () => {
-          e.failedAt = 0;
-        },
-        () => {
-          e.failedAt = Date.now();
-        },
-      );
-      e.loading = loading;
-      void loading.finally(() => {
-        if (e.loading === loading) e.loading = null;
-      });
-      ctx?.waitUntil(loading);
+      const group = groupOf.get(e);
+      if (group && [...group.versions.values()].some((v) => v.loading)) continue;
+      if (group && group.occupied().length >= group.capacity) {
+        e.parked = true;
+        continue;
+      }
+      startLoad(e, ctx);
     }
   }
 
-  /** Settles when the loads of `which` in flight settled; rejects when one of them has no model. */
-  async function settle(which: ModelEndpoint[]): Promise<void> {
-    await Promise.all(which.map((e) => e.loading));
-    const failed = which.find((e) => !e.model);
+  function startLoad(e: ModelEndpoint, ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
+    const loading = load(e).then(
+      () => {
+        e.failedAt = 0;
+        // A version a latest-N list dropped while it loaded.
+        if (e.config.version && !groupOf.has(e)) e.close();
+      },
+      () => {
+        e.failedAt = Date.now();
+      },
+    );
+    e.loading = loading;
+    void loading.finally(() => {
+      if (e.loading === loading) e.loading = null;
+      // The group's next version.
+      if (groupOf.has(e)) kick(ctx);
+    });
+    ctx?.waitUntil(loading);
+  }
+
+  /** Read a latest-N group's versions from the registry (retried like a failed load). */
+  function resolveGroup(group: VersionGroup, ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
+    if (group.resolving || (group.failedAt !== 0 && Date.now() - group.failedAt < LOAD_RETRY_MS)) return;
+    const resolving = refreshGroup(group).then(
+      () => kick(ctx),
+      (err) => {
+        group.error = BrasaError.from(err);
+        group.failedAt = Date.now();
+      },
+    );
+    group.resolving = resolving;
+    void resolving.finally(() => {
+      if (group.resolving === resolving) group.resolving = null;
+    });
+    ctx?.waitUntil(resolving);
+  }
+
+  /** A latest-N group's versions, as its registry lists them now. */
+  async function refreshGroup(group: VersionGroup): Promise<void> {
+    if (group.policy.kind !== 'latest') return;
+    const listed = await publishedVersions(options.registry, creators.get(group)!.model, options.load?.timeoutMs);
+    if (listed.length === 0) throw new BrasaError('not_found', `the registry lists no version of ${creators.get(group)!.model}`);
+    setVersions(group, listed.slice(-group.policy.count));
+    group.error = null;
+    group.failedAt = 0;
+  }
+
+  /**
+   * Settles when the loads (and version lists) in flight of the endpoints `pick` chooses
+   * settled, following each group's next load; rejects when one of them has no model.
+   */
+  async function settle(pick: (e: ModelEndpoint) => boolean): Promise<void> {
+    for (;;) {
+      const pending: Promise<void>[] = [];
+      for (const g of groups.values()) if (g.resolving) pending.push(g.resolving);
+      for (const e of endpoints.values()) if (e.loading && pick(e)) pending.push(e.loading);
+      if (pending.length === 0) break;
+      await Promise.all(pending);
+    }
+    const unresolved = [...groups.values()].find((g) => !g.resolved);
+    if (unresolved) throw unresolved.error ?? new BrasaError('internal', `the versions of ${unresolved.name} are not known yet`);
+    const failed = [...endpoints.values()].find((e) => pick(e) && !e.model && !e.parked);
     if (failed) throw failed.error ?? new BrasaError('internal', `model ${failed.name} is not loaded`);
   }
 
   const start = (): Promise<void> => {
     kick();
     // Settle only when every model settled, so readiness reports each model's outcome.
-    return settle([...endpoints.values()]);
+    return settle(() => true);
   };
   const updateEvery = options.updateInterval ?? 60_000;
   let lastCheck = Date.now();
@@ -314,22 +495,104 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
   function maybeCheckForUpdates(ctx?: { waitUntil(promise: Promise<unknown>): void }): void {
     if (updateEvery <= 0 || Date.now() - lastCheck < updateEvery) return;
     lastCheck = Date.now();
-    const checks = [...endpoints.values()].filter((e) => e.alive()).map((e) => e.model!.checkForUpdate().catch(() => undefined));
+    const checks: Promise<unknown>[] = [...endpoints.values()].filter((e) => e.alive()).map((e) => e.model!.checkForUpdate().catch(() => undefined));
+    // A latest-N policy follows what is published: a new version loads, the oldest retires.
+    for (const g of groups.values()) {
+      if (g.policy.kind === 'latest' && g.resolved) checks.push(refreshGroup(g).then(() => kick(ctx), () => undefined));
+    }
     ctx?.waitUntil(Promise.all(checks));
   }
 
-  function count(endpoint: ModelEndpoint | null, outcome: string, started: number): void {
-    const labels = endpoint ? endpoint.labels() : { model: '', version: '', backend: '' };
+  /** Count an infer request's outcome; `result`: its share of a run, when it was answered.
+   * `endpoint`: the version it reached, or only the model's name (no version reached). */
+  function count(endpoint: ModelEndpoint | string | null, outcome: string, started: number, result?: Outcome): void {
+    const labels = endpoint instanceof ModelEndpoint ? endpoint.labels() : { model: endpoint ?? '', version: '', backend: '' };
+    const request = (performance.now() - started) / 1000;
     record((metrics) => {
       metrics.inc('brasa_requests_total', { ...labels, outcome }, 1);
-      if (outcome !== 'ok') metrics.inc('brasa_request_errors_total', { model: labels.model, code: outcome }, 1);
-      metrics.observe('brasa_request_duration_seconds', labels, (performance.now() - started) / 1000);
+      if (outcome !== 'ok') metrics.inc('brasa_request_errors_total', { ...labels, code: outcome }, 1);
+      metrics.observe('brasa_request_duration_seconds', labels, request);
     });
+    // Triton's statistics count the requests that reached a version it serves.
+    if (!(endpoint instanceof ModelEndpoint) || outcome === 'unknown_version') return;
+    const { model, version } = labels;
+    const at = Date.now();
+    record((metrics) =>
+      metrics.statsRecord?.(
+        result
+          ? { kind: 'success', model, version, rows: result.rows, request, queue: result.queueWait, phases: result.phases, at }
+          : { kind: 'failure', model, version, request, at },
+      ),
+    );
+  }
+
+  /** The model versions served now (loaded), of model `name` and `version` when given. */
+  function served(name?: string, version: string | null = null): { name: string; version: string }[] {
+    // A version unloaded to make room is still served (and keeps its statistics).
+    return [...endpoints.values()]
+      .filter((e) => (name === undefined || e.name === name) && (e.alive() || (e.parked && e.bindings !== null)))
+      .map((e) => ({ name: e.name, version: e.config.version ?? e.model!.version ?? '' }))
+      .filter((v) => version === null || v.version === version);
+  }
+
+  /** Triton's statistics of `versions`. */
+  function statistics(versions: { name: string; version: string }[]): Response {
+    if (versions.length === 0) return json(200, { model_stats: [] });
+    const metrics = liveMetrics();
+    if (!metrics) return errorResponse(503, 'not_ready', 'the statistics are being moved to a live wasm instance; retry after 1 s', { 'retry-after': '1' });
+    if (typeof metrics.tritonStatistics !== 'function') return notBuiltFor('statistics');
+    return json(200, metrics.tritonStatistics(versions));
+  }
+
+  function notBuiltFor(what: string): Response {
+    return errorResponse(501, 'not_implemented', `the model packages were built by a brasa without Triton's ${what}: rebuild them with \`brasa build\``);
+  }
+
+  /** Triton's version policy of what `endpoint` serves: its spec's one version at a time. */
+  function versionPolicy(endpoint: ModelEndpoint, model: BrasaModel): VersionPolicy {
+    const group = groupOf.get(endpoint);
+    if (group) return group.tritonPolicy();
+    const spec = endpoint.bindings!.registryParseSpec(endpoint.config.spec) as ParsedSpec;
+    return spec.kind === 'exact' ? { specific: { versions: [model.version ?? ''] } } : { latest: { num_versions: 1 } };
   }
 
   function notReady(endpoint: ModelEndpoint): Response {
+    const group = groupOf.get(endpoint);
+    if (group && endpoint.parked && !endpoint.error) {
+      const why = group.capacityReason ?? 'fewer versions fit the memory limit than the policy names';
+      const state = endpoint.loading ? 'is being loaded' : endpoint.bindings ? 'was unloaded (least recently used) to make room' : 'is not loaded';
+      return errorResponse(503, 'not_ready', `model ${endpoint.name} version ${endpoint.config.version} ${state}: ${why}; an inference request for it loads it`, { 'retry-after': '1' });
+    }
+    const what = endpoint.config.version ? `model ${endpoint.name} version ${endpoint.config.version}` : `model ${endpoint.name}`;
     const reason = endpoint.error ? `could not be loaded: ${endpoint.error.message}` : endpoint.dropped ? `is loading again: ${endpoint.dropped.message}` : 'is loading';
-    return errorResponse(503, 'not_ready', `model ${endpoint.name} ${reason}`, { 'retry-after': '1' });
+    return errorResponse(503, 'not_ready', `${what} ${reason}`, { 'retry-after': '1' });
+  }
+
+  /**
+   * Have `endpoint` (a version of `group`) loaded for a request: loaded already, or loaded now
+   * in place of the least recently used version no request holds. A response when it cannot
+   * be: 503 `not_ready` with `Retry-After` (every loaded version busy, or its load failed).
+   */
+  async function ensureLoaded(group: VersionGroup, endpoint: ModelEndpoint, ctx?: { waitUntil(promise: Promise<unknown>): void }): Promise<Response | null> {
+    group.touch(endpoint);
+    if (endpoint.alive()) return null;
+    if (!endpoint.loading) {
+      if (endpoint.failedAt !== 0 && Date.now() - endpoint.failedAt < LOAD_RETRY_MS) return notReady(endpoint);
+      while (group.occupied().length >= group.capacity) {
+        const victim = group.victim(endpoint, (e) => (inflight.get(e) ?? 0) > 0);
+        if (!victim) {
+          const loaded = group.occupied().map((e) => e.config.version).join(', ');
+          return errorResponse(503, 'not_ready', `model ${group.name} version ${endpoint.config.version} is not loaded, and the loaded versions (${loaded}) are all answering requests: ${group.capacityReason}; retry after 1 s`, { 'retry-after': '1' });
+        }
+        record((m) => m.set('brasa_model_ready', victim.labels(), 0));
+        victim.unload();
+      }
+      // Parked while it loads, so that requests for other models do not wait for it.
+      endpoint.parked = true;
+      startLoad(endpoint, ctx);
+    }
+    await endpoint.loading;
+    return endpoint.alive() ? null : notReady(endpoint);
   }
 
   async function infer(endpoint: ModelEndpoint, request: Request, started: number, ctx?: { waitUntil(promise: Promise<unknown>): void }): Promise<Response> {
@@ -373,7 +636,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     }
     let parsed;
     try {
-      parsed = wasm.kserveParseInfer(body, headerLength, model.signature, endpoint.limits, maxBody);
+      parsed = wasm.kserveParseInfer(body, headerLength, endpoint.signature!, endpoint.limits, maxBody);
     } catch (err) {
       if (err instanceof BrasaError && err.code === 'internal') {
         count(endpoint, err.code, started);
@@ -388,7 +651,7 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       const result = await endpoint.infer(parsed);
       record((m) => m.observe('brasa_queue_wait_seconds', endpoint.labels(), result.queueWait));
       const out = wasm.kserveInferResponse(endpoint.name, model.version ?? '', parsed.id ?? undefined, parsed.outputs, result.fetches);
-      count(endpoint, 'ok', started);
+      count(endpoint, 'ok', started, result);
       const headers: Record<string, string> =
         out.headerLength === null || out.headerLength === undefined
           ? JSON_HEADERS
@@ -424,13 +687,18 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     // model that was never loaded (a later request retries one that failed). A model being
     // loaded again after its wasm instance aborted holds up only its own requests.
     kick(ctx);
-    await settle([...endpoints.values()].filter((e) => !e.model && !e.dropped)).catch(() => undefined);
+    await settle((e) => !e.model && !e.dropped && !e.parked).catch(() => undefined);
     maybeCheckForUpdates(ctx);
     if (path === '/v2/health/ready') {
       if (!get) return notAllowed('GET');
-      const missing = [...endpoints.values()].filter((e) => !e.alive());
-      if (missing.length === 0) return json(200, { ready: true });
-      const reasons = missing.map((e) => `${e.name}: ${e.error ? e.error.message : e.dropped ? `loading again: ${e.dropped.message}` : 'loading'}`);
+      // A version parked to make room is loaded by the next request for it: not missing.
+      const missing = [...endpoints.values()].filter((e) => !e.alive() && !e.parked);
+      const unresolved = [...groups.values()].filter((g) => !g.resolved);
+      if (missing.length === 0 && unresolved.length === 0) return json(200, { ready: true });
+      const reasons = [
+        ...unresolved.map((g) => `${g.name}: its versions are not known yet: ${g.error ? g.error.message : 'reading the registry'}`),
+        ...missing.map((e) => `${e.config.version ? `${e.name} ${e.config.version}` : e.name}: ${e.error ? e.error.message : e.dropped ? `loading again: ${e.dropped.message}` : 'loading'}`),
+      ];
       return json(503, { ready: false, reasons }, { 'retry-after': '1' });
     }
     if (path === '/metrics') {
@@ -439,9 +707,11 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     }
     if (path === '/v2') {
       if (!get) return notAllowed('GET');
-      return json(200, { name: 'brasa', version: '0.1.0', extensions: [], uptime_seconds: (Date.now() - startedAt) / 1000 });
+      return json(200, { name: 'brasa', version: '0.1.0', extensions: ['binary_tensor_data', 'model_configuration', 'statistics'], uptime_seconds: (Date.now() - startedAt) / 1000 });
     }
-    const match = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/infer|\/ready)?$/.exec(path);
+    // Every served version's statistics (Triton's route: a model named `stats` is shadowed).
+    if (path === '/v2/models/stats') return get ? statistics(served()) : notAllowed('GET');
+    const match = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(\/infer|\/ready|\/config|\/stats)?$/.exec(path);
     if (!match) return errorResponse(404, 'not_found', `no route ${method} ${path}`);
     const [, rawName, rawVersion, action] = match;
     let name: string;
@@ -453,10 +723,13 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
       if (action === '/infer') count(null, 'malformed_request', started);
       return errorResponse(400, 'malformed_request', `the path ${path} is not valid percent-encoding (RFC 3986 §2.1)`);
     }
+    const group = groups.get(name);
+    if (group) return routeVersion(group, name, version, action, method, request, started, ctx);
     const endpoint = endpoints.get(name);
     if (!endpoint) {
       if (action === '/infer') count(null, 'unknown_model', started);
-      return errorResponse(404, 'unknown_model', `unknown model \`${name}\`; this server serves: ${[...endpoints.keys()].join(', ')}`);
+      const names = [...endpoints.values()].filter((e) => !groupOf.has(e)).map((e) => e.name);
+      return errorResponse(404, 'unknown_model', `unknown model \`${name}\`; this server serves: ${[...names, ...groups.keys()].join(', ')}`);
     }
     // Being loaded again (its wasm instance aborted): wait for it.
     if (!endpoint.alive() && endpoint.loading) await endpoint.loading;
@@ -469,8 +742,68 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
     if (action === '/infer') return method === 'POST' ? infer(endpoint, request, started, ctx) : notAllowed('POST');
     if (!get) return notAllowed('GET');
     if (action === '/ready') return json(200, { name, ready: true });
-    const stated = { ...endpoint.limits, maxBodyBytes: endpoint.maxBody, maxQueueRows: endpoint.maxQueueRows };
-    return json(200, endpoint.bindings!.kserveModelMetadata(name, [model.version ?? ''], model.signature, stated));
+    if (action === '/stats') return statistics(served(name, version));
+    return describe(name, endpoint, action, [model.version ?? ''], model.backend, versionPolicy(endpoint, model));
+  }
+
+  /** Model metadata, or Triton's configuration (`/config`), as `view` serves it. */
+  function describe(name: string, view: ModelEndpoint, action: string | undefined, versions: string[], backend: Backend, policy: VersionPolicy): Response {
+    if (action === '/config') {
+      const bindings = view.bindings!;
+      if (typeof bindings.tritonModelConfig !== 'function') return notBuiltFor('model configuration');
+      return json(200, bindings.tritonModelConfig(name, view.signature!, view.batchPolicy, policy, backend));
+    }
+    const stated = { ...view.limits, maxBodyBytes: view.maxBody, maxQueueRows: view.maxQueueRows };
+    return json(200, view.bindings!.kserveModelMetadata(name, versions, view.signature!, stated));
+  }
+
+  /**
+   * A request for a model served under a version policy: `version` (or the newest served, when
+   * `null`), loaded first when a request to infer finds it unloaded.
+   */
+  async function routeVersion(
+    group: VersionGroup,
+    name: string,
+    version: string | null,
+    action: string | undefined,
+    method: string,
+    request: Request,
+    started: number,
+    ctx?: { waitUntil(promise: Promise<unknown>): void },
+  ): Promise<Response> {
+    if (!group.resolved && group.resolving) await group.resolving;
+    if (!group.resolved) {
+      if (action === '/infer') count(name, 'not_ready', started);
+      return errorResponse(503, 'not_ready', `the versions of model ${name} are not known yet: ${group.error?.message ?? 'reading the registry'}`, { 'retry-after': '1' });
+    }
+    const endpoint = version === null ? group.default() : group.versions.get(version);
+    if (!endpoint) {
+      if (action === '/infer') count(name, 'unknown_version', started);
+      const policy = group.policy.kind === 'latest' ? `the latest ${group.policy.count} published` : 'a pinned list';
+      return errorResponse(404, 'unknown_version', `model ${name} has no version ${version}; it serves ${[...group.versions.keys()].join(', ')} (${policy})`);
+    }
+    if (action === '/infer') {
+      if (method !== 'POST') return notAllowed('POST');
+      inflight.set(endpoint, (inflight.get(endpoint) ?? 0) + 1);
+      try {
+        const refused = await ensureLoaded(group, endpoint, ctx);
+        if (refused) {
+          count(endpoint, 'not_ready', started);
+          return refused;
+        }
+        return await infer(endpoint, request, started, ctx);
+      } finally {
+        inflight.set(endpoint, (inflight.get(endpoint) ?? 1) - 1);
+        closeRetired(endpoint);
+      }
+    }
+    if (method !== 'GET' && method !== 'HEAD') return notAllowed('GET');
+    if (action === '/ready') return endpoint.alive() ? json(200, { name, version: endpoint.config.version, ready: true }) : notReady(endpoint);
+    if (action === '/stats') return statistics(served(name, version));
+    // A version not loaded now states what its last load (or another version of the build) did.
+    const view = endpoint.bindings ? endpoint : [...group.versions.values()].find((e) => e.bindings);
+    if (!view) return notReady(endpoint);
+    return describe(name, view, action, [...group.versions.keys()], view.labels().backend as Backend, group.tritonPolicy());
   }
 
   function renderMetrics(): string {

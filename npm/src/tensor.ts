@@ -12,7 +12,8 @@ import type { DType, Feed, Signature, TensorSpec, TypedArray, TypedArrayOf } fro
 /**
  * A tensor: `dtype`, row-major `data` in the dtype's typed array ({@link TypedArrayOf}:
  * float32 `Float32Array`, float16 `Uint16Array` of IEEE half bits, int64 `BigInt64Array`,
- * int32 `Int32Array`, uint8 `Uint8Array`, bool `Uint8Array` of 0/1), and `dims`.
+ * int32 `Int32Array`, uint8 `Uint8Array`, bool `Uint8Array` of 0/1, string an Array of
+ * strings), and `dims`.
  * onnxruntime-web's argument order: `new Tensor('float32', data, [1, 784])`.
  */
 export class Tensor<D extends DType = DType> {
@@ -21,14 +22,15 @@ export class Tensor<D extends DType = DType> {
   readonly dims: readonly number[];
 
   /**
-   * @param dtype one of `float32`, `float16`, `int64`, `int32`, `uint8`, `bool`.
+   * @param dtype one of `float32`, `float16`, `int64`, `int32`, `uint8`, `bool`, `string`
+   *   (only models that declare a string input take one).
    * @param data the dtype's typed array, or plain numbers (converted; for float16 also a
    *   `Float32Array` or `Float64Array`, converted to half bits).
    * @param dims the shape; default `[data.length]`.
    * @throws BrasaError `invalid_input` when the dtype is unknown, `data` is not of the dtype,
    *   or the dims do not multiply to `data.length`.
    */
-  constructor(dtype: D, data: TypedArrayOf[D] | readonly number[], dims?: readonly number[]) {
+  constructor(dtype: D, data: TypedArrayOf[D] | readonly number[] | readonly string[], dims?: readonly number[]) {
     if (!(DTYPES as readonly string[]).includes(dtype)) {
       throw new BrasaError('invalid_input', `unknown dtype ${JSON.stringify(dtype)}; use one of ${DTYPES.join(', ')}`);
     }
@@ -60,6 +62,7 @@ const ARRAY_TYPES: Record<DType, new (n: number) => TypedArray> = {
   int32: Int32Array,
   uint8: Uint8Array,
   bool: Uint8Array,
+  string: Array as unknown as new (n: number) => TypedArray,
 };
 
 /** The dtype a typed array carries on its own (`null` for kinds brasa has no dtype for). */
@@ -89,6 +92,12 @@ function checkDims(name: string, dims: unknown): number[] {
  * float16 input): the caller passes the array's own dtype then.
  */
 function toDType(name: string, dtype: DType, data: unknown): TypedArray {
+  if (dtype === 'string') {
+    if (!Array.isArray(data)) throw new BrasaError('invalid_input', `${name}: a string tensor's data is an Array of strings; got ${describe(data)}`);
+    const bad = data.findIndex((v) => typeof v !== 'string');
+    if (bad >= 0) throw new BrasaError('invalid_input', `${name}[${bad}] is ${describe(data[bad])}; a string tensor holds strings`);
+    return [...(data as string[])];
+  }
   if (Array.isArray(data)) {
     if (dtype === 'float32' || dtype === 'float16') {
       const bad = data.findIndex((v) => typeof v !== 'number');
@@ -146,6 +155,7 @@ function isDetached(buffer: ArrayBufferLike): boolean {
 
 /** The dtype to tell Rust a converted array has: its own, except where it is ambiguous. */
 function dtypeFor(declared: DType, data: TypedArray): DType {
+  if (Array.isArray(data)) return 'string';
   const own = dtypeOfArray(data)!;
   // A Uint8Array is uint8 or bool, a Uint16Array float16: the declared dtype decides.
   if (own === 'uint8' && (declared === 'bool' || declared === 'uint8')) return declared;

@@ -4,9 +4,9 @@
  * @module
  */
 import type { ModelCache } from './cache.js';
-import type { DType, Signature, TypedArrayOf } from './generated/types.js';
+import type { DType, Signature, TypedArrayOf, WeightsDtype } from './generated/types.js';
 
-export type { DType, Dim, Signature, TensorSpec, TypedArrayOf } from './generated/types.js';
+export type { DType, Dim, Signature, TensorSpec, TypedArrayOf, WeightsDtype } from './generated/types.js';
 
 /** A backend brasa can run on. */
 export type Backend = 'webgpu' | 'cpu';
@@ -37,6 +37,8 @@ export interface ModelBuild {
    * browsers, Deno and workers, read from disk under Node. `loadModel`'s `wasm` option
    * overrides it. */
   wasm: URL | string;
+  /** @internal The wasm's verified bytes, when they do not come from `wasm` (a build from a registry). */
+  wasmBytes?: () => Promise<Uint8Array>;
 }
 
 /**
@@ -181,6 +183,15 @@ export interface LoadOptions {
   /** Give up on a manifest request, or on a file that sends no data, after this long (ms,
    * from 1 to 2^31 - 1). Default 30000. */
   timeoutMs?: number;
+  /**
+   * Which of a version's weights files to load, as the manifest lists them: `'f32'`, `'f16'`
+   * or `'q8'` (as Transformers.js' `dtype`). Only that file is downloaded; a version without
+   * it is `not_found`, naming the dtypes it has. Default `'auto'`: the smallest listed (q8,
+   * then f16, then f32), on the CPU and the WebGPU build alike — both widen f16 and q8 to f32
+   * at load, so the choice changes the download, not the speed, and each quantised file's
+   * golden check (with its own tolerance) runs before it is adopted.
+   */
+  dtype?: WeightsDtype | 'auto';
   /** Download progress, per file. */
   onProgress?: (progress: ProgressInfo) => void;
   /** Every registry event of this model, those during the load included. */
@@ -297,7 +308,28 @@ export interface FileEntry {
   size: number;
   sha256: string;
   format: string;
-  dtype: string;
+  /** How the weights store their floats; `f32` when the manifest predates dtypes. */
+  dtype: WeightsDtype;
+  /** This file's golden tolerance, when it differs from the version's. */
+  tolerance?: number;
+  /** An asset's name (`tokenizer`); weights have none. */
+  name?: string;
+}
+
+/** A version's compiled build in a registry: its wasm-bindgen glue and its wasm. */
+export interface RegistryBuild {
+  glue: FileEntry;
+  wasm: FileEntry;
+}
+
+/** The model card of a version's builds in a registry (a package's fields but its builds). */
+export interface RegistryPackageCard {
+  format: string;
+  name: string;
+  version: string;
+  brasa: string;
+  signatureHash: string;
+  metadata: unknown;
 }
 
 /** One tensor of a golden check, as the manifest holds it: values as JSON numbers (int64
@@ -341,10 +373,26 @@ export interface ResolvedVersion {
   viaRollout: boolean;
   /** This client's rollout bucket in [0, 100). */
   bucket: number;
+  /** What this client fetches: the chosen weights file, then any others. */
   files: FileEntry[];
+  /** The dtype of the chosen weights (`dtype` option). */
+  dtype: WeightsDtype;
+  /** The golden check, with the chosen weights' tolerance. */
   golden: GoldenCheck | null;
+  /**
+   * The hash of the signature the version implements (a package's `signatureHash`), when the
+   * manifest records one (`brasa registry publish --build` does); absent from builds older
+   * than this field.
+   */
+  signatureHash?: string | null;
+  /** The signature the version implements, when the manifest records it. */
+  signature?: Signature | null;
   publishedAt: string;
   notes: string;
+  /** Its compiled builds by backend, when the version ships its code (`publish --code`). */
+  builds?: Partial<Record<Backend, RegistryBuild>>;
+  /** The model card of those builds. */
+  package?: RegistryPackageCard | null;
 }
 
 /** Bytes of one file so far. */

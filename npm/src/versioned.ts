@@ -8,27 +8,76 @@ import type { GoldenWasm, WasmModel } from './glue.js';
 import { guardCall, logicOf, release as releaseObject, runtimeOf, type Ticket } from './internal.js';
 import type { Loaded, LoaderContext } from './loader.js';
 import { BrasaEvent, type BrasaModel } from './model.js';
-import { RegistryClient, Store, cacheKey, type ParsedSpec, type Refusal } from './registry.js';
+import { RegistryClient, Store, cacheKey, type ParsedSpec, type Refusal, type RegistryClientOptions, type RegistryWasm } from './registry.js';
 import type { GoldenCheck, GoldenOutcome, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, ResolvedVersion, UpdateCheck, UpdateResult } from './types.js';
 
-const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
-const DEFAULT_TIMEOUT_MS = 30_000;
+/** The `cacheBudget` load option's default, in bytes. */
+export const DEFAULT_CACHE_BUDGET = 256 * 1024 * 1024;
+/** The `timeoutMs` load option's default. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
 
 /** Error codes that mean "this version is bad", as opposed to "the network is" (`integrity`
  * only after a retry: the fetcher turns a body cut short into `network`). */
 const REFUSALS = new Set<string>(['integrity', 'invalid_weights', 'golden_check', 'incompatible']);
 
-/** Load a spec from a registry: resolve, fetch or read the cache, verify, load, golden-check. */
-export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specText: string, options: LoadOptions): Promise<BrasaModel> {
-  const { platform } = ctx;
-  const preference = ctx.checkPreference(options);
+/** The `registry` option as a folder URL (ending in `/`), resolved as `fetch` would. */
+export function registryUrl(ctx: LoaderContext, options: LoadOptions): URL {
   let registry: URL;
   try {
-    registry = new URL(String(options.registry), platform.baseUrl());
+    registry = new URL(String(options.registry), ctx.platform.baseUrl());
   } catch (err) {
     throw new BrasaError('network', `registry ${String(options.registry)} is not a valid URL`, { cause: err });
   }
   if (!registry.pathname.endsWith('/')) registry = new URL(`${registry.pathname}/${registry.search}`, registry);
+  return registry;
+}
+
+/**
+ * The fetcher of `spec` in `registry` for a load with `options`, deciding with `logic`; the
+ * cache and client id are the options' (or the platform's default cache and its persisted id).
+ */
+export async function registryClient(
+  ctx: LoaderContext,
+  options: LoadOptions,
+  registry: URL,
+  spec: ParsedSpec,
+  logic: RegistryWasm,
+  rest: Pick<RegistryClientOptions, 'signatureHash' | 'onProgress' | 'emit'>,
+): Promise<RegistryClient> {
+  const store = Store.of(options.cache ?? ctx.platform.defaultCache());
+  return new RegistryClient({
+    registry,
+    manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
+    spec,
+    store,
+    wasm: logic,
+    fetch: ctx.platform.fetch,
+    // Persisted with the first adopted version.
+    clientId: options.clientId ?? (await store.read()).clientId,
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    cacheBudget: options.cacheBudget ?? DEFAULT_CACHE_BUDGET,
+    dtype: options.dtype,
+    ...rest,
+  });
+}
+
+/**
+ * Call a user's callback; what it throws is its own fault, said in the console naming it,
+ * never a failed load or update.
+ */
+export function callback<T>(name: string, fn: ((value: T) => void) | undefined, value: T): void {
+  try {
+    fn?.(value);
+  } catch (err) {
+    console.error(`brasa: the ${name} callback threw (ignored):`, err);
+  }
+}
+
+/** Load a spec from a registry: resolve, fetch or read the cache, verify, load, golden-check. */
+export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specText: string, options: LoadOptions): Promise<BrasaModel> {
+  const { platform } = ctx;
+  const preference = ctx.checkPreference(options);
+  const registry = registryUrl(ctx, options);
   const probe = await ctx.probe(pkg, preference);
   // The registry logic is in every build: use the one the model will most likely run on.
   const first = probe?.ok || !pkg.builds.cpu ? 'webgpu' : 'cpu';
@@ -49,29 +98,19 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
   if (spec.name !== pkg.name) {
     throw new BrasaError('unknown_model', `the spec \`${specText}\` names model \`${spec.name}\`, but the package given is \`${pkg.name}\``);
   }
-  const store = Store.of(options.cache ?? platform.defaultCache());
-  const clientId = options.clientId ?? (await store.read()).clientId; // persisted with the first adopted version
   let model: BrasaModel | null = null;
   const early: RegistryEvent[] = [];
   const files: ProgressInfo[] = [];
-  const client = new RegistryClient({
-    registry,
-    manifestUrl: new URL(`${spec.name}/manifest.json`, registry),
-    spec,
-    store,
-    wasm: logic,
-    fetch: platform.fetch,
-    clientId,
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    cacheBudget: options.cacheBudget ?? DEFAULT_CACHE_BUDGET,
+  const client = await registryClient(ctx, options, registry, spec, logic, {
+    signatureHash: pkg.signatureHash,
     onProgress(progress: ProgressInfo) {
-      options.onProgress?.(progress);
+      callback('onProgress', options.onProgress, progress);
       if (progress.loaded !== progress.total) return;
       if (model) runtimeOf(model).recordFile(progress.version, progress.fromCache, progress.total);
       else files.push(progress);
     },
-    emit(event) {
-      options.onEvent?.(event);
+    emit(event: RegistryEvent) {
+      callback('onEvent', options.onEvent, event);
       if (model) model.dispatchEvent(new BrasaEvent(event));
       else early.push(event);
     },
@@ -155,7 +194,7 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
     for (const event of early.splice(0)) created.dispatchEvent(new BrasaEvent(event));
     for (const f of files.splice(0)) runtimeOf(created).recordFile(f.version, f.fromCache, f.total);
     // Said after the load, once its writes had their chance to stick.
-    const cache = store.cache;
+    const cache = client.o.store.cache;
     if (cache.persistent === false) {
       client.o.emit({ type: 'cache-not-persisted', kind: cache.kind, reason: cache.persistenceReason ?? `the ${cache.kind} cache keeps nothing` });
     }

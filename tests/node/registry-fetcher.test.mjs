@@ -96,3 +96,55 @@ test('model.metrics(): runs, errors, latency and batch histograms, cache hits an
   cold.dispose();
   warm.dispose();
 });
+
+test('a version of another architecture on the channel is refused as incompatible before any download; the client stays on its last good version', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'brasa-arch-'));
+  try {
+    cpSync(under.registry.dir, dir, { recursive: true });
+    const path = join(dir, 'mnist/manifest.json');
+    const m = JSON.parse(readFileSync(path, 'utf8'));
+    assert.ok(m.versions['1.0.0'].signature, 'publish --build records the signature');
+    const cache = new brasa.MemoryCache();
+    const events = [];
+    const progress = [];
+    const model = await brasa.loadModel('mnist@stable', { registry: dir, build: mnist, cache, backend: 'cpu', onEvent: (e) => events.push(e), onProgress: (p) => progress.push(p) });
+    assert.equal(model.version, '1.0.0');
+
+    // 2.0.0: a new architecture (twelve classes) published on `stable`. Its weights file
+    // does not even exist: a client that tried to download it would fail with `network`.
+    const next = structuredClone(m.versions['1.0.0']);
+    next.signature.outputs[0].dims = ['batch', 12];
+    next.files[0].path = 'files/never-fetched.bpk';
+    // Its code would be another build (this test's client bundles the old one).
+    delete next.builds;
+    delete next.package;
+    m.versions['2.0.0'] = next;
+    m.channels.stable.version = '2.0.0';
+    writeFileSync(path, JSON.stringify(m));
+
+    const check = await model.checkForUpdate();
+    assert.equal(check.outcome, 'rejected');
+    assert.match(check.reason, /another signature/);
+    assert.equal(model.version, '1.0.0');
+    const rollback = events.find((e) => e.type === 'rollback');
+    assert.equal(rollback?.code, 'incompatible');
+    assert.ok(!progress.some((p) => p.version === '2.0.0'), 'nothing of 2.0.0 was downloaded');
+    const answer = await model.run({ pixels: { dtype: 'float32', dims: [1, 1, 28, 28], data: new Float32Array(784) } });
+    assert.deepEqual(answer.logits.dims, [1, 10]);
+    model.dispose();
+
+    // A new client asking the registry first (no cached version to start from) gets the
+    // typed error; one that has the old version cached stays on it, saying why.
+    await assert.rejects(
+      brasa.loadModel('mnist@stable', { registry: dir, build: mnist, cache: new brasa.MemoryCache(), backend: 'cpu' }),
+      (e) => e.code === 'incompatible' && /2\.0\.0/.test(e.message),
+    );
+    const later = [];
+    const again = await brasa.loadModel('mnist@stable', { registry: dir, build: mnist, cache, backend: 'cpu', freshness: 'network-first', onEvent: (e) => later.push(e) });
+    assert.equal(again.version, '1.0.0');
+    assert.ok(later.some((e) => (e.type === 'rollback' && e.code === 'incompatible') || (e.type === 'update-check' && e.outcome === 'rejected')), JSON.stringify(later));
+    again.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -209,8 +209,10 @@ const SCENARIOS = {
     const viaPackage = await t.load(t.env.mnist, { cache });
     await t.expectVersion(viaPackage, '1.0.0');
     check(viaPackage.channel === 'stable', `package load: channel ${viaPackage.channel}`);
-    // A spec without a package, or with a package of another model.
-    await expectError(t.load('mnist@stable', { cache, build: undefined }), 'unknown_model', 'no package');
+    // A spec without a package whose version has no code in the registry (1.1.0), or with a
+    // package of another model.
+    const noCode = await expectError(t.load('mnist@canary', { cache, build: undefined }), 'unknown_model', 'no package, no code');
+    check(/--code/.test(noCode.message), noCode.message);
     await expectError(t.load('mnist@stable', { cache, build: { ...t.env.mnist, name: 'other' } }), 'unknown_model', 'package of another model');
     // What names no model at all is a bad spec, not another model.
     for (const bad of ['', ' ', '@stable', '../mnist@stable', 'mnist/../x@stable', 'MNIST@stable']) {
@@ -376,6 +378,30 @@ const SCENARIOS = {
     const next = await t.load('mnist@stable', { cache: other });
     await t.expectVersion(next, '1.0.0');
     check((await t.weightGets()).length === 3, `${(await t.weightGets()).length} downloads, expected 2 cut short + 1`);
+  },
+
+  async 'code from the registry: no package, one build fetched and verified; a cut download retried, a tampered build refused, bundled clients unaffected'(t) {
+    // 1.0.0 lists its builds (`publish --code`); no `build` given: the code comes from there.
+    const code = (await t.log()).length;
+    const m = await t.load('mnist@stable', { build: undefined, cache: t.cache() });
+    await t.expectVersion(m, '1.0.0');
+    const fetched = (await t.log()).slice(code).filter((e) => e.method === 'GET' && /\.(js|wasm)$/.test(e.path)).map((e) => e.path);
+    const builds = (await t.manifest()).versions['1.0.0'].builds;
+    const of = (backend) => [builds[backend].glue.path, builds[backend].wasm.path].map((p) => `/registry/mnist/${p}`);
+    const ran = of(m.backend);
+    check(ran.every((p) => fetched.includes(p)) && fetched.length === 2, `fetched ${fetched.join(', ')}; expected the ${m.backend} build only`);
+    // Its wasm cut short once: retried, loaded.
+    await t.fault('\\.wasm$', { truncate: 50_000, times: 1 });
+    const again = await t.load('mnist@stable', { build: undefined, cache: t.cache() });
+    await t.expectVersion(again, '1.0.0');
+    await t.ctl('reset');
+    // Tampered on every try: an integrity error naming the file, nothing loaded.
+    await t.fault('\\.wasm$', { tamper: true });
+    const err = await t.load('mnist@stable', { build: undefined, cache: t.cache() }).then(() => null, (e) => e);
+    check(err?.code === 'integrity' && /\.wasm/.test(err.message), `tampered build: ${err?.code}: ${err?.message}`);
+    // A client bundling its build never fetches code.
+    const bundled = await t.load('mnist@stable', { cache: t.cache() });
+    await t.expectVersion(bundled, '1.0.0');
   },
 
   async 'a manifest listing a file larger than its body: a network error, never a RangeError; an absurd size is refused'(t) {

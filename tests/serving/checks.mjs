@@ -138,6 +138,44 @@ export async function checkBadRequests(url, { maxBatch = 32, maxQueueRows = 512 
   assert.equal((await infer(url, request(px))).status, 200);
 }
 
+/**
+ * Triton's model configuration and statistics extensions (what tritonclient's
+ * `get_model_config` and `get_inference_statistics` ask for): mnist's configuration, and its
+ * statistics moving with one answered request of 2 rows and one refused request. Durations
+ * are only checked to be whole nanoseconds: workerd's clock moves in whole milliseconds and
+ * only between I/O (Cloudflare's timing-attack mitigation), so short phases read 0 there.
+ */
+export async function checkTritonExtensions(url, { maxBatch = 32 } = {}) {
+  const config = await (await fetch(`${url}v2/models/mnist/config`)).json();
+  assert.equal(config.name, 'mnist');
+  assert.equal(config.max_batch_size, maxBatch, JSON.stringify(config));
+  assert.deepEqual(config.input, [{ name: 'pixels', data_type: 'TYPE_FP32', dims: [1, 28, 28] }]);
+  assert.deepEqual(config.output, [{ name: 'logits', data_type: 'TYPE_FP32', dims: [10] }]);
+  assert.equal(config.dynamic_batching.max_queue_delay_microseconds, 2000);
+  const twoHeads = await (await fetch(`${url}v2/models/two-heads/versions/1.0.0/config`)).json();
+  assert.deepEqual(twoHeads.input.map((t) => [t.name, t.data_type, t.dims]), [['features', 'TYPE_FP32', [-1, 4]], ['token_ids', 'TYPE_INT64', [3]]]);
+  for (const path of ['v2/models/mnist/versions/9.9.9/config', 'v2/models/mnist/versions/9.9.9/stats', 'v2/models/resnet/stats']) {
+    const r = await refusal(fetch(`${url}${path}`), path);
+    assert.equal(r.status, 404, `${path}: ${r.text}`);
+  }
+  const stats = async () => (await (await fetch(`${url}v2/models/mnist/versions/1.0.0/stats`)).json()).model_stats;
+  const [before] = await stats();
+  assert.equal((await infer(url, request(new Array(2 * 784).fill(0.25)))).status, 200);
+  assert.equal((await infer(url, '{"inputs": [')).status, 400);
+  const [after] = await stats();
+  assert.deepEqual([after.name, after.version], ['mnist', '1.0.0']);
+  assert.equal(after.inference_count - before.inference_count, 2);
+  assert.equal(after.inference_stats.success.count - before.inference_stats.success.count, 1);
+  assert.equal(after.inference_stats.fail.count - before.inference_stats.fail.count, 1);
+  assert.equal(after.execution_count - before.execution_count, 1);
+  for (const d of [...Object.values(after.inference_stats), ...after.batch_stats.flatMap((b) => [b.compute_input, b.compute_infer, b.compute_output])]) {
+    assert.ok(Number.isSafeInteger(d.ns) && d.ns >= 0 && Number.isSafeInteger(d.count), JSON.stringify(after));
+  }
+  assert.ok(after.last_inference >= before.last_inference && after.last_inference > 0, JSON.stringify(after));
+  const all = (await (await fetch(`${url}v2/models/stats`)).json()).model_stats;
+  assert.deepEqual(all.map((m) => [m.name, m.version]).sort(), [['mnist', '1.0.0'], ['two-heads', '1.0.0']]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // two-heads
 
@@ -446,4 +484,45 @@ export async function checkOverload(url, ref, burst) {
   const after = await infer(url, body);
   assert.equal(after.status, 200, 'the server stopped answering after the overload');
   return { burst, refused: refused.length, ok: ok.length };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Versions side by side
+
+/**
+ * mnist served under a pinned list of 1.0.0 and 1.1.0 (`BRASA_VERSIONS=mnist=1.0.0+1.1.0`):
+ * metadata lists both, each version answers concurrent requests with numpy's logits of its own
+ * weights (`v100`, `v110` for `input`), a request without a version reaches the newest, an
+ * unknown version is 404, Triton's configuration states the policy, and the metrics and
+ * statistics are labelled by each version.
+ */
+export async function checkVersions(url, { input, v100, v110 }) {
+  const expected = { '1.0.0': v100, '1.1.0': v110 };
+  const meta = await (await fetch(`${url}v2/models/mnist`)).json();
+  assert.deepEqual(meta.versions, ['1.0.0', '1.1.0']);
+  for (const v of Object.keys(expected)) assert.equal((await fetch(`${url}v2/models/mnist/versions/${v}/ready`)).status, 200, v);
+  const at = (v) => fetch(`${url}v2/models/mnist${v ? `/versions/${v}` : ''}/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(input)) });
+  const order = Array.from({ length: 24 }, (_, i) => (i % 2 ? '1.1.0' : '1.0.0'));
+  const answers = await Promise.all(order.map((v) => at(v).then(async (r) => ({ status: r.status, body: await r.json() }))));
+  answers.forEach(({ status, body }, i) => {
+    const v = order[i];
+    assert.equal(status, 200, `${v}: ${JSON.stringify(body)}`);
+    assert.equal(body.model_version, v);
+    assert.ok(maxDiff(body.outputs[0].data, expected[v]) <= TOLERANCE, `request ${i} to ${v}: |endpoint - numpy| = ${maxDiff(body.outputs[0].data, expected[v])}`);
+  });
+  const newest = await (await at(null)).json();
+  assert.equal(newest.model_version, '1.1.0');
+  assert.ok(maxDiff(newest.outputs[0].data, v110) <= TOLERANCE);
+  const unknown = await refusal(at('9.9.9'), 'unknown version');
+  assert.deepEqual([unknown.status, unknown.code], [404, 'unknown_version'], unknown.text);
+  const config = await (await fetch(`${url}v2/models/mnist/versions/1.0.0/config`)).json();
+  assert.deepEqual(config.version_policy, { specific: { versions: ['1.0.0', '1.1.0'] } });
+  const metrics = await (await fetch(`${url}metrics`)).text();
+  for (const v of Object.keys(expected)) {
+    for (const family of ['brasa_requests_total', 'brasa_inferences_total', 'brasa_model_ready', 'brasa_compute_seconds_count']) {
+      assert.match(metrics, new RegExp(`^${family}\\{[^}]*model="mnist"[^}]*version="${v.replace(/\./g, '\\.')}"[^}]*\\} [1-9]`, 'm'), `${family} ${v}:\n${metrics}`);
+    }
+  }
+  const stats = (await (await fetch(`${url}v2/models/mnist/stats`)).json()).model_stats;
+  assert.deepEqual(stats.map((s) => [s.version, s.inference_count]), [['1.0.0', 12], ['1.1.0', 13]]);
 }

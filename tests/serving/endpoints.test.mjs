@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { TOLERANCE, maxDiff, reference, serve } from '../support.mjs';
-import { batchSizes, checkBadRequests, checkBasics, checkOverload, checkTwoHeads, infer, loadTest, request } from './checks.mjs';
+import { batchSizes, checkBadRequests, checkBasics, checkOverload, checkTritonExtensions, checkTwoHeads, infer, loadTest, request } from './checks.mjs';
 import { makeServingRegistry, twoHeadsReference } from './models.mjs';
 import { bundleWorker, startDeno, startNode, startWorkerd } from './runtimes.mjs';
 
@@ -73,6 +73,10 @@ for (const [runtime, start] of Object.entries(RUNTIMES)) {
 
     test('two-heads: FP32 + INT64 in, FP32 + INT64 out, JSON and binary, FP16, output selection, refusals, concurrent seq lengths', async () => {
       twoHeadsAnswers[runtime] = await checkTwoHeads(server.url, TWO_HEADS, { maxBatch: MAX_BATCH, maxQueueRows: QUEUE_ROWS });
+    });
+
+    test("Triton's model configuration and statistics", async () => {
+      await checkTritonExtensions(server.url, { maxBatch: MAX_BATCH });
     });
 
     test('under concurrent load: all answers right, batches larger than one', async () => {

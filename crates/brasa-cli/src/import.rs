@@ -212,6 +212,8 @@ fn pack_dtype(elem: Elem) -> DType {
         Elem::Int32 => DType::I32,
         Elem::Uint8 => DType::U8,
         Elem::Bool => DType::Bool(BoolStore::Native),
+        // `pytorch_elem` and `safetensors_elem` never give one: checkpoints hold no strings.
+        Elem::String => unreachable!("a checkpoint tensor of strings"),
     }
 }
 
@@ -378,7 +380,38 @@ pub fn inspect(weights: &Path) -> Result<()> {
         let dtype = dtypes.get(name).map_or_else(|| "?".to_string(), |d| dtype_name(*d));
         println!("{name:<width$} {shape:<shape_width$} {dtype}");
     }
-    println!("{} tensors, {} parameters, {} bytes", summary.tensors.len(), summary.parameters, summary.bytes);
+    println!(
+        "{} tensors, {} parameters, {} bytes, {}",
+        summary.tensors.len(),
+        summary.parameters,
+        summary.bytes,
+        summary.dtype
+    );
+    Ok(())
+}
+
+/// `brasa quantize`: f32 weights re-encoded as f16 or q8 (see `brasa::encode_weights`),
+/// checked as brasa checks weights before loading, written atomically.
+pub fn quantize(input: &Path, dtype: brasa::WeightsDtype, output: &Path) -> Result<()> {
+    let bytes = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+    let found =
+        brasa::inspect_weights(&bytes).with_context(|| format!("checking {}", input.display()))?.dtype;
+    if found != brasa::WeightsDtype::F32 {
+        bail!("{} holds {found} weights already: quantise the f32 weights they came from", input.display());
+    }
+    let encoded = brasa::encode_weights(&bytes, dtype)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("quantising {}", input.display()))?;
+    let summary = brasa::inspect_weights(&encoded).map_err(|e| anyhow!("{e}"))?;
+    write_atomically(output, &encoded)?;
+    println!(
+        "{} -> {} ({dtype}): {} -> {} bytes ({:.1}%)",
+        input.display(),
+        output.display(),
+        bytes.len(),
+        summary.bytes,
+        100.0 * summary.bytes as f64 / bytes.len() as f64
+    );
     Ok(())
 }
 
@@ -398,7 +431,10 @@ fn dtype_name(dtype: DType) -> String {
         DType::U16 => "uint16".into(),
         DType::U8 => "uint8".into(),
         DType::Bool(_) => "bool".into(),
-        other => format!("{other:?}").to_lowercase(),
+        DType::QFloat(scheme) => match scheme.block_size() {
+            Some(block) => format!("q8 (block {:?})", block.as_slice()),
+            None => "q8 (per tensor)".into(),
+        },
     }
 }
 

@@ -40,6 +40,19 @@ enum Command {
         #[arg(long)]
         burn_ops: bool,
     },
+    /// Re-encode f32 burnpack weights as f16 (every float tensor) or q8 (int8 with one f32
+    /// scale per block of at most 64 values, burn's Q8S scheme, for float tensors of 2+
+    /// dimensions and 1,024+ elements; the rest stays f32). brasa's builds load either.
+    Quantize {
+        /// The f32 burnpack file.
+        input: PathBuf,
+        /// The encoding: f16 or q8 (f32 copies).
+        #[arg(long)]
+        dtype: brasa::WeightsDtype,
+        /// Where to write the result.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
     /// Describe a burnpack weights file (tensors, shapes, dtypes, parameter count) after
     /// validating it.
     Inspect {
@@ -106,6 +119,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&args),
         Command::ImportOnnx { input, out, burn_ops } => import::onnx(&input, &out, !burn_ops),
         Command::Inspect { weights } => import::inspect(&weights),
+        Command::Quantize { input, dtype, out } => import::quantize(&input, dtype, &out),
         Command::Build { crate_dir, onnx, name, out, backends, opt, profile } => {
             let onnx = onnx.zip(name);
             let opt = opt.unwrap_or_else(|| if profile == "test" { "none" } else { "cpu" }.into());

@@ -25,9 +25,20 @@ pub enum RegistryCommand {
         /// Semantic version, e.g. 1.2.0.
         #[arg(long)]
         version: Version,
-        /// Burnpack weights.
+        /// Burnpack weights (f32).
         #[arg(long)]
         weights: PathBuf,
+        /// Which encodings of the weights the version lists, comma-separated: `f32` (the
+        /// file as given), `f16`, `q8` (quantised here, as `brasa quantize` does). Clients
+        /// load one (`dtype` load option; default the smallest listed). Default `f32`.
+        #[arg(long = "dtype", value_delimiter = ',', default_values_t = [brasa::WeightsDtype::F32])]
+        dtypes: Vec<brasa::WeightsDtype>,
+        /// The golden tolerance of the f16 and q8 files. Default (with `--build`): twice the
+        /// largest difference measured on the golden inputs with those weights in the
+        /// package's CPU build, and at least the version's tolerance; without `--build` it
+        /// must be given.
+        #[arg(long, requires = "golden")]
+        golden_tolerance: Option<f64>,
         /// Point this channel at the new version.
         #[arg(long)]
         channel: Option<String>,
@@ -60,6 +71,15 @@ pub enum RegistryCommand {
         /// and the golden check must fit it. Without it nothing of this is checked.
         #[arg(long)]
         build: Option<PathBuf>,
+        /// Publish the `--build` package's compiled builds (JS glue and wasm of each backend,
+        /// content-addressed) and its model card with the version, so clients without a
+        /// bundled build (`loadModel('name@channel', { registry })`) load the code as well.
+        #[arg(long, requires = "build")]
+        code: bool,
+        /// A named file tasks read with the version, `NAME=PATH` (e.g.
+        /// `tokenizer=tokenizer.json`), fetched and verified with the weights; repeatable.
+        #[arg(long = "asset", value_name = "NAME=PATH")]
+        assets: Vec<String>,
     },
     /// Point a channel at a published version.
     Promote {
@@ -123,6 +143,8 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
             model,
             version,
             weights,
+            dtypes,
+            golden_tolerance,
             channel,
             notes,
             golden,
@@ -130,6 +152,8 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
             allow_loose_tolerance,
             no_golden: _,
             build,
+            code,
+            assets,
         } => {
             let dir = registry.join(&model);
             let mut manifest = load_or_new(&dir, &model)?;
@@ -158,30 +182,86 @@ pub fn run(registry: &Path, command: RegistryCommand) -> Result<()> {
                     golden.map(|g| g.finish()).transpose()?
                 }
             };
-            let name = content_address(&bytes, "bpk");
-            let entry = VersionEntry {
-                files: vec![FileEntry {
+            let mut dtypes = dtypes;
+            dtypes.sort();
+            dtypes.dedup();
+            let mut files = Vec::new();
+            let mut written = Vec::new();
+            for dtype in dtypes {
+                let encoded = if dtype == brasa::WeightsDtype::F32 {
+                    if brasa::inspect_weights(&bytes)?.dtype != brasa::WeightsDtype::F32 {
+                        bail!(
+                            "{} is not f32 weights: publish the f32 weights, with --dtype for f16 or q8",
+                            weights.display()
+                        );
+                    }
+                    bytes.clone()
+                } else {
+                    brasa::encode_weights(&bytes, dtype)
+                        .with_context(|| format!("encoding {} as {dtype}", weights.display()))?
+                };
+                let tolerance = if dtype == brasa::WeightsDtype::F32 {
+                    None
+                } else {
+                    quantised_tolerance(
+                        &encoded,
+                        dtype,
+                        build.as_deref(),
+                        golden.as_ref(),
+                        golden_tolerance,
+                        allow_loose_tolerance,
+                    )?
+                };
+                let name = content_address(&encoded, "bpk");
+                files.push(FileEntry {
                     path: format!("files/{name}"),
-                    size: bytes.len() as u64,
-                    sha256: sha256_hex(&bytes),
+                    size: encoded.len() as u64,
+                    sha256: sha256_hex(&encoded),
                     format: "burnpack".into(),
-                    dtype: "f32".into(),
-                }],
-                signature,
-                golden,
-                published_at: now.clone(),
-                notes,
+                    dtype,
+                    tolerance,
+                    name: None,
+                });
+                written.push((name, encoded));
+            }
+            let mut sizes: Vec<String> =
+                files.iter().map(|f| format!("{} {} bytes", f.dtype, f.size)).collect();
+            for asset in &assets {
+                let (name, path) =
+                    asset.split_once('=').with_context(|| format!("--asset {asset}: expected NAME=PATH"))?;
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading asset {name} from {path}"))?;
+                let ext = if path.ends_with(".json") { "json" } else { "bin" };
+                let entry = content_file(&bytes, ext);
+                sizes.push(format!("{name} {} bytes", entry.size));
+                files.push(FileEntry { name: Some(name.to_string()), ..entry });
+                written.push((entry_name(&files[files.len() - 1]), bytes));
+            }
+            let (builds, package) = match (code, build.as_deref()) {
+                (true, Some(dir)) => {
+                    let (builds, package, code_files) = package_code(dir)?;
+                    for (backend, b) in &builds {
+                        sizes.push(format!("{backend} build {} bytes", b.glue.size + b.wasm.size));
+                    }
+                    written.extend(code_files);
+                    (builds, Some(package))
+                }
+                _ => (Default::default(), None),
             };
+            let entry =
+                VersionEntry { files, signature, golden, published_at: now.clone(), notes, builds, package };
             manifest.publish(version.clone(), entry, channel.as_deref(), &now)?;
             // Files first, manifest last.
-            let file = dir.join("files").join(&name);
-            if !file.exists() {
-                write_atomic(&file, &bytes)?;
+            for (name, encoded) in &written {
+                let file = dir.join("files").join(name);
+                if !file.exists() {
+                    write_atomic(&file, encoded)?;
+                }
             }
             write_atomic(&dir.join("manifest.json"), manifest.to_json().as_bytes())?;
             println!(
-                "published {model}@{version} ({} bytes, {name}){}",
-                bytes.len(),
+                "published {model}@{version} ({}){}",
+                sizes.join(", "),
                 channel.map(|c| format!(" on {c}")).unwrap_or_default()
             );
         }
@@ -285,7 +365,9 @@ fn verify(registry: &Path, only: Option<&str>) -> Result<()> {
         }
         let (mut count, mut failed) = (0usize, 0usize);
         for (version, entry) in &manifest.versions {
-            for file in &entry.files {
+            // Weights and assets, then each build's glue and wasm.
+            let code = entry.builds.values().flat_map(|b| [&b.glue, &b.wasm]);
+            for file in entry.files.iter().chain(code) {
                 count += 1;
                 let outcome = std::fs::read(dir.join(&file.path))
                     .map_err(anyhow::Error::from)
@@ -615,6 +697,136 @@ process.stdout.write(JSON.stringify(await check()));
         })
         .collect::<Result<brasa::TensorMap>>()
         .map(Some)
+}
+
+/// The golden tolerance of an f16 or q8 file: `--golden-tolerance` when given (the file must
+/// pass with it), else twice the largest difference measured with these weights in the
+/// package's CPU build, at least the version's tolerance. Without `--build` a quantised file
+/// is only checked to decode, and needs `--golden-tolerance` when there is a golden check.
+fn quantised_tolerance(
+    encoded: &[u8],
+    dtype: brasa::WeightsDtype,
+    build: Option<&Path>,
+    golden: Option<&GoldenCheck>,
+    given: Option<f64>,
+    allow_loose: bool,
+) -> Result<Option<f32>> {
+    if let Some(t) = given {
+        if !(t >= 0.0 && (t as f32).is_finite()) {
+            bail!("--golden-tolerance {t:e} must be a finite number >= 0");
+        }
+        if t > MAX_GOLDEN_TOLERANCE && !allow_loose {
+            bail!(
+                "--golden-tolerance {t:e} is more than {MAX_GOLDEN_TOLERANCE}: such a check hides wrong weights, not rounding (pass --allow-loose-tolerance to publish it anyway)"
+            );
+        }
+    }
+    let Some(package) = build else {
+        if golden.is_some() && given.is_none() {
+            bail!(
+                "the {dtype} weights need their own golden tolerance: pass --build DIR to measure it, or --golden-tolerance"
+            );
+        }
+        return Ok(given.map(|t| t as f32));
+    };
+    let tmp = std::env::temp_dir().join(format!("brasa-publish-{}-{dtype}.bpk", std::process::id()));
+    std::fs::write(&tmp, encoded).with_context(|| format!("writing {}", tmp.display()))?;
+    let fetches = run_cpu_build(package, &tmp, golden);
+    let _ = std::fs::remove_file(&tmp);
+    let (Some(golden), Some(fetches)) = (golden, fetches?) else { return Ok(given.map(|t| t as f32)) };
+    let mut check = golden.clone();
+    let measured = check.compare(&fetches).max_abs_diff;
+    if !measured.is_finite() {
+        bail!(
+            "the {dtype} weights give no usable output on the golden inputs: {}",
+            check.compare(&fetches).reason
+        );
+    }
+    let tolerance = match given {
+        Some(t) => t,
+        None => {
+            // Two significant digits, rounded up, so the manifest reads cleanly.
+            let raw = (2.0 * measured).max(f64::from(golden.tolerance));
+            let step = 10f64.powf(raw.log10().floor() - 1.0);
+            // Through text, so the manifest says 0.57, not 0.5700000000000001.
+            let t: f64 = if raw > 0.0 { format!("{:.1e}", (raw / step).ceil() * step).parse()? } else { 0.0 };
+            if t > MAX_GOLDEN_TOLERANCE && !allow_loose {
+                bail!(
+                    "the {dtype} weights are off the golden outputs by {measured:.3e}: a tolerance of {t:e} hides wrong weights, not rounding (keep these weights f32, or pass --allow-loose-tolerance)"
+                );
+            }
+            t
+        }
+    };
+    check.tolerance = tolerance as f32;
+    let outcome = check.compare(&fetches);
+    if !outcome.passed {
+        bail!("the {dtype} weights fail the golden check with --golden-tolerance: {}", outcome.reason);
+    }
+    eprintln!("{dtype}: largest golden difference {measured:.3e}, tolerance {}", tolerance as f32);
+    Ok(Some(tolerance as f32))
+}
+
+/// A content-addressed file entry for `bytes` (`files/sha256-….ext`, format `ext`).
+fn content_file(bytes: &[u8], ext: &str) -> FileEntry {
+    FileEntry {
+        path: format!("files/{}", content_address(bytes, ext)),
+        size: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+        format: ext.into(),
+        dtype: Default::default(),
+        tolerance: None,
+        name: None,
+    }
+}
+
+/// The file name of an entry under `files/`.
+fn entry_name(entry: &FileEntry) -> String {
+    entry.path.trim_start_matches("files/").to_string()
+}
+
+/// A model package's builds (each backend's glue and wasm, content-addressed, with the bytes
+/// to write) and its model card, from its `model.json`.
+#[allow(clippy::type_complexity)]
+fn package_code(
+    dir: &Path,
+) -> Result<(
+    std::collections::BTreeMap<String, brasa_registry::BuildFiles>,
+    brasa_registry::PackageCard,
+    Vec<(String, Vec<u8>)>,
+)> {
+    let text = std::fs::read(dir.join("model.json"))
+        .with_context(|| format!("reading {}/model.json", dir.display()))?;
+    let card: serde_json::Value = serde_json::from_slice(&text).context("model.json is not JSON")?;
+    let field =
+        |k: &str| card[k].as_str().map(str::to_string).with_context(|| format!("model.json has no `{k}`"));
+    let package = brasa_registry::PackageCard {
+        format: field("format")?,
+        name: field("name")?,
+        version: field("version")?,
+        brasa: field("brasa")?,
+        signature_hash: field("signatureHash")?,
+        metadata: card["metadata"].clone(),
+    };
+    let mut builds = std::collections::BTreeMap::new();
+    let mut written = Vec::new();
+    let listed = card["builds"].as_object().context("model.json lists no builds")?;
+    for (backend, build) in listed {
+        let mut read = |key: &str, ext: &str| -> Result<FileEntry> {
+            let rel = build[key]
+                .as_str()
+                .with_context(|| format!("model.json: the {backend} build has no `{key}`"))?;
+            let bytes =
+                std::fs::read(dir.join(rel)).with_context(|| format!("reading {}/{rel}", dir.display()))?;
+            let entry = content_file(&bytes, ext);
+            written.push((entry_name(&entry), bytes));
+            Ok(entry)
+        };
+        let glue = read("glue", "js")?;
+        let wasm = read("wasm", "wasm")?;
+        builds.insert(backend.clone(), brasa_registry::BuildFiles { glue, wasm });
+    }
+    Ok((builds, package, written))
 }
 
 /// The signature in a model package's `model.json`, which must be the model's.

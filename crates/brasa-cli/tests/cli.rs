@@ -480,3 +480,74 @@ fn serve_refuses_a_file_as_its_root() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `publish --code --asset` lists the package's builds and the named files, content-addressed;
+/// `verify` checks them like the weights and reports a damaged build with its path.
+#[test]
+fn publish_code_and_assets_and_verify_them() {
+    let dir = scratch("code");
+    let r = dir.to_str().unwrap();
+    let package = cache().join("packages/mnist");
+    let weights = cache().join("models/mnist.bpk");
+    let golden = cache().join("fixtures/mnist-golden-1.0.0.json");
+    let asset = dir.join("labels.json");
+    std::fs::write(&asset, r#"["0","1","2","3","4","5","6","7","8","9"]"#).unwrap();
+    let out = brasa(&[
+        "registry",
+        "--registry",
+        r,
+        "publish",
+        "--model",
+        "mnist",
+        "--version",
+        "1.0.0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--golden",
+        golden.to_str().unwrap(),
+        "--build",
+        package.to_str().unwrap(),
+        "--code",
+        "--asset",
+        &format!("labels={}", asset.display()),
+        "--channel",
+        "stable",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mnist/manifest.json")).unwrap()).unwrap();
+    let version = &manifest["versions"]["1.0.0"];
+    assert_eq!(version["package"]["name"], "mnist");
+    assert_eq!(version["files"][1]["name"], "labels");
+    let wasm = version["builds"]["cpu"]["wasm"]["path"].as_str().unwrap().to_string();
+    assert!(wasm.starts_with("files/sha256-") && wasm.ends_with(".wasm"), "{wasm}");
+    assert!(version["builds"]["webgpu"]["glue"]["path"].as_str().unwrap().ends_with(".js"));
+    let verify = brasa(&["registry", "--registry", r, "verify"]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    // Weights, asset, and two builds of glue + wasm.
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("6 files in 1 version, intact"));
+    let path = dir.join("mnist").join(&wasm);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+    let verify = brasa(&["registry", "--registry", r, "verify"]);
+    assert!(!verify.status.success());
+    assert!(stderr(&verify).contains(&wasm), "{}", stderr(&verify));
+    // --code needs the package it publishes the builds of.
+    let no_build = brasa(&[
+        "registry",
+        "--registry",
+        r,
+        "publish",
+        "--model",
+        "mnist",
+        "--version",
+        "1.1.0",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--no-golden",
+        "--code",
+    ]);
+    assert!(!no_build.status.success());
+}

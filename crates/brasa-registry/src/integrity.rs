@@ -53,7 +53,9 @@ mod tests {
             size: bytes.len() as u64,
             sha256: sha256_hex(bytes),
             format: "burnpack".into(),
-            dtype: "f32".into(),
+            dtype: brasa_types::WeightsDtype::F32,
+            tolerance: None,
+            name: None,
         }
     }
 

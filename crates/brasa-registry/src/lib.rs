@@ -23,8 +23,8 @@ pub use error::{RegistryError, Result};
 pub use golden::GoldenOutcome;
 pub use integrity::{content_address, sha256_hex, verify_bytes, verify_digest};
 pub use manifest::{
-    Channel, ChannelMove, FileEntry, GoldenCheck, MAX_FILE_SIZE, Manifest, MoveKind, Rollout, SCHEMA_VERSION,
-    VersionEntry,
+    BUILD_BACKENDS, BuildFiles, Channel, ChannelMove, DEFAULT_DTYPE_ORDER, FileEntry, GoldenCheck,
+    MAX_FILE_SIZE, Manifest, MoveKind, PackageCard, Rollout, SCHEMA_VERSION, Selected, VersionEntry,
 };
 pub use resolve::{Resolution, resolve};
 pub use rollout::{bucket, in_rollout};

@@ -145,12 +145,16 @@ mod tests {
                 size: 100,
                 sha256: hex,
                 format: "burnpack".into(),
-                dtype: "f32".into(),
+                dtype: brasa_types::WeightsDtype::F32,
+                tolerance: None,
+                name: None,
             }],
             signature: None,
             golden: None,
             published_at: "2026-11-25T00:00:00Z".into(),
             notes: format!("build {n}"),
+            builds: Default::default(),
+            package: None,
         }
     }
 

@@ -16,12 +16,16 @@ fn entry() -> VersionEntry {
             size: 1,
             sha256: "0".repeat(64),
             format: "burnpack".into(),
-            dtype: "f32".into(),
+            dtype: brasa_types::WeightsDtype::F32,
+            tolerance: None,
+            name: None,
         }],
         signature: None,
         golden: None,
         published_at: "2026-11-25T00:00:00Z".into(),
         notes: String::new(),
+        builds: Default::default(),
+        package: None,
     }
 }
 

@@ -1,12 +1,17 @@
 //! The Open Inference Protocol (KServe v2), as Triton, KServe, Seldon MLServer and TorchServe
 //! speak it: `POST /v2/models/{name}[/versions/{v}]/infer` and `GET /v2/models/{name}`, for
 //! any [`Signature`]: named tensors of any brasa dtype, in JSON or in Triton's binary tensor
-//! data extension (what `tritonclient` sends by default).
+//! data extension (what `tritonclient` sends by default). Text is `BYTES` (brasa's `string`):
+//! JSON strings, or in binary each element's 4-byte little-endian length and its UTF-8
+//! bytes; both are decoded and validated here (UTF-8, lengths, a spec's `max_bytes`).
 //!
 //! The layer knows no task: it turns a request into validated feeds ([`parse_infer`]) and a
 //! model's fetches into a response ([`infer_response`]).
 
-use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorError, TensorMap, TensorSpec, Values};
+use brasa_types::{
+    BytesError, DType, Dim, HostTensor, Limits, Signature, TensorError, TensorMap, TensorSpec, Values,
+    strings_from_bytes,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value, json};
 
@@ -95,6 +100,14 @@ pub enum RequestError {
         /// What it must be.
         expected: &'static str,
     },
+    /// Binary `BYTES` data that is not a list of length-prefixed UTF-8 strings.
+    #[error("input `{name}`: its binary BYTES data is not length-prefixed UTF-8 text: {source}")]
+    Bytes {
+        /// The input.
+        name: String,
+        /// What is wrong, and at which element.
+        source: BytesError,
+    },
     /// A requested output the model does not have.
     #[error("unknown output `{name}`; the model has: {available}")]
     UnknownOutput {
@@ -108,7 +121,8 @@ pub enum RequestError {
 impl RequestError {
     /// A stable, machine-readable code: `malformed_request`, `body_too_large`,
     /// `unknown_input`, `wrong_datatype`, `wrong_shape`, `wrong_element_count`, `non_finite`,
-    /// `out_of_range`, `batch_too_large` or `unknown_output`.
+    /// `out_of_range`, `batch_too_large` or `unknown_output` (binary `BYTES` whose lengths do
+    /// not add up: `malformed_request`; that are not UTF-8: `wrong_datatype`).
     pub fn code(&self) -> &'static str {
         match self {
             RequestError::Malformed(_) => "malformed_request",
@@ -119,6 +133,8 @@ impl RequestError {
             RequestError::NonFinite { .. } => "non_finite",
             RequestError::OutOfRange { .. } => "out_of_range",
             RequestError::UnknownOutput { .. } => "unknown_output",
+            RequestError::Bytes { source: BytesError::NotUtf8 { .. }, .. } => "wrong_datatype",
+            RequestError::Bytes { .. } => "malformed_request",
         }
     }
 
@@ -522,6 +538,10 @@ fn json_values(name: &str, datatype: &str, wire: Wire, data: &Value) -> Result<V
         DType::Bool => Values::Bool(collect(data, |leaf, index| {
             leaf.as_bool().ok_or_else(|| wrong(leaf, index, "true or false"))
         })?),
+        // JSON strings are UTF-8 already (serde_json checked); numbers are no text.
+        DType::String => Values::String(collect(data, |leaf, index| {
+            leaf.as_str().map(str::to_owned).ok_or_else(|| wrong(leaf, index, "strings"))
+        })?),
     })
 }
 
@@ -532,8 +552,13 @@ fn is_non_finite_word(text: &str) -> bool {
 }
 
 /// Decode an input's binary data: little endian, the datatype's element size (BOOL: one byte,
-/// 0 or 1; FP16: the bits).
+/// 0 or 1; FP16: the bits; BYTES: each element's u32 length, then its UTF-8 bytes).
 fn binary_values(name: &str, datatype: &str, wire: Wire, blob: &[u8]) -> Result<Values, RequestError> {
+    if let Wire::Is(DType::String) = wire {
+        return strings_from_bytes(blob)
+            .map(Values::String)
+            .map_err(|source| RequestError::Bytes { name: name.to_owned(), source });
+    }
     let size = match wire {
         Wire::Fp64 => 8,
         Wire::Is(d) => d.byte_size(),
@@ -609,6 +634,7 @@ enum OutputData<'a> {
     Int32(&'a [i32]),
     Uint8(&'a [u8]),
     Bool(&'a [bool]),
+    Strings(&'a [String]),
 }
 
 impl<'a> OutputData<'a> {
@@ -620,6 +646,7 @@ impl<'a> OutputData<'a> {
             Values::Int32(v) => OutputData::Int32(v),
             Values::Uint8(v) => OutputData::Uint8(v),
             Values::Bool(v) => OutputData::Bool(v),
+            Values::String(v) => OutputData::Strings(v),
         }
     }
 }
@@ -679,7 +706,8 @@ pub struct EndpointLimits {
 /// datatype and shape (-1 where a dimension varies). brasa adds `parameters`: the limits of
 /// one call (`max_batch`, `max_elements`), the endpoint's (`max_body_bytes`,
 /// `max_queue_rows`, when given) and the bounds of every named dimension
-/// (`dims: { seq: { min, max } }`, `max` null when unbounded).
+/// (`dims: { seq: { min, max } }`, `max` null when unbounded), and the byte limit of each
+/// string input that has one (`max_bytes: { text: 16384 }`).
 pub fn model_metadata(
     name: &str,
     versions: &[String],
@@ -713,6 +741,11 @@ pub fn model_metadata(
         parameters["max_queue_rows"] = json!(n);
     }
     parameters["dims"] = Value::Object(dims);
+    let max_bytes: Map<String, Value> =
+        sig.inputs.iter().filter_map(|t| Some((t.name.clone(), json!(t.max_bytes?)))).collect();
+    if !max_bytes.is_empty() {
+        parameters["max_bytes"] = Value::Object(max_bytes);
+    }
     json!({
         "name": name,
         "versions": versions,
@@ -1126,6 +1159,140 @@ mod tests {
         );
     }
 
+    /// A text endpoint's signature: strings in (at most 16 bytes each), vectors out.
+    fn sentences() -> Signature {
+        Signature::new(
+            vec![TensorSpec::new("text", DType::String, vec![Dim::Batch]).max_bytes(16)],
+            vec![TensorSpec::new("embeddings", DType::Float32, vec![Dim::Batch, Dim::Fixed(3)])],
+        )
+    }
+
+    fn parse_sentences(body: &[u8], n: Option<usize>) -> Result<ParsedInfer, RequestError> {
+        parse_infer(body, n, &sentences(), &Limits { max_batch: 4, ..Limits::default() }, 1 << 20)
+    }
+
+    /// Strings as tritonclient sends a `np.object_` array with `binary_data=True`.
+    fn bytes_blob(texts: &[&[u8]]) -> Vec<u8> {
+        texts
+            .iter()
+            .flat_map(|t| (t.len() as u32).to_le_bytes().into_iter().chain(t.iter().copied()))
+            .collect()
+    }
+
+    #[test]
+    fn bytes_inputs_in_json_and_binary() {
+        let want = Values::String(vec!["A man eats.".into(), String::new(), "日本 🎉".into()]);
+        let json = r#"{"inputs":[{"name":"text","shape":[3],"datatype":"BYTES","data":["A man eats.","","日本 🎉"]}]}"#;
+        let parsed = parse_sentences(json.as_bytes(), None).unwrap();
+        assert_eq!(parsed.batch, Some(3));
+        assert_eq!(parsed.inputs["text"], HostTensor::new(vec![3], want.clone()));
+        // Nested as [3, 1] is still one string per element, and [3, 1] is not the shape.
+        let nested = json
+            .replace(r#""shape":[3]"#, r#""shape":[3,1]"#)
+            .replace(r#"["A man eats.","","日本 🎉"]"#, r#"[["A man eats."],[""],["日本 🎉"]]"#);
+        assert_eq!(parse_sentences(nested.as_bytes(), None).unwrap_err().code(), "wrong_shape");
+
+        let blob = bytes_blob(&[b"A man eats.", b"", "日本 🎉".as_bytes()]);
+        assert_eq!(blob, want.to_le_bytes());
+        let (body, n) = binary_request(&[("text", "BYTES", vec![3], blob.clone())], "");
+        let parsed = parse_sentences(&body, Some(n)).unwrap();
+        assert_eq!(parsed.inputs["text"].values, want);
+
+        // Metadata says BYTES and the byte limit.
+        let meta = model_metadata("m", &[], &sentences(), &Limits::default(), &EndpointLimits::default());
+        assert_eq!(meta["inputs"][0], json!({"name":"text","datatype":"BYTES","shape":[-1]}));
+        assert_eq!(meta["parameters"]["max_bytes"], json!({"text": 16}));
+        // A string output goes back as JSON strings or in the same binary layout.
+        let mut fetches = TensorMap::new();
+        fetches.insert("text".into(), HostTensor::new(vec![3], want.clone()));
+        let out = |binary| [RequestedOutput { name: "text".into(), binary }];
+        let response = infer_response("m", "1", None, &out(false), &fetches).unwrap();
+        let v: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(
+            v["outputs"][0],
+            json!({"name":"text","datatype":"BYTES","shape":[3],"data":["A man eats.","","日本 🎉"]})
+        );
+        let response = infer_response("m", "1", None, &out(true), &fetches).unwrap();
+        assert_eq!(&response.body[response.header_length.unwrap()..], blob.as_slice());
+    }
+
+    #[test]
+    fn bad_bytes_inputs_are_refused_naming_the_input() {
+        let json = |shape: &str, data: &str| {
+            format!(r#"{{"inputs":[{{"name":"text","shape":{shape},"datatype":"BYTES","data":{data}}}]}}"#)
+        };
+        let cases: Vec<(String, &str, &str)> = vec![
+            (json("[2]", r#"["a",3]"#), "wrong_datatype", "`text`: data[1] is 3; BYTES data must be strings"),
+            (json("[1]", "[null]"), "wrong_datatype", "`text`: data[0] is null"),
+            (
+                json("[2]", r#"["a"]"#),
+                "wrong_element_count",
+                "`text` has dims [2] = 2 elements, but its data holds 1",
+            ),
+            (
+                json("[5]", r#"["a","b","c","d","e"]"#),
+                "batch_too_large",
+                "batch of 5 items exceeds the limit of 4",
+            ),
+            (
+                json("[2]", r#"["short","seventeen bytes.."]"#),
+                "out_of_range",
+                "`text`: element 1 is 17 bytes of UTF-8; the limit is 16",
+            ),
+            (json("[0]", "[]"), "wrong_shape", "at least one item"),
+            (
+                json("[1]", r#"["a"]"#).replace("BYTES", "FP32"),
+                "wrong_datatype",
+                "`text` has datatype FP32; the model takes BYTES",
+            ),
+        ];
+        for (body, code, needle) in cases {
+            let err = parse_sentences(body.as_bytes(), None).unwrap_err();
+            assert_eq!((err.code(), err.status()), (code, 400), "{body}: {err}");
+            assert!(err.to_string().contains(needle), "`{needle}` not in: {err}");
+        }
+        // 16 bytes of multi-byte UTF-8 fit; a 17th byte does not.
+        assert!(
+            parse_sentences(
+                json("[1]", r#"["ééééééééé"]"#).replace("ééééééééé", "éééééééé").as_bytes(),
+                None
+            )
+            .is_ok()
+        );
+
+        let binary = |blob: Vec<u8>| {
+            let (body, n) = binary_request(&[("text", "BYTES", vec![2], blob)], "");
+            parse_sentences(&body, Some(n)).unwrap_err()
+        };
+        let err = binary(bytes_blob(&[b"ok", b"\xff\xfe"]));
+        assert_eq!(err.code(), "wrong_datatype");
+        assert!(err.to_string().contains("`text`: its binary BYTES data is not length-prefixed UTF-8 text: element 1 is not valid UTF-8"), "{err}");
+        let mut past = bytes_blob(&[b"ok"]);
+        past.extend_from_slice(&[40, 0, 0, 0, b'x']);
+        let err = binary(past);
+        assert_eq!(err.code(), "malformed_request");
+        assert!(
+            err.to_string().contains("`text`")
+                && err.to_string().contains("element 1 says it is 40 bytes long, but only 1"),
+            "{err}"
+        );
+        let mut short = bytes_blob(&[b"ok"]);
+        short.extend_from_slice(&[1, 0]);
+        let err = binary(short);
+        assert!(
+            err.to_string()
+                .contains("element 1's 4-byte length prefix starts at byte 6, but only 2 bytes remain"),
+            "{err}"
+        );
+        assert_eq!(binary(bytes_blob(&[b"ok", b"seventeen bytes.."])).code(), "out_of_range");
+        assert_eq!(binary(bytes_blob(&[b"ok"])).code(), "wrong_element_count");
+        // A numeric input never takes strings.
+        let (body, n) =
+            binary_request(&[("x", "BYTES", vec![2, 2], bytes_blob(&[b"1", b"2", b"3", b"4"]))], "");
+        let err = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20).unwrap_err();
+        assert!(err.to_string().contains("`x` has datatype BYTES; the model takes FP32"), "{err}");
+    }
+
     /// Arbitrary JSON, biased toward request-like shapes.
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -1176,6 +1343,22 @@ mod tests {
             let _ = parse_infer(&body, None, &text(), &Limits::default(), 1 << 20);
             body.extend_from_slice(&tail);
             let _ = parse_infer(&body, Some(n), &text(), &Limits::default(), 1 << 20);
+        }
+
+        /// Any strings go through the binary BYTES layout and back unchanged; any bytes parse
+        /// or are refused, never panic.
+        #[test]
+        fn bytes_round_trip(texts in prop::collection::vec(".{0,12}", 1..4), junk in prop::collection::vec(any::<u8>(), 0..40)) {
+            let blob = Values::String(texts.clone()).to_le_bytes();
+            let (body, n) = binary_request(&[("text", "BYTES", vec![texts.len()], blob)], "");
+            let parsed = parse_infer(&body, Some(n), &sentences(), &Limits::default(), 1 << 20);
+            let fits = texts.iter().all(|t| t.len() <= 16);
+            prop_assert_eq!(parsed.is_ok(), fits);
+            if fits {
+                prop_assert_eq!(&parsed.unwrap().inputs["text"].values, &Values::String(texts));
+            }
+            let (body, n) = binary_request(&[("text", "BYTES", vec![1], junk)], "");
+            let _ = parse_infer(&body, Some(n), &sentences(), &Limits::default(), 1 << 20);
         }
 
         /// Every tensor a request can carry comes back in the response as it went in.

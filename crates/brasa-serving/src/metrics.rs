@@ -23,51 +23,118 @@ const LATENCY_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 
-/// Every family brasa records: name, kind, help, buckets.
-pub const FAMILIES: &[(&str, Kind, &str, &[f64])] = &[
-    (
+/// One metric family: its name, kind, help text, histogram buckets, and the labels every
+/// series of it carries (no more, no fewer: a series without them is refused, so a family
+/// documented as labelled by version cannot grow series that are not).
+#[derive(Debug, Clone, Copy)]
+pub struct Family {
+    /// `brasa_…`.
+    pub name: &'static str,
+    /// Counter, gauge or histogram.
+    pub kind: Kind,
+    /// `# HELP` text.
+    pub help: &'static str,
+    /// Upper bounds of a histogram's buckets (empty otherwise).
+    pub buckets: &'static [f64],
+    /// Label names, sorted.
+    pub labels: &'static [&'static str],
+}
+
+/// The labels of a per-model series: the model, the version that answered, the backend.
+const SERIES: &[&str] = &["backend", "model", "version"];
+
+const fn family(
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+    buckets: &'static [f64],
+    labels: &'static [&'static str],
+) -> Family {
+    Family { name, kind, help, buckets, labels }
+}
+
+/// Every family brasa records.
+pub const FAMILIES: &[Family] = &[
+    family(
         "brasa_requests_total",
         Kind::Counter,
         "Inference requests answered, by outcome (ok or an error code).",
         &[],
+        &["backend", "model", "outcome", "version"],
     ),
-    ("brasa_request_errors_total", Kind::Counter, "Requests refused or failed, by error code.", &[]),
-    ("brasa_inferences_total", Kind::Counter, "Rows (items) run through a model.", &[]),
-    (
+    family(
+        "brasa_request_errors_total",
+        Kind::Counter,
+        "Requests refused or failed, by error code.",
+        &[],
+        &["backend", "code", "model", "version"],
+    ),
+    family("brasa_inferences_total", Kind::Counter, "Rows (items) run through a model.", &[], SERIES),
+    family(
         "brasa_queue_wait_seconds",
         Kind::Histogram,
         "Time a request waited in the batching queue.",
         LATENCY_BUCKETS,
+        SERIES,
     ),
-    ("brasa_compute_seconds", Kind::Histogram, "Time of one forward pass (one batch).", LATENCY_BUCKETS),
-    (
+    family(
+        "brasa_compute_seconds",
+        Kind::Histogram,
+        "Time of one forward pass (one batch).",
+        LATENCY_BUCKETS,
+        SERIES,
+    ),
+    family(
         "brasa_request_duration_seconds",
         Kind::Histogram,
         "Time from receiving a request to answering it.",
         LATENCY_BUCKETS,
+        SERIES,
     ),
-    ("brasa_batch_size", Kind::Histogram, "Rows per forward pass.", BATCH_BUCKETS),
-    ("brasa_queue_rows", Kind::Gauge, "Rows waiting in the batching queue.", &[]),
-    ("brasa_cache_hits_total", Kind::Counter, "Model files served from the cache.", &[]),
-    ("brasa_cache_misses_total", Kind::Counter, "Model files that had to be downloaded.", &[]),
-    ("brasa_fetched_bytes_total", Kind::Counter, "Bytes of model files downloaded.", &[]),
-    (
+    family("brasa_batch_size", Kind::Histogram, "Rows per forward pass.", BATCH_BUCKETS, SERIES),
+    family("brasa_queue_rows", Kind::Gauge, "Rows waiting in the batching queue.", &[], SERIES),
+    family(
+        "brasa_cache_hits_total",
+        Kind::Counter,
+        "Model files served from the cache.",
+        &[],
+        &["model", "version"],
+    ),
+    family(
+        "brasa_cache_misses_total",
+        Kind::Counter,
+        "Model files that had to be downloaded.",
+        &[],
+        &["model", "version"],
+    ),
+    family(
+        "brasa_fetched_bytes_total",
+        Kind::Counter,
+        "Bytes of model files downloaded.",
+        &[],
+        &["model", "version"],
+    ),
+    family(
         "brasa_wasm_memory_bytes",
         Kind::Gauge,
         "Linear memory of the model's wasm instance (its high-water mark: it never shrinks).",
         &[],
+        SERIES,
     ),
-    (
+    // A property of the platform's cache, the same for every version of the model.
+    family(
         "brasa_cache_persistent",
         Kind::Gauge,
         "0 when the model cache keeps nothing (Cloudflare's Cache API on workers.dev): files are downloaded again, and a random rollout identity changes, on every cold start.",
         &[],
+        &["model"],
     ),
-    (
+    family(
         "brasa_model_ready",
         Kind::Gauge,
         "1 when the model version is loaded and passed its golden check.",
         &[],
+        SERIES,
     ),
 ];
 
@@ -89,8 +156,8 @@ pub struct Metrics {
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
 }
 
-fn family(name: &str) -> Result<(&'static str, Kind, &'static str, &'static [f64]), String> {
-    FAMILIES.iter().find(|f| f.0 == name).copied().ok_or_else(|| format!("unknown metric `{name}`"))
+fn lookup(name: &str) -> Result<&'static Family, String> {
+    FAMILIES.iter().find(|f| f.name == name).ok_or_else(|| format!("unknown metric `{name}`"))
 }
 
 fn sorted(labels: &[(String, String)]) -> Labels {
@@ -99,36 +166,52 @@ fn sorted(labels: &[(String, String)]) -> Labels {
     labels
 }
 
+/// `labels`, sorted, if they are exactly the family's.
+fn checked(family: &Family, labels: &[(String, String)]) -> Result<Labels, String> {
+    let labels = sorted(labels);
+    if !labels.iter().map(|(k, _)| k.as_str()).eq(family.labels.iter().copied()) {
+        let got: Vec<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        return Err(format!(
+            "{} takes the labels {}; got {}",
+            family.name,
+            family.labels.join(", "),
+            if got.is_empty() { "none".to_owned() } else { got.join(", ") }
+        ));
+    }
+    Ok(labels)
+}
+
 impl Metrics {
     /// Add `by` (≥ 0) to a counter.
     pub fn inc(&mut self, name: &str, labels: &[(String, String)], by: f64) -> Result<(), String> {
-        let (name, kind, ..) = family(name)?;
-        if kind != Kind::Counter || !by.is_finite() || by < 0.0 {
-            return Err(format!("{name} is a {kind:?}; counters only go up by finite amounts"));
+        let family = lookup(name)?;
+        if family.kind != Kind::Counter || !by.is_finite() || by < 0.0 {
+            return Err(format!("{name} is a {:?}; counters only go up by finite amounts", family.kind));
         }
-        *self.values.entry((name, sorted(labels))).or_default() += by;
+        *self.values.entry((family.name, checked(family, labels)?)).or_default() += by;
         Ok(())
     }
 
     /// Set a gauge.
     pub fn set(&mut self, name: &str, labels: &[(String, String)], value: f64) -> Result<(), String> {
-        let (name, kind, ..) = family(name)?;
-        if kind != Kind::Gauge || !value.is_finite() {
-            return Err(format!("{name} is a {kind:?}, not a gauge, or {value} is not finite"));
+        let family = lookup(name)?;
+        if family.kind != Kind::Gauge || !value.is_finite() {
+            return Err(format!("{name} is a {:?}, not a gauge, or {value} is not finite", family.kind));
         }
-        self.values.insert((name, sorted(labels)), value);
+        self.values.insert((family.name, checked(family, labels)?), value);
         Ok(())
     }
 
     /// Record one observation in a histogram.
     pub fn observe(&mut self, name: &str, labels: &[(String, String)], value: f64) -> Result<(), String> {
-        let (name, kind, _, bounds) = family(name)?;
-        if kind != Kind::Histogram || !value.is_finite() {
-            return Err(format!("{name} is a {kind:?}, not a histogram, or {value} is not finite"));
+        let family = lookup(name)?;
+        if family.kind != Kind::Histogram || !value.is_finite() {
+            return Err(format!("{name} is a {:?}, not a histogram, or {value} is not finite", family.kind));
         }
+        let bounds = family.buckets;
         let h = self
             .histograms
-            .entry((name, sorted(labels)))
+            .entry((family.name, checked(family, labels)?))
             .or_insert_with(|| Histogram { buckets: vec![0; bounds.len()], ..Histogram::default() });
         for (count, bound) in h.buckets.iter_mut().zip(bounds) {
             if value <= *bound {
@@ -142,13 +225,13 @@ impl Metrics {
 
     /// The value of a counter or gauge series (0 when never touched).
     pub fn value(&self, name: &str, labels: &[(String, String)]) -> f64 {
-        family(name).ok().and_then(|f| self.values.get(&(f.0, sorted(labels))).copied()).unwrap_or(0.0)
+        lookup(name).ok().and_then(|f| self.values.get(&(f.name, sorted(labels))).copied()).unwrap_or(0.0)
     }
 
     /// Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        for &(name, kind, help, bounds) in FAMILIES {
+        for &Family { name, kind, help, buckets: bounds, .. } in FAMILIES {
             let kind_name = match kind {
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",
@@ -178,7 +261,7 @@ impl Metrics {
     /// Every series as JSON: `{ name: [{ labels, value } | { labels, count, sum, buckets: [[le, n]] }] }`.
     pub fn snapshot(&self) -> serde_json::Value {
         let mut out = serde_json::Map::new();
-        for &(name, _, _, bounds) in FAMILIES {
+        for &Family { name, buckets: bounds, .. } in FAMILIES {
             let mut series = Vec::new();
             for ((_, labels), value) in
                 self.values.range((name, Vec::new())..).take_while(|((n, _), _)| *n == name)
@@ -233,43 +316,103 @@ fn valid_label_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
     fn labels(model: &str) -> Vec<(String, String)> {
-        vec![("model".into(), model.into()), ("backend".into(), "cpu".into())]
+        pairs(&[("model", model), ("version", "1.0.0"), ("backend", "cpu")])
+    }
+
+    fn with(model: &str, key: &str, value: &str) -> Vec<(String, String)> {
+        let mut l = labels(model);
+        l.push((key.into(), value.into()));
+        l
     }
 
     #[test]
     fn renders_prometheus_text() {
         let mut m = Metrics::default();
-        m.inc("brasa_requests_total", &labels("mnist"), 2.0).unwrap();
+        m.inc("brasa_requests_total", &with("mnist", "outcome", "ok"), 2.0).unwrap();
         m.set("brasa_queue_rows", &labels("mnist"), 3.0).unwrap();
         m.observe("brasa_batch_size", &labels("mnist"), 5.0).unwrap();
         m.observe("brasa_batch_size", &labels("mnist"), 1.0).unwrap();
-        m.inc("brasa_requests_total", &[("model".into(), "a\"b\\c".into())], 1.0).unwrap();
+        m.inc("brasa_requests_total", &with("a\"b\\c", "outcome", "ok"), 1.0).unwrap();
         let text = m.render();
         assert!(text.contains("# TYPE brasa_batch_size histogram"), "{text}");
-        assert!(text.contains("brasa_requests_total{backend=\"cpu\",model=\"mnist\"} 2\n"), "{text}");
         assert!(
-            text.contains("brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",le=\"4\"} 1\n"),
+            text.contains(
+                "brasa_requests_total{backend=\"cpu\",model=\"mnist\",outcome=\"ok\",version=\"1.0.0\"} 2\n"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",le=\"+Inf\"} 2\n"),
+            text.contains(
+                "brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",version=\"1.0.0\",le=\"4\"} 1\n"
+            ),
             "{text}"
         );
-        assert!(text.contains("brasa_batch_size_sum{backend=\"cpu\",model=\"mnist\"} 6\n"), "{text}");
+        assert!(
+            text.contains(
+                "brasa_batch_size_bucket{backend=\"cpu\",model=\"mnist\",version=\"1.0.0\",le=\"+Inf\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("brasa_batch_size_sum{backend=\"cpu\",model=\"mnist\",version=\"1.0.0\"} 6\n"),
+            "{text}"
+        );
         assert!(text.contains(r#"model="a\"b\\c""#), "{text}");
-        assert_eq!(m.value("brasa_requests_total", &labels("mnist")), 2.0);
+        assert_eq!(m.value("brasa_requests_total", &with("mnist", "outcome", "ok")), 2.0);
         assert_eq!(m.snapshot()["brasa_batch_size"][0]["count"], 2);
     }
 
     #[test]
     fn refuses_misuse() {
         let mut m = Metrics::default();
-        assert!(m.inc("nope", &[], 1.0).is_err());
-        assert!(m.inc("brasa_requests_total", &[], -1.0).is_err());
-        assert!(m.inc("brasa_requests_total", &[], f64::NAN).is_err());
-        assert!(m.observe("brasa_requests_total", &[], 1.0).is_err());
-        assert!(m.set("brasa_batch_size", &[], 1.0).is_err());
-        assert!(m.observe("brasa_batch_size", &[], f64::INFINITY).is_err());
+        let ok = with("m", "outcome", "ok");
+        assert!(m.inc("nope", &ok, 1.0).is_err());
+        assert!(m.inc("brasa_requests_total", &ok, -1.0).is_err());
+        assert!(m.inc("brasa_requests_total", &ok, f64::NAN).is_err());
+        assert!(m.observe("brasa_requests_total", &ok, 1.0).is_err());
+        assert!(m.set("brasa_batch_size", &labels("m"), 1.0).is_err());
+        assert!(m.observe("brasa_batch_size", &labels("m"), f64::INFINITY).is_err());
+    }
+
+    /// Every per-model series says which version answered (errors and latencies included),
+    /// and a series without its family's labels is refused rather than recorded unlabelled.
+    #[test]
+    fn per_model_series_carry_the_version() {
+        for f in FAMILIES {
+            assert!(f.labels.windows(2).all(|w| w[0] < w[1]), "{}: labels must be sorted", f.name);
+            if f.name != "brasa_cache_persistent" {
+                assert!(f.labels.contains(&"version"), "{} has no version label", f.name);
+            }
+        }
+        let mut m = Metrics::default();
+        let unversioned = pairs(&[("model", "m"), ("code", "invalid_input")]);
+        let err = m.inc("brasa_request_errors_total", &unversioned, 1.0).unwrap_err();
+        assert!(err.contains("backend, code, model, version") && err.contains("got code, model"), "{err}");
+        assert!(m.observe("brasa_request_duration_seconds", &pairs(&[("model", "m")]), 0.1).is_err());
+        assert!(m.set("brasa_model_ready", &with("m", "extra", "x"), 1.0).is_err());
+        assert!(m.inc("brasa_cache_hits_total", &[], 1.0).is_err());
+        assert_eq!(m.render().lines().filter(|l| !l.starts_with('#')).count(), 0);
+        m.inc("brasa_request_errors_total", &with("m", "code", "invalid_input"), 1.0).unwrap();
+        m.inc(
+            "brasa_request_errors_total",
+            &pairs(&[("model", "m"), ("version", "1.1.0"), ("backend", "cpu"), ("code", "invalid_input")]),
+            2.0,
+        )
+        .unwrap();
+        let text = m.render();
+        assert!(
+            text.contains("brasa_request_errors_total{backend=\"cpu\",code=\"invalid_input\",model=\"m\",version=\"1.0.0\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("brasa_request_errors_total{backend=\"cpu\",code=\"invalid_input\",model=\"m\",version=\"1.1.0\"} 2\n"),
+            "{text}"
+        );
+        m.set("brasa_cache_persistent", &pairs(&[("model", "m")]), 0.0).unwrap();
     }
 }

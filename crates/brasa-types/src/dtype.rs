@@ -24,12 +24,24 @@ pub enum DType {
     Uint8,
     /// Booleans (`Uint8Array` of 0/1 in JS, JSON `true`/`false` over KServe).
     Bool,
+    /// UTF-8 strings, one per element (an `Array` of strings in JS; KServe's `BYTES`, ONNX's
+    /// `string`, Triton's `TYPE_STRING`). No burn tensor holds them: a model receives strings
+    /// only through an input it declares `string` (read with `Inputs::take_host`); what
+    /// serves text declares them (the KServe endpoint's `text` input, tokenised in JS).
+    String,
 }
 
 impl DType {
     /// Every dtype, in declaration order.
-    pub const ALL: [DType; 6] =
-        [DType::Float32, DType::Float16, DType::Int64, DType::Int32, DType::Uint8, DType::Bool];
+    pub const ALL: [DType; 7] = [
+        DType::Float32,
+        DType::Float16,
+        DType::Int64,
+        DType::Int32,
+        DType::Uint8,
+        DType::Bool,
+        DType::String,
+    ];
 
     /// The name JS and `model.json` use.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +52,7 @@ impl DType {
             DType::Int32 => "int32",
             DType::Uint8 => "uint8",
             DType::Bool => "bool",
+            DType::String => "string",
         }
     }
 
@@ -52,6 +65,22 @@ impl DType {
             DType::Int32 => "INT32",
             DType::Uint8 => "UINT8",
             DType::Bool => "BOOL",
+            DType::String => "BYTES",
+        }
+    }
+
+    /// Triton's model-configuration data type (`DataType` in its `model_config.proto`,
+    /// what `GET /v2/models/{name}/config` states): `TYPE_` and the KServe name (strings:
+    /// `TYPE_STRING`, Triton's name for `BYTES`).
+    pub fn triton(self) -> &'static str {
+        match self {
+            DType::Float32 => "TYPE_FP32",
+            DType::Float16 => "TYPE_FP16",
+            DType::Int64 => "TYPE_INT64",
+            DType::Int32 => "TYPE_INT32",
+            DType::Uint8 => "TYPE_UINT8",
+            DType::Bool => "TYPE_BOOL",
+            DType::String => "TYPE_STRING",
         }
     }
 
@@ -68,16 +97,20 @@ impl DType {
             DType::Int64 => "BigInt64Array",
             DType::Int32 => "Int32Array",
             DType::Uint8 | DType::Bool => "Uint8Array",
+            DType::String => "string[]",
         }
     }
 
-    /// Bytes per element in the KServe binary extension and in typed arrays.
+    /// Bytes per element in the KServe binary extension and in typed arrays; 0 for
+    /// `string`, whose elements vary (in KServe's binary `BYTES` layout each is a 4-byte
+    /// little-endian length and its UTF-8 bytes: see [`crate::Values::to_le_bytes`]).
     pub fn byte_size(self) -> usize {
         match self {
             DType::Float32 | DType::Int32 => 4,
             DType::Float16 => 2,
             DType::Int64 => 8,
             DType::Uint8 | DType::Bool => 1,
+            DType::String => 0,
         }
     }
 
@@ -119,10 +152,15 @@ mod tests {
         for d in DType::ALL {
             assert_eq!(d.as_str().parse::<DType>(), Ok(d));
             assert_eq!(DType::from_kserve(d.kserve()), Some(d));
+            if d != DType::String {
+                assert_eq!(d.triton(), format!("TYPE_{}", d.kserve()));
+            }
             assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
         }
         assert!("float64".parse::<DType>().unwrap_err().contains("float32"));
         assert_eq!(DType::from_kserve("FP64"), None);
+        assert_eq!(DType::from_kserve("BYTES"), Some(DType::String));
+        assert_eq!(DType::String.triton(), "TYPE_STRING");
     }
 
     #[test]
@@ -131,5 +169,6 @@ mod tests {
         assert!(DType::Float16.accepts(DType::Float32));
         assert!(!DType::Float32.accepts(DType::Int32));
         assert!(!DType::Int64.accepts(DType::Int32));
+        assert!(!DType::String.accepts(DType::Uint8) && !DType::Uint8.accepts(DType::String));
     }
 }

@@ -60,11 +60,15 @@ impl TensorJson {
             DType::Int32 => Values::Int64(ints(f64::from(i32::MIN), f64::from(i32::MAX))?).cast(DType::Int32),
             DType::Uint8 => Values::Int64(ints(0.0, 255.0)?).cast(DType::Uint8),
             DType::Bool => Values::Int64(ints(0.0, 1.0)?).cast(DType::Bool),
+            DType::String => {
+                return Err(format!("tensor `{}` is string: this JSON form holds numbers only", self.name));
+            }
         };
         Ok(HostTensor::new(self.dims.clone(), values))
     }
 
-    /// The JSON form of a host tensor.
+    /// The JSON form of a host tensor (strings have none: their data comes out NaN, which
+    /// [`TensorJson::to_host`] refuses).
     pub fn from_host(name: &str, tensor: &HostTensor) -> TensorJson {
         let data = match &tensor.values {
             Values::Float32(v) => v.iter().map(|&x| f64::from(x)).collect(),
@@ -103,5 +107,7 @@ mod tests {
         let b = TensorJson { name: "m".into(), dtype: DType::Bool, dims: vec![2], data: vec![1.0, 2.0] };
         assert!(b.to_host().is_err());
         assert!(TensorJson::to_map(&[t.clone(), t]).is_err());
+        let s = TensorJson { name: "s".into(), dtype: DType::String, dims: vec![1], data: vec![1.0] };
+        assert!(s.to_host().unwrap_err().contains("`s` is string"));
     }
 }

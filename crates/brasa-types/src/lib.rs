@@ -18,11 +18,13 @@ mod signature;
 mod tensor;
 pub mod typescript;
 mod validate;
+mod weights_dtype;
 
 pub use dim::Dim;
 pub use dtype::DType;
 pub use error::ErrorCode;
 pub use json::TensorJson;
 pub use signature::{Signature, TensorSpec};
-pub use tensor::{HostTensor, TensorMap, Values};
+pub use tensor::{BytesError, HostTensor, TensorMap, Values, strings_from_bytes};
 pub use validate::{Limits, Resolved, TensorError};
+pub use weights_dtype::WeightsDtype;

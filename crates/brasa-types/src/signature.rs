@@ -21,12 +21,23 @@ pub struct TensorSpec {
     /// a failed run (outputs). Floats are always checked for NaN and infinity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
+    /// For `string` tensors: the most UTF-8 bytes one element may hold; longer ones are
+    /// refused before the model runs (inputs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<usize>,
 }
 
 impl TensorSpec {
     /// A spec without description or range.
     pub fn new(name: impl Into<String>, dtype: DType, dims: Vec<Dim>) -> Self {
-        TensorSpec { name: name.into(), dtype, dims, description: String::new(), range: None }
+        TensorSpec {
+            name: name.into(),
+            dtype,
+            dims,
+            description: String::new(),
+            range: None,
+            max_bytes: None,
+        }
     }
 
     /// With a description.
@@ -38,6 +49,12 @@ impl TensorSpec {
     /// With a value range.
     pub fn range(mut self, min: f64, max: f64) -> Self {
         self.range = Some([min, max]);
+        self
+    }
+
+    /// With a limit on each element's UTF-8 bytes (`string` tensors).
+    pub fn max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = Some(max);
         self
     }
 
@@ -86,7 +103,7 @@ impl Signature {
     }
 
     /// Check the signature itself: at least one input and output, unique non-empty names,
-    /// ranges that are ranges.
+    /// ranges that are ranges (on numbers), byte limits only on strings.
     pub fn check(&self) -> Result<(), String> {
         if self.inputs.is_empty() || self.outputs.is_empty() {
             return Err("a signature needs at least one input and one output".into());
@@ -107,6 +124,16 @@ impl Signature {
                     )
                 {
                     return Err(format!("{kind} `{}`: range [{lo}, {hi}] is empty", t.name));
+                }
+                let strings = t.dtype == DType::String;
+                if strings && t.range.is_some() {
+                    return Err(format!(
+                        "{kind} `{}` is string: a range bounds numbers (use maxBytes)",
+                        t.name
+                    ));
+                }
+                if !strings && t.max_bytes.is_some() {
+                    return Err(format!("{kind} `{}` is {}: maxBytes bounds strings only", t.name, t.dtype));
                 }
             }
         }
@@ -160,5 +187,18 @@ mod tests {
         let mut s = sig();
         s.outputs.clear();
         assert!(s.check().is_err());
+        let mut s = sig();
+        s.inputs[1] = TensorSpec::new("text", DType::String, vec![Dim::Batch]).max_bytes(100);
+        assert!(s.check().is_ok());
+        assert!(
+            serde_json::to_string(&s)
+                .unwrap()
+                .contains(r#""dtype":"string","dims":["batch"],"maxBytes":100"#)
+        );
+        s.inputs[1].range = Some([0.0, 1.0]);
+        assert!(s.check().unwrap_err().contains("use maxBytes"));
+        let mut s = sig();
+        s.inputs[0].max_bytes = Some(3);
+        assert!(s.check().unwrap_err().contains("strings only"));
     }
 }

@@ -8,6 +8,7 @@ use std::fmt::Write;
 
 use crate::dtype::DType;
 use crate::error::ErrorCode;
+use crate::weights_dtype::WeightsDtype;
 
 /// The declarations, as a TypeScript module.
 pub fn declarations() -> String {
@@ -57,9 +58,20 @@ pub fn declarations() -> String {
     ts.push_str(
         "  /** Values outside `[min, max]` are refused (`invalid_input`). */\n  range?: [number, number];\n",
     );
+    ts.push_str(
+        "  /** `string` tensors: the most UTF-8 bytes of one element; longer ones are refused. */\n  maxBytes?: number;\n",
+    );
     ts.push_str("}\n\n");
     ts.push_str("/** What a model takes and gives. */\n");
     ts.push_str("export interface Signature {\n  inputs: TensorSpec[];\n  outputs: TensorSpec[];\n}\n\n");
+
+    ts.push_str(
+        "/** How a weights file stores its float parameters (a manifest file's `dtype`, the `dtype` load option). */\n",
+    );
+    let wdtypes: Vec<String> = WeightsDtype::ALL.iter().map(|d| format!("'{d}'")).collect();
+    let _ = writeln!(ts, "export type WeightsDtype = {};\n", wdtypes.join(" | "));
+    ts.push_str("/** Every weights dtype. */\n");
+    let _ = writeln!(ts, "export const WEIGHTS_DTYPES = [{}] as const;\n", wdtypes.join(", "));
 
     ts.push_str("/** Stable categories of `BrasaError`; match on `code`, not on the message. */\n");
     ts.push_str("export type BrasaErrorCode =\n");

@@ -4,7 +4,7 @@ use crate::dim::Dim;
 use crate::dtype::DType;
 use crate::error::ErrorCode;
 use crate::signature::{Signature, TensorSpec};
-use crate::tensor::{HostTensor, TensorMap};
+use crate::tensor::{HostTensor, TensorMap, Values};
 
 /// Bounds on one call, whatever the signature allows: they bound the memory a call can claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +132,20 @@ pub enum TensorError {
         /// Declared maximum.
         max: f64,
     },
+    /// A string element longer than its spec's `max_bytes`.
+    #[error(
+        "input `{name}`: element {index} is {bytes} bytes of UTF-8; the limit is {max} bytes per element"
+    )]
+    TooLong {
+        /// The tensor.
+        name: String,
+        /// Flat index.
+        index: usize,
+        /// Its UTF-8 length.
+        bytes: usize,
+        /// The spec's `max_bytes`.
+        max: usize,
+    },
     /// More items than one call takes.
     #[error("batch of {batch} items exceeds the limit of {max} per call; split it")]
     BatchTooLarge {
@@ -187,7 +201,7 @@ impl TensorError {
             TensorError::WrongRank { .. } | TensorError::WrongDim { .. } => "wrong_shape",
             TensorError::WrongElementCount { .. } => "wrong_element_count",
             TensorError::NonFinite { .. } | TensorError::NonFiniteOutput { .. } => "non_finite",
-            TensorError::OutOfRange { .. } => "out_of_range",
+            TensorError::OutOfRange { .. } | TensorError::TooLong { .. } => "out_of_range",
             TensorError::BatchTooLarge { .. } | TensorError::TooManyElements { .. } => "batch_too_large",
             TensorError::BadOutput { .. } => "execution",
         }
@@ -204,7 +218,8 @@ impl Signature {
     /// and no other; per feed its dtype (the other float width is accepted), rank, each
     /// dimension (fixed size; the batch, equal across feeds and within `limits`; named
     /// dimensions, equal across feeds and within their bounds), element count, finite
-    /// floats, declared ranges; and the total size within `limits`. Returns the variable
+    /// floats, declared ranges, strings within `max_bytes`; and the total size within
+    /// `limits` (a string is one element). Returns the variable
     /// dimensions' sizes.
     pub fn validate_inputs(&self, feeds: &TensorMap, limits: &Limits) -> Result<Resolved, TensorError> {
         if let Some(name) = feeds.keys().find(|name| self.input(name).is_none()) {
@@ -248,6 +263,16 @@ impl Signature {
                 && let Some((index, value)) = tensor.values.first_outside(min, max)
             {
                 return Err(TensorError::OutOfRange { name: spec.name.clone(), index, value, min, max });
+            }
+            if let (Some(max), Values::String(texts)) = (spec.max_bytes, &tensor.values)
+                && let Some(index) = texts.iter().position(|t| t.len() > max)
+            {
+                return Err(TensorError::TooLong {
+                    name: spec.name.clone(),
+                    index,
+                    bytes: texts[index].len(),
+                    max,
+                });
             }
         }
         Ok(resolved)
@@ -383,7 +408,6 @@ fn check_dims(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::Values;
 
     fn sig() -> Signature {
         Signature {
@@ -493,6 +517,43 @@ mod tests {
             HostTensor::new(vec![1, 2, 4], Values::Float32(vec![1.0; 8]).cast(DType::Float16)),
         );
         assert!(s.validate_inputs(&f, &limits).is_ok());
+    }
+
+    #[test]
+    fn strings_are_their_own_dtype_with_a_byte_limit() {
+        let text = Signature::new(
+            vec![TensorSpec::new("text", DType::String, vec![Dim::Batch]).max_bytes(5)],
+            vec![TensorSpec::new("y", DType::Float32, vec![Dim::Batch, Dim::Fixed(2)])],
+        );
+        let feed = |texts: &[&str]| {
+            let mut f = TensorMap::new();
+            let values = Values::String(texts.iter().map(|t| (*t).to_owned()).collect());
+            f.insert("text".into(), HostTensor::new(vec![texts.len()], values));
+            f
+        };
+        let limits = Limits::default();
+        assert_eq!(text.validate_inputs(&feed(&["", "héll"]), &limits).unwrap().batch, Some(2));
+        let err = text.validate_inputs(&feed(&["ok", "héllo"]), &limits).unwrap_err();
+        assert_eq!(err, TensorError::TooLong { name: "text".into(), index: 1, bytes: 6, max: 5 });
+        assert_eq!(err.kserve_code(), "out_of_range");
+        let small = Limits { max_batch: 1, ..limits };
+        assert!(matches!(
+            text.validate_inputs(&feed(&["a", "b"]), &small),
+            Err(TensorError::BatchTooLarge { .. })
+        ));
+        // A model that does not declare strings never receives them, nor strings numbers.
+        let mut f = feeds(1, 2);
+        f.insert("ids".into(), HostTensor::new(vec![1, 3], Values::String(vec!["1".into(); 3])));
+        assert!(matches!(
+            sig().validate_inputs(&f, &limits),
+            Err(TensorError::WrongDtype { got: DType::String, .. })
+        ));
+        let mut f = TensorMap::new();
+        f.insert("text".into(), HostTensor::new(vec![1], Values::Uint8(vec![65])));
+        assert!(matches!(
+            text.validate_inputs(&f, &limits),
+            Err(TensorError::WrongDtype { want: DType::String, .. })
+        ));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! two builds. Nothing here panics on bad input: a panic aborts the wasm instance.
 
 mod registry;
+// The registry logic's bindings: linked into every model build, so its exports are there too.
+pub use brasa_wasm_core;
 mod serving;
 mod tensors;
 

@@ -1,14 +1,16 @@
 //! The serving logic for the JS endpoint handler: the HTTP layer (Request/Response, timers,
 //! the queue of promises) is JS; parsing and validating KServe v2 requests (JSON and Triton's
-//! binary tensor data extension), building responses and metadata, the batching policy and
-//! the metrics are Rust. Tensors cross as `{ name, dtype, dims, data }` (see
+//! binary tensor data extension), building responses and metadata, Triton's model
+//! configuration and statistics, the batching policy and the metrics are Rust. Tensors cross as `{ name, dtype, dims, data }` (see
 //! [`crate::tensors`]).
 
 use std::collections::BTreeMap;
 
 use brasa_serving::kserve::{infer_response, model_metadata, parse_infer};
+use brasa_serving::triton::model_config;
 use brasa_serving::{
     Admission, BatchPolicy, EndpointLimits, HEADER_LENGTH, Metrics, RequestError, RequestedOutput,
+    Statistics, StatsEvent, VersionPolicy,
 };
 use brasa_types::{Limits, Signature};
 use js_sys::{Array, Object, Reflect, Uint8Array};
@@ -157,6 +159,25 @@ pub fn kserve_model_metadata(
     Ok(model_metadata(name, &versions, &sig, &limits, &endpoint).to_string())
 }
 
+/// `GET /v2/models/{name}/config` as JSON text: Triton's `ModelConfig` of a model served with
+/// `policy` (the endpoint's batching policy, `{ maxBatch, maxQueueDelayUs, maxQueueRows }`
+/// with its effective `maxBatch`; null when requests are not batched together),
+/// `versionPolicy` (Triton's form: `{ latest: { num_versions } }`, `{ all: {} }` or
+/// `{ specific: { versions } }`) and `backend` (`cpu` or `webgpu`).
+#[wasm_bindgen(js_name = tritonModelConfig)]
+pub fn triton_model_config(
+    name: &str,
+    signature: JsValue,
+    policy: JsValue,
+    version_policy: JsValue,
+    backend: &str,
+) -> Result<String, JsValue> {
+    let sig: Signature = from_js(signature, "signature")?;
+    let policy: Option<BatchPolicy> = from_js(policy, "batching policy")?;
+    let versions: VersionPolicy = from_js(version_policy, "version policy")?;
+    Ok(model_config(name, &sig, policy.as_ref(), &versions, backend).to_string())
+}
+
 /// A model's dynamic batching policy (`{ maxBatch, maxQueueDelayUs, maxQueueRows }`).
 #[wasm_bindgen]
 pub struct WasmBatchPolicy {
@@ -198,11 +219,20 @@ impl WasmBatchPolicy {
     }
 }
 
-/// Counters, gauges and histograms of one handler or model (labels: a plain object).
+/// Counters, gauges and histograms of one handler or model (labels: a plain object), and
+/// the handler's Triton statistics per model version.
 #[wasm_bindgen]
 #[derive(Default)]
 pub struct WasmMetrics {
     metrics: Metrics,
+    stats: Statistics,
+}
+
+/// A model version `tritonStatistics` reports on.
+#[derive(Deserialize)]
+struct Served {
+    name: String,
+    version: String,
 }
 
 fn labels(value: JsValue) -> Result<Vec<(String, String)>, JsValue> {
@@ -242,5 +272,25 @@ impl WasmMetrics {
     pub fn snapshot(&self) -> Result<JsValue, JsValue> {
         let json = self.metrics.snapshot().to_string();
         js_sys::JSON::parse(&json)
+    }
+
+    /// Count a request or a forward pass of a model version in its statistics: `{ kind:
+    /// 'success', model, version, rows, request, queue, phases: { input, infer, output }, at }`,
+    /// `{ kind: 'failure', model, version, request, at }` or `{ kind: 'execution', model,
+    /// version, batch, phases }` (durations in seconds, `at` in ms since the epoch).
+    #[wasm_bindgen(js_name = statsRecord)]
+    pub fn stats_record(&mut self, event: JsValue) -> Result<(), JsValue> {
+        let event: StatsEvent = from_js(event, "statistics event")?;
+        self.stats.record(event);
+        Ok(())
+    }
+
+    /// Triton's statistics (`{ model_stats: [...] }`, JSON text) of `served`: `Array<{ name,
+    /// version }>`, in that order.
+    #[wasm_bindgen(js_name = tritonStatistics)]
+    pub fn triton_statistics(&self, served: JsValue) -> Result<String, JsValue> {
+        let served: Vec<Served> = from_js(served, "served versions")?;
+        let served: Vec<(String, String)> = served.into_iter().map(|s| (s.name, s.version)).collect();
+        Ok(self.stats.report(&served).to_string())
     }
 }

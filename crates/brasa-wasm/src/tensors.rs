@@ -9,6 +9,7 @@
 //! | `int32`   | `Int32Array`                                                |
 //! | `uint8`   | `Uint8Array` (also read: `Uint8ClampedArray`)               |
 //! | `bool`    | `Uint8Array` of 0/1 (also read: Array of booleans)          |
+//! | `string`  | Array of strings                                            |
 //!
 //! Reading never panics and never lets JS throw through Rust: typed arrays are recognised
 //! with `instanceof` before any of their methods is called, and every refusal names the
@@ -33,6 +34,7 @@ pub fn values_to_js(values: &Values) -> JsValue {
             let bytes: Vec<u8> = v.iter().map(|&b| u8::from(b)).collect();
             Uint8Array::from(bytes.as_slice()).into()
         }
+        Values::String(v) => v.iter().map(|s| JsValue::from_str(s)).collect::<Array>().into(),
     }
 }
 
@@ -264,6 +266,18 @@ fn values_from_js(what: &str, dtype: DType, data: &JsValue) -> Result<Values, St
                 return Err(wrong("Uint8Array of 0/1 (or an Array of booleans)"));
             }
         }
+        DType::String => match as_array(data) {
+            Some(a) => Values::String(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.as_string()
+                            .ok_or_else(|| format!("{what}: data[{i}] is {}, not a string", describe(&v)))
+                    })
+                    .collect::<Result<Vec<String>, String>>()?,
+            ),
+            None => return Err(wrong("Array of strings")),
+        },
     })
 }
 

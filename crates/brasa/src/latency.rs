@@ -56,6 +56,7 @@ pub fn bench_feeds(signature: &Signature, batch: usize, dims: &BTreeMap<String, 
                 Values::Float32((0..n).map(pattern).collect()).cast(spec.dtype)
             }
             DType::Bool => Values::Bool((0..n).map(|i| i % 3 != 0).collect()),
+            DType::String => Values::String((0..n).map(|i| "a sentence ".repeat(i % 7 + 1)).collect()),
             other => Values::Int64((0..n).map(|i| (i % 7) as i64).collect()).cast(other),
         };
         feeds.insert(spec.name.clone(), HostTensor::new(shape, values));

@@ -23,11 +23,16 @@ pub use backend::{
 pub use error::{BrasaError, ErrorCode, Result};
 pub use model::{Inputs, Model, Outputs};
 pub use session::{MAX_BATCH, RunFuture, Servable, Session, load};
-pub use weights::{WeightsSummary, inspect_weights};
+pub use weights::{
+    Q8_MAX_BLOCK, Q8_MIN_BLOCK, Q8_MIN_ELEMENTS, WeightsSummary, encode_weights, inspect_weights, q8_block,
+    q8_quantises, widen_to_f32,
+};
 
 /// The shared types (dtypes, dims, signatures, host tensors), re-exported for model crates.
 pub use brasa_types as types;
-pub use brasa_types::{DType, Dim, HostTensor, Limits, Signature, TensorMap, TensorSpec, Values};
+pub use brasa_types::{
+    DType, Dim, HostTensor, Limits, Signature, TensorMap, TensorSpec, Values, WeightsDtype,
+};
 /// Re-export of the exact burn version brasa is built on, for model crates.
 pub use burn;
 /// burn's device and tensor types, as a model crate's `init` and `forward` use them.

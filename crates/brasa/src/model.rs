@@ -90,6 +90,11 @@ impl Inputs {
 
     fn take<const D: usize>(&mut self, name: &str) -> Result<(HostTensor, [usize; D])> {
         let tensor = self.take_host(name)?;
+        if tensor.dtype() == DType::String {
+            return Err(BrasaError::Model(format!(
+                "input `{name}` holds strings, which no burn tensor holds: read it with take_host"
+            )));
+        }
         let dims: [usize; D] = tensor.dims.as_slice().try_into().map_err(|_| {
             BrasaError::Model(format!(
                 "the model reads input `{name}` as rank {D}, but its signature gives it rank {}",
@@ -208,6 +213,9 @@ pub(crate) fn values_of(data: TensorData, want: DType) -> std::result::Result<Va
             Values::Int64(data.try_into_vec_as::<i64>().map_err(err)?)
         }
         DType::Bool => Values::Bool(data.try_into_vec_as::<bool>().map_err(err)?),
+        DType::String => {
+            return Err("a burn tensor holds no strings: give a string output with Outputs::host".into());
+        }
     };
     Ok(values.cast(want))
 }

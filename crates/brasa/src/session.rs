@@ -8,7 +8,7 @@ use burn::tensor::{Bytes, Device, TensorData};
 use crate::backend::{BackendKind, acquire_device};
 use crate::error::{BrasaError, Result};
 use crate::model::{Inputs, Model, Pending, values_of};
-use crate::weights::{WeightsSummary, inspect_weights};
+use crate::weights::{WeightsSummary, inspect_weights, widen_to_f32};
 
 /// One output of a forward pass before read-back: name, dims, the flattened tensor.
 type PendingOutput = (String, Vec<usize>, Pending);
@@ -215,7 +215,11 @@ pub async fn load<M: Model>(weights: &[u8], backend: BackendKind) -> Result<Box<
 }
 
 fn build_net<M: Model>(weights: &[u8], device: &Device) -> Result<M> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+    // f16 and q8 files are widened to f32 here, on both backends: burn-store would otherwise
+    // load them as f16 or quantised parameters into a module computing in f32, which burn's
+    // kernels do not serve on flex (and SwiftShader's WebGPU has no shader-f16).
+    let widened = widen_to_f32(weights)?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(widened.unwrap_or_else(|| weights.to_vec())))
         .map_err(|e| BrasaError::CorruptWeights(e.to_string()))?;
     M::init(device)
         .try_load_record(record)

@@ -13,13 +13,21 @@ import twoHeadsWasm from '../models/two-heads/cpu/model_bg.wasm';
 
 let handler;
 
+// BRASA_VERSIONS=mnist=1.0.0+1.1.0 (or mnist=latest:2): mnist's versions side by side.
+function policy(env, name) {
+  const pair = (env.BRASA_VERSIONS ?? '').split(',').find((p) => p.startsWith(`${name}=`));
+  if (!pair) return {};
+  const p = pair.slice(name.length + 1);
+  return p.startsWith('latest:') ? { latest: Number(p.slice(7)) } : { versions: p.split('+') };
+}
+
 export default {
   fetch(request, env, ctx) {
     const limits = { maxBatch: Number(env.BRASA_MAX_BATCH ?? 32), maxQueueRows: Number(env.BRASA_MAX_QUEUE_ROWS ?? 512) };
     handler ??= createHandler({
       models: [
         // Each package's own bundled module (Workers refuse to compile fetched wasm).
-        { model: mnist, wasm: { cpu: mnistWasm }, ...limits },
+        { model: mnist, wasm: { cpu: mnistWasm }, ...limits, ...policy(env, 'mnist') },
         { model: twoHeads, wasm: { cpu: twoHeadsWasm }, ...limits },
       ],
       registry: env.BRASA_REGISTRY,

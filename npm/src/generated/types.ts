@@ -1,10 +1,10 @@
 // Generated from crates/brasa-types by `BRASA_BLESS=1 cargo test -p brasa-types`. Do not edit.
 
 /** Element type of a tensor (onnxruntime-web's names). */
-export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool';
+export type DType = 'float32' | 'float16' | 'int64' | 'int32' | 'uint8' | 'bool' | 'string';
 
 /** Every dtype, in the order brasa lists them. */
-export const DTYPES = ['float32', 'float16', 'int64', 'int32', 'uint8', 'bool'] as const;
+export const DTYPES = ['float32', 'float16', 'int64', 'int32', 'uint8', 'bool', 'string'] as const;
 
 /** The typed array that carries each dtype. */
 export interface TypedArrayOf {
@@ -14,6 +14,7 @@ export interface TypedArrayOf {
   int32: Int32Array;
   uint8: Uint8Array;
   bool: Uint8Array;
+  string: string[];
 }
 
 /** Bytes per element of each dtype. */
@@ -24,6 +25,7 @@ export const DTYPE_BYTES: Record<DType, number> = {
   int32: 4,
   uint8: 1,
   bool: 1,
+  string: 0,
 };
 
 /** The Open Inference Protocol (KServe v2) datatype of each dtype. */
@@ -34,6 +36,7 @@ export const KSERVE_DATATYPE: Record<DType, string> = {
   int32: 'INT32',
   uint8: 'UINT8',
   bool: 'BOOL',
+  string: 'BYTES',
 };
 
 /**
@@ -52,6 +55,8 @@ export interface TensorSpec {
   description?: string;
   /** Values outside `[min, max]` are refused (`invalid_input`). */
   range?: [number, number];
+  /** `string` tensors: the most UTF-8 bytes of one element; longer ones are refused. */
+  maxBytes?: number;
 }
 
 /** What a model takes and gives. */
@@ -59,6 +64,12 @@ export interface Signature {
   inputs: TensorSpec[];
   outputs: TensorSpec[];
 }
+
+/** How a weights file stores its float parameters (a manifest file's `dtype`, the `dtype` load option). */
+export type WeightsDtype = 'f32' | 'f16' | 'q8';
+
+/** Every weights dtype. */
+export const WEIGHTS_DTYPES = ['f32', 'f16', 'q8'] as const;
 
 /** Stable categories of `BrasaError`; match on `code`, not on the message. */
 export type BrasaErrorCode =

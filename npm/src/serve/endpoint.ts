@@ -11,13 +11,14 @@
  * @module
  */
 import { BrasaError } from '../errors.js';
-import type { Bindings, KserveRequest, WasmBatchPolicy, WasmMetrics, WasmTensor } from '../glue.js';
+import type { BatchPolicySettings, Bindings, KserveRequest, Phases, WasmBatchPolicy, WasmMetrics, WasmTensor } from '../glue.js';
 import { abortOf, guardCall, logicOf, runtimeOf, type Ticket } from '../internal.js';
 import type { BrasaModel } from '../model.js';
 import { concat } from '../tensor.js';
 import type { Backend, Limits, ModelPackage, Signature, TypedArray, WasmSource } from '../types.js';
 import { sleepOrSettle } from './http.js';
 import { rowSize, type MemoryPlan } from './memory.js';
+import type { ServedTask, TextServing } from './text.js';
 
 /** Settings of one endpoint, defaults applied. */
 export interface EndpointConfig {
@@ -30,6 +31,10 @@ export interface EndpointConfig {
   maxQueueRows: number;
   /** The body limit asked for (`undefined`: the default, raised to fit `maxBatch` rows). */
   maxBodyBytes: number | undefined;
+  /** Serve text: the tokenizer (and byte limit) of a sentence embedder; `null`: the model's tensors. */
+  text: Omit<TextServing, 'batchSize'> | null;
+  /** The one version this endpoint serves (a version policy's); `null`: whatever `spec` resolves to. */
+  version?: string | null;
 }
 
 /** The body limit when none is asked for (and a full batch fits in it). */
@@ -44,6 +49,11 @@ export interface Outcome {
   queueWait: number;
   /** Rows in its batch. */
   batch: number;
+  /** Its own rows: its batch, or 1 for a model whose requests are not batched together (as
+   * Triton counts inferences). */
+  rows: number;
+  /** Its batch's forward pass, phase by phase (Triton's compute_input/infer/output). */
+  phases: Phases;
 }
 
 interface Pending {
@@ -114,6 +124,9 @@ export class ModelEndpoint {
   loading: Promise<void> | null = null;
   /** When the last load failed (0: it did not). */
   failedAt = 0;
+  /** Not loaded, and loaded only when a request asks for it (a version unloaded to make room,
+   * or one that did not fit beside the others); metadata comes from its last load. */
+  parked = false;
   /** What one request may hold here (also what metadata states). */
   limits: Limits = { maxBatch: 1, maxElements: 0 };
   /** Whether requests are batched together. */
@@ -122,15 +135,25 @@ export class ModelEndpoint {
   maxBody = DEFAULT_MAX_BODY;
   /** Bytes of one row in the binary format at its largest (`null`: unbounded, or no batch). */
   rowBytes: number | null = null;
+  /** What requests send and responses give: the model's signature, or its task's (text). */
+  signature: Signature | null = null;
+  #task: ServedTask | null = null;
   /** Most rows waiting. */
   maxQueueRows = 0;
   #policy: WasmBatchPolicy | null = null;
+  #policySettings: BatchPolicySettings | null = null;
   /** What lowered `limits.maxBatch` below the configured `maxBatch`, if anything did. */
   #batchLimitReason: string | null = null;
 
   /** What lowered `limits.maxBatch` below the configured `maxBatch` (`null`: nothing did). */
   get batchLimitReason(): string | null {
     return this.#batchLimitReason;
+  }
+
+  /** The batching policy in force, effective `maxBatch` included (`null`: requests run
+   * alone, the signature having no leading batch; or no model is attached). */
+  get batchPolicy(): BatchPolicySettings | null {
+    return this.batched ? this.#policySettings : null;
   }
   #queue: Pending[] = [];
   #queuedRows = 0;
@@ -147,21 +170,24 @@ export class ModelEndpoint {
     this.config = config;
     this.#hooks = hooks;
     this.#metrics = () => hooks.metrics();
-    this.#labels = { model: config.name, version: '', backend: '' };
+    this.#labels = { model: config.name, version: config.version ?? '', backend: '' };
   }
 
   /**
-   * Serve `model`. `memory`: its rows within the platform's memory limit (see
-   * `memoryPlan`), which cap `maxBatch` and `maxQueueRows` when smaller.
+   * Serve `model`, or `task` over it (text in place of the model's tensors). `memory`: its
+   * rows within the platform's memory limit (see `memoryPlan`), which cap `maxBatch` and
+   * `maxQueueRows` when smaller.
    */
-  attach(model: BrasaModel, memory: MemoryPlan | null = null): void {
+  attach(model: BrasaModel, memory: MemoryPlan | null = null, task: ServedTask | null = null): void {
     const { maxBatch, maxQueueDelayMs } = this.config;
     let { maxQueueRows } = this.config;
     const info = model.info;
     const runtime = runtimeOf(model);
     const instance = runtime.instance;
-    this.batched = isBatched(info.signature);
-    const row = this.batched ? rowSize(info.signature) : null;
+    const signature = task?.signature ?? info.signature;
+    this.batched = isBatched(signature);
+    // A text row: its tokens at the most the embedder keeps, its bytes at the byte limit.
+    const row = task ? task.row : this.batched ? rowSize(info.signature) : null;
     this.rowBytes = row?.bytes ?? null;
     // Every limit that bounds the rows of one call, with why: the smallest decides, and its
     // reason goes into `batch_too_large`'s message. All of them hold at once, so a request of
@@ -194,20 +220,21 @@ export class ModelEndpoint {
     // A request of `maxBatch` rows in the binary format must get past the body limit.
     this.maxBody = this.config.maxBodyBytes ?? Math.max(DEFAULT_MAX_BODY, row === null ? 0 : row.bytes * perRun + HEADER_ROOM);
     this.maxQueueRows = Math.max(maxQueueRows, perRun);
-    this.#policy = guardCall(
-      instance,
-      () =>
-        new runtime.bindings.WasmBatchPolicy({
-          maxBatch: perRun,
-          maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
-          // A request of maxBatch rows must always fit once the queue drains.
-          maxQueueRows: this.maxQueueRows,
-        }),
-    );
+    const settings: BatchPolicySettings = {
+      maxBatch: perRun,
+      maxQueueDelayUs: Math.round(maxQueueDelayMs * 1000),
+      // A request of maxBatch rows must always fit once the queue drains.
+      maxQueueRows: this.maxQueueRows,
+    };
+    this.#policy = guardCall(instance, () => new runtime.bindings.WasmBatchPolicy(settings));
+    this.#policySettings = settings;
     this.bindings = logicOf(runtime.bindings);
     this.instance = instance;
+    this.signature = signature;
+    this.#task = task;
     this.model = model;
     this.dropped = null;
+    this.parked = false;
     this.#labels = { model: this.name, version: model.version ?? '', backend: model.backend };
   }
 
@@ -236,12 +263,32 @@ export class ModelEndpoint {
     this.model = null;
     this.bindings = null;
     this.instance = null;
+    this.#task = null;
     this.#policy = null;
     this.dropped = reason;
     for (const p of this.#queue.splice(0)) p.reject(new NotReadyError(this.name, reason));
     this.#queuedRows = 0;
     model.dispose();
     this.#hooks.dropped(this, reason);
+  }
+
+  /**
+   * Unload the model to make room for another version (least recently used first): dispose
+   * it, keep what metadata and configuration state (`bindings` are the build's stateless
+   * logic), and wait to be loaded again on demand. Only for an endpoint no request holds.
+   */
+  unload(): void {
+    const model = this.model;
+    if (!model) return;
+    this.labels();
+    this.model = null;
+    this.instance = null;
+    this.#task = null;
+    this.#policy = null;
+    this.parked = true;
+    for (const p of this.#queue.splice(0)) p.reject(new NotReadyError(this.name, null));
+    this.#queuedRows = 0;
+    model.dispose();
   }
 
   /**
@@ -256,7 +303,7 @@ export class ModelEndpoint {
   async infer(request: KserveRequest): Promise<Outcome> {
     // Dropped while the request was read, or its instance aborted since.
     if (!this.alive()) throw new NotReadyError(this.name, this.dropped);
-    const signature = this.model!.signature;
+    const signature = this.signature!;
     const byName = new Map(request.inputs.map((t) => [t.name, t]));
     const inputs = signature.inputs.map((s) => byName.get(s.name)).filter((t): t is WasmTensor => t !== undefined);
     let rows = 1;
@@ -335,35 +382,44 @@ export class ModelEndpoint {
     const rows = batch.reduce((sum, p) => sum + p.rows, 0);
     this.#queuedRows -= rows;
     this.#gauge();
+    const assembling = performance.now();
     const feeds: Record<string, WasmTensor> = {};
     if (batch.length === 1) {
       for (const t of batch[0].inputs) feeds[t.name] = t;
     } else {
       batch[0].inputs.forEach((first, i) => {
-        const data = concat(batch.map((p) => p.inputs[i].data) as TypedArray[]);
+        // Strings (text) are an Array; numbers a typed array.
+        const data = Array.isArray(first.data) ? batch.flatMap((p) => p.inputs[i].data as string[]) : concat(batch.map((p) => p.inputs[i].data) as TypedArray[]);
         feeds[first.name] = { name: first.name, dtype: first.dtype, dims: [rows, ...first.dims.slice(1)], data };
       });
     }
     const started = performance.now();
     try {
-      const result = await model.run(feeds);
-      this.#record(rows, (performance.now() - started) / 1000);
-      const fetches = fetchesOf(result);
+      const fetches = await this.#run(model, feeds);
+      const ran = performance.now();
+      // Each request's own rows of the outputs.
+      const shares: WasmTensor[][] = [];
       if (batch.length === 1) {
-        batch[0].resolve({ fetches, queueWait: (started - batch[0].enqueued) / 1000, batch: rows });
-        return;
+        shares.push(fetches);
+      } else {
+        const bad = fetches.find((t) => t.dims[0] !== rows);
+        if (bad) throw new BrasaError('execution', `output \`${bad.name}\` has ${bad.dims[0]} rows for a batch of ${rows}`);
+        let row = 0;
+        for (const p of batch) {
+          shares.push(
+            fetches.map((t) => {
+              const per = rows === 0 ? 0 : t.data.length / rows;
+              const [from, to] = [row * per, (row + p.rows) * per];
+              const data = Array.isArray(t.data) ? t.data.slice(from, to) : t.data.subarray(from, to);
+              return { name: t.name, dtype: t.dtype, dims: [p.rows, ...t.dims.slice(1)], data: data as TypedArray };
+            }),
+          );
+          row += p.rows;
+        }
       }
-      const bad = fetches.find((t) => t.dims[0] !== rows);
-      if (bad) throw new BrasaError('execution', `output \`${bad.name}\` has ${bad.dims[0]} rows for a batch of ${rows}`);
-      let row = 0;
-      for (const p of batch) {
-        const own = fetches.map((t) => {
-          const per = rows === 0 ? 0 : t.data.length / rows;
-          return { name: t.name, dtype: t.dtype, dims: [p.rows, ...t.dims.slice(1)], data: t.data.subarray(row * per, (row + p.rows) * per) as TypedArray };
-        });
-        p.resolve({ fetches: own, queueWait: (started - p.enqueued) / 1000, batch: rows });
-        row += p.rows;
-      }
+      const phases = { input: (started - assembling) / 1000, infer: (ran - started) / 1000, output: (performance.now() - ran) / 1000 };
+      this.#record(rows, phases);
+      batch.forEach((p, i) => p.resolve({ fetches: shares[i], queueWait: (assembling - p.enqueued) / 1000, batch: rows, rows: p.rows, phases }));
     } catch (err) {
       // A result that depends on one request's data (a non-finite output from huge inputs)
       // must not fail the requests it was batched with: run each alone to find whose it is.
@@ -379,10 +435,11 @@ export class ModelEndpoint {
     }
   }
 
-  /** Metrics of one forward pass of `rows` rows that took `compute` seconds. */
-  #record(rows: number, compute: number): void {
+  /** Metrics and statistics of one forward pass of `rows` rows, phase by phase (seconds). */
+  #record(rows: number, phases: Phases): void {
     const metrics = this.#metrics();
     const labels = this.labels();
+    const compute = phases.infer;
     // Metrics never fail a request (a build from an older brasa may lack a family).
     try {
       metrics?.observe('brasa_compute_seconds', labels, compute);
@@ -390,6 +447,7 @@ export class ModelEndpoint {
       metrics?.inc('brasa_inferences_total', labels, rows);
       const memory = this.model?.memoryBytes;
       if (memory != null) metrics?.set('brasa_wasm_memory_bytes', labels, memory);
+      metrics?.statsRecord?.({ kind: 'execution', model: labels.model, version: labels.version, batch: rows, phases });
     } catch {
       // The next call goes to a live metrics host (the handler replaces an aborted one).
     }
@@ -410,13 +468,20 @@ export class ModelEndpoint {
       for (const t of p.inputs) feeds[t.name] = t;
       const started = performance.now();
       try {
-        const result = await this.model!.run(feeds);
-        this.#record(p.rows, (performance.now() - started) / 1000);
-        p.resolve({ fetches: fetchesOf(result), queueWait: (started - p.enqueued) / 1000, batch: p.rows });
+        const fetches = await this.#run(this.model!, feeds);
+        const ran = performance.now();
+        const phases = { input: 0, infer: (ran - started) / 1000, output: (performance.now() - ran) / 1000 };
+        this.#record(p.rows, phases);
+        p.resolve({ fetches, queueWait: (started - p.enqueued) / 1000, batch: p.rows, rows: p.rows, phases });
       } catch (err) {
         p.reject(err);
       }
     }
+  }
+
+  /** One forward pass: the model's, or its task's (tokenization included). */
+  async #run(model: BrasaModel, feeds: Record<string, WasmTensor>): Promise<WasmTensor[]> {
+    return this.#task ? this.#task.run(feeds) : fetchesOf(await model.run(feeds));
   }
 
   close(): void {

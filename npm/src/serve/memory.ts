@@ -46,11 +46,15 @@ export function platformMemoryLimit(): number {
  * Measure `model` (CPU build, batch first on every tensor) and plan its rows within `limit`
  * bytes. `null` when it cannot be measured: a build without `memoryBytes`, a dim other than
  * the batch without an upper bound (its memory is not bounded by rows), or a GPU backend.
+ * `longest`: sizes of named dims to measure at instead of their bounds (a text endpoint's
+ * sequence: the tokens its embedder keeps); `queuedRowBytes`: what a queued request row holds
+ * when that is not the model's inputs (a text's bytes).
  */
-export async function memoryPlan(model: BrasaModel, limit: number): Promise<MemoryPlan | null> {
+export async function memoryPlan(model: BrasaModel, limit: number, longest: Record<string, number> = {}, queuedRowBytes?: number): Promise<MemoryPlan | null> {
   if (model.backend !== 'cpu' || model.memoryBytes === null) return null;
   const inputs = model.signature.inputs;
-  const rowDims = inputs.map((t) => t.dims.slice(1).map(largest));
+  const size = (d: Dim) => (typeof d === 'string' ? longest[d] : typeof d === 'object' && d !== null ? longest[d.name] : undefined) ?? largest(d);
+  const rowDims = inputs.map((t) => t.dims.slice(1).map(size));
   if (rowDims.some((dims) => dims.some((d) => d === null))) return null;
   const rowElements = rowDims.map((dims) => (dims as number[]).reduce((a, b) => a * b, 1));
   const feeds = (rows: number) =>
@@ -60,7 +64,7 @@ export async function memoryPlan(model: BrasaModel, limit: number): Promise<Memo
     await model.run(feeds(rows) as never);
     peaks.push(model.memoryBytes ?? 0);
   }
-  const inputBytesPerRow = rowSize(model.signature)?.bytes ?? 0;
+  const inputBytesPerRow = queuedRowBytes ?? rowSize(model.signature)?.bytes ?? 0;
   // The steepest step: the allocator's slack from earlier runs can hide part of a step, and
   // fragmentation makes later batches need more than the slope (measured on SqueezeNet:
   // +18 MiB from 1 to 2 rows, +12 MiB a row after). Never less than the row's inputs.
@@ -70,6 +74,18 @@ export async function memoryPlan(model: BrasaModel, limit: number): Promise<Memo
   const maxBatch = Math.max(1, 1 + Math.floor((limit - JS_RESERVE_BYTES - base) / bytesPerRow));
   const maxQueueRows = Math.max(1, Math.floor((limit * QUEUE_SHARE) / inputBytesPerRow));
   return { maxBatch, maxQueueRows, bytesPerRow, limit, base };
+}
+
+/**
+ * How many versions of one model may be loaded at once in one wasm instance (they share its
+ * memory): `plan` measured with one loaded, each further version holding `weightBytes` more
+ * (its weights), while a batch of `maxBatch` rows still fits beside them. At least 1 (that
+ * one's batch is then lowered by its plan, as for a single version).
+ */
+export function versionsThatFit(plan: MemoryPlan, weightBytes: number, maxBatch: number): number {
+  const room = plan.limit - JS_RESERVE_BYTES - plan.base - Math.max(0, maxBatch - 1) * plan.bytesPerRow;
+  if (weightBytes <= 0 || room < 0) return 1;
+  return 1 + Math.floor(room / weightBytes);
 }
 
 /**
