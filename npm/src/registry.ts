@@ -576,6 +576,23 @@ export class RegistryClient {
   }
 
   /**
+   * Ask the registry which version the spec gives now: the manifest fetched (or revalidated),
+   * resolved, and remembered when it resolves. `version` is `null` when it cannot be had, and
+   * `error` says why (the fetch's error, or `invalid_manifest`/`not_found` from resolving).
+   */
+  async ask(signal?: AbortSignal): Promise<{ version: ResolvedVersion | null; error: BrasaError | null; status: 200 | 304 | null }> {
+    const answer = await this.fetchManifest(signal);
+    if (!answer.ok) return { version: null, error: answer.error, status: null };
+    try {
+      const version = this.resolve(answer.body);
+      await this.rememberManifest(answer.body, answer.etag);
+      return { version, error: null, status: answer.status };
+    } catch (err) {
+      return { version: null, error: BrasaError.from(err, 'invalid_manifest'), status: answer.status };
+    }
+  }
+
+  /**
    * Remember a manifest that resolved, with its ETag, for revalidation and offline use: in the
    * state, and (when it changed) in an entry of its own, which outlives a damaged state.
    */

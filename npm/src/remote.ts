@@ -60,19 +60,7 @@ export async function packageFromRegistry(ctx: LoaderContext, specText: string, 
     onProgress: (p) => callback('onProgress', options.onProgress, p),
     emit: (e) => callback('onEvent', options.onEvent, e),
   });
-  let version: ResolvedVersion | null = null;
-  let error: BrasaError | null = null;
-  const answer = await client.fetchManifest(options.signal);
-  if (answer.ok) {
-    try {
-      version = client.resolve(answer.body);
-      await client.rememberManifest(answer.body, answer.etag);
-    } catch (err) {
-      error = BrasaError.from(err, 'invalid_manifest');
-    }
-  } else {
-    error = answer.error;
-  }
+  let { version, error } = await client.ask(options.signal);
   if (!version) {
     const good = await client.lastGood();
     if (!good?.package || !(await client.isCached(good))) throw error!;

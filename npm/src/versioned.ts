@@ -227,19 +227,9 @@ export async function loadVersioned(ctx: LoaderContext, pkg: ModelPackage, specT
   }
 
   // Network first (or nothing usable cached): ask the registry.
-  const answer = await client.fetchManifest(options.signal);
-  let target: ResolvedVersion | null = null;
-  let registryError: BrasaError | null = answer.ok ? null : answer.error;
-  if (answer.ok) {
-    try {
-      target = client.resolve(answer.body);
-      await client.rememberManifest(answer.body, answer.etag);
-    } catch (err) {
-      registryError = BrasaError.from(err, 'invalid_manifest');
-    }
-  }
+  const { version: target, error: registryError, status } = await client.ask(options.signal);
   if (target) {
-    const current: UpdateCheck = { outcome: 'current', version: target.version, status: answer.ok ? answer.status : null, reason: null };
+    const current: UpdateCheck = { outcome: 'current', version: target.version, status, reason: null };
     try {
       const loaded = await tryVersion(target);
       await client.adopt(target);
@@ -356,15 +346,9 @@ export class Versioned {
       client.o.emit({ type: 'update-check', outcome: result.outcome, version: result.version, status: result.status, reason: result.reason });
       return result;
     };
-    const answer = await client.fetchManifest();
-    if (!answer.ok) return done({ outcome: 'failed', version: from, status: null, reason: answer.error.message });
-    let target: ResolvedVersion;
-    try {
-      target = client.resolve(answer.body);
-    } catch (err) {
-      return done({ outcome: 'failed', version: from, status: answer.status, reason: BrasaError.from(err).message });
-    }
-    await client.rememberManifest(answer.body, answer.etag);
+    const answer = await client.ask();
+    const target = answer.version;
+    if (!target) return done({ outcome: 'failed', version: from, status: answer.status, reason: answer.error!.message });
     if (target.version === from) {
       await client.setPending(null);
       return done({ outcome: 'current', version: from, status: answer.status, reason: null });

@@ -85,6 +85,8 @@ pub struct Layer {
     intermediate: Linear,
     output: Linear,
     output_norm: LayerNorm,
+    /// Attention heads (a constant of the module, not a parameter).
+    heads: usize,
 }
 
 /// The burn module; it is the servable model ([`Model`]).
@@ -117,6 +119,7 @@ impl MiniLm {
                     intermediate: linear(h, config.intermediate),
                     output: linear(config.intermediate, h),
                     output_norm: norm(),
+                    heads: config.heads,
                 })
                 .collect(),
         }
@@ -137,7 +140,7 @@ impl MiniLm {
         // Hugging Face's BERT does), so softmax gives padding exactly 0 weight.
         let bias = (mask.float().neg() + 1.0).mul_scalar(f32::MIN).reshape([batch, 1, 1, seq]);
         for layer in &self.layers {
-            x = layer.forward(x, bias.clone(), CONFIG.heads);
+            x = layer.forward(x, bias.clone());
         }
         x
     }
@@ -159,8 +162,9 @@ impl MiniLm {
 }
 
 impl Layer {
-    fn forward(&self, x: Tensor<3>, bias: Tensor<4>, heads: usize) -> Tensor<3> {
+    fn forward(&self, x: Tensor<3>, bias: Tensor<4>) -> Tensor<3> {
         let [batch, seq, hidden] = x.dims();
+        let heads = self.heads;
         let head = hidden / heads;
         let split = |t: Tensor<3>| t.reshape([batch, seq, heads, head]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
