@@ -7,21 +7,15 @@
 // `cargo xtask bench` runs this. SwiftShader's WebGPU is a CPU emulation: its numbers are a
 // smoke check, not a GPU measurement.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { ROOT, chromium, demoSite, open, serve } from '../tests/support.mjs';
+import { machine, stats } from './harness.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const PLAN = smoke
   ? { b1: { warm: 20, runs: 20 }, b32: { warm: 3, runs: 5 } }
   : { b1: { warm: 500, runs: 300 }, b32: { warm: 50, runs: 40 } };
-
-function stats(samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { median: at(0.5), p90: at(0.9), n: s.length };
-}
 
 // A private copy of the demo site with a fresh registry (1.0.0 on stable).
 const site = demoSite();
@@ -30,7 +24,7 @@ const firstPrediction = () => window.brasaDemo.ready.then(async () => {
   await window.brasaDemo.run(new Float32Array(784));
   return performance.now(); // since navigation start
 });
-const results = { date: new Date().toISOString(), machine: `${cpus().length} x ${cpus()[0].model}`, plan: PLAN, backends: {} };
+const results = { date: new Date().toISOString(), machine: machine().description, plan: PLAN, backends: {} };
 try {
   for (const backend of ['cpu', 'webgpu']) {
     const browser = await chromium({ webgpu: backend === 'webgpu' });
@@ -57,11 +51,12 @@ try {
           }
           out[name] = samples;
         }
-        return { out, backend: model.backend };
+        // The build the demo's options picked (brasa ≥ issue 13: `model.build`).
+        return { out, backend: model.backend, build: model.build?.name ?? model.backend, threads: model.build?.threads ?? 1 };
       }, PLAN);
       if (timings.backend !== backend) throw new Error(`asked for ${backend}, ran on ${timings.backend}`);
       results.browser = version;
-      results.backends[backend] = { coldStartMs: coldMs, warmStartMs: stats(warm).median, batch1: stats(timings.out.b1), batch32: stats(timings.out.b32) };
+      results.backends[backend] = { build: timings.build, threads: timings.threads, coldStartMs: coldMs, warmStartMs: stats(warm).median, batch1: stats(timings.out.b1), batch32: stats(timings.out.b32) };
     } finally {
       await browser.close();
     }
@@ -74,10 +69,10 @@ try {
 const dir = join(ROOT, 'bench/out');
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'latency.json'), JSON.stringify(results, null, 2));
-console.log(`\nbrasa latency, headless Chromium ${results.browser}, ${results.machine}${smoke ? ' (SMOKE: too few runs to mean anything)' : ''}\n`);
-console.log('| backend | batch 1 median | batch 1 p90 | batch 32 median | batch 32 p90 | navigation → first prediction, cold | warm (median of reloads) |');
-console.log('|---|---|---|---|---|---|---|');
+console.log(`\nbrasa latency, headless Chromium ${results.browser}; CPU: ${results.machine}${smoke ? ' (SMOKE: too few runs to mean anything)' : ''}\n`);
+console.log('| backend | build (threads) | batch 1 median | batch 1 p90 | batch 32 median | batch 32 p90 | navigation → first prediction, cold | warm (median of reloads) |');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [name, r] of Object.entries(results.backends)) {
   const ms = (v) => `${v.toFixed(3)} ms`;
-  console.log(`| ${name} | ${ms(r.batch1.median)} | ${ms(r.batch1.p90)} | ${ms(r.batch32.median)} | ${ms(r.batch32.p90)} | ${r.coldStartMs.toFixed(0)} ms | ${r.warmStartMs.toFixed(0)} ms |`);
+  console.log(`| ${name} | ${r.build} (${r.threads}) | ${ms(r.batch1.median)} | ${ms(r.batch1.p90)} | ${ms(r.batch32.median)} | ${ms(r.batch32.p90)} | ${r.coldStartMs.toFixed(0)} ms | ${r.warmStartMs.toFixed(0)} ms |`);
 }

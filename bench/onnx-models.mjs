@@ -1,18 +1,22 @@
-// brasa's CPU build against onnxruntime-web on the same ONNX files, in one headless Chromium
+// brasa's CPU builds against onnxruntime-web on the same ONNX files, in one headless Chromium
 // session: the models brasa builds straight from ONNX (`brasa build --onnx`): PP-OCRv4 text
 // detection, silero-vad and SqueezeNet 1.0. onnxruntime-web runs the very file brasa imported
-// (wasm, 1 thread; and 2 threads on a cross-origin-isolated page). Both runtimes are first
-// checked against onnxruntime on CPU (Python; for SqueezeNet, onnx's reference evaluator);
-// then batch-1 calls are timed in interleaved rounds (the order rotating; the first round warms
-// each cell up long enough for V8 to tier up), each runtime with the same input.
+// (wasm, 1 thread; and 2 threads), brasa every CPU build its package has (`cpu`,
+// `cpu-relaxed` on the 1-thread page; `cpu-threads`, `cpu-threads-relaxed` on the 2-thread
+// one; those it lacks are reported as absent), both pages cross-origin isolated. Every runtime
+// is first checked against onnxruntime on CPU (Python; for SqueezeNet, onnx's reference
+// evaluator); then batch-1 calls are timed in interleaved rounds (the order rotating; the
+// first round warms each cell up long enough for V8 to tier up), each runtime with the same
+// input. (bench/compare.mjs times PP-OCR's detector at 320×320 in batches too, against the
+// fastest peer; here it is against onnxruntime-web alone, at batch 1, as on 2026-11-30.)
 //
 // Writes bench/out/onnx-results.{json,md}; without `--smoke` also bench/onnx-results.{json,md}.
 // `--smoke`: a few iterations of everything, correctness checks on (CI).
 import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 
 import { CACHE, ROOT, chromium, maxDiff, open, serve } from '../tests/support.mjs';
+import { buildLabel, buildThreads, checkBuild, cpuBuilds, evaluate as evaluateWithin, machine, stats, watchRequests } from './harness.mjs';
 
 const smoke = process.argv.includes('--smoke');
 const json = (path) => JSON.parse(readFileSync(path, 'utf8'));
@@ -115,39 +119,29 @@ for (const [name, spec] of Object.entries(MODELS)) {
 for (const f of ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm']) copy(`node_modules/onnxruntime-web/dist/${f}`, `ort/${f}`);
 
 const version = (pkg) => json(join(ROOT, 'node_modules', pkg, 'package.json')).version;
-const RUNTIMES = {
-  'brasa-cpu': { page: 'main', runtime: 'brasa-cpu', label: 'brasa CPU (flex, simd128)' },
-  'ort-wasm-1t': { page: 'main', runtime: 'ort-wasm', label: `onnxruntime-web ${version('onnxruntime-web')} wasm, 1 thread` },
-  'ort-wasm-2t': { page: 'threads', runtime: 'ort-wasm', label: `onnxruntime-web ${version('onnxruntime-web')} wasm, 2 threads` },
-};
+/** The thread counts compared; each has its page (`?threads=N`). */
+const THREADS = [1, 2];
+
+/** A model's rows: brasa's CPU builds (`absent` where the package lacks one), then onnxruntime-web per thread count. */
+function rowsOf(model) {
+  const rows = {};
+  for (const { build, present } of cpuBuilds(model)) {
+    rows[`brasa-${build}`] = { runtime: `brasa:${build}`, build, brasa: true, threads: buildThreads(build), label: buildLabel(build), absent: present ? null : `the package has no ${build} build` };
+  }
+  for (const t of THREADS) rows[`ort-wasm-${t}t`] = { runtime: 'ort-wasm', threads: t, label: `onnxruntime-web ${version('onnxruntime-web')} wasm, ${t} thread${t > 1 ? 's' : ''}` };
+  return rows;
+}
 
 /** `page.evaluate`, failing after a while instead of hanging the run (CI) with the step named. */
 const STEP_TIMEOUT_MS = smoke ? 60_000 : 600_000;
-async function evaluate(page, what, fn, arg) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => {
-      const waiting = [...(pending.get(page)?.keys() ?? [])].map((r) => r.url());
-      reject(new Error(`${what}: no answer from the page in ${STEP_TIMEOUT_MS / 1000} s${waiting.length ? `; requests without a response: ${waiting.join(', ')}` : ''}`));
-    }, STEP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([page.evaluate(fn, arg), timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function stats(samples) {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
-  return { median: at(0.5), p90: at(0.9), n: s.length };
-}
+const evaluate = (page, what, fn, arg) => evaluateWithin(page, what, fn, arg, { timeoutMs: STEP_TIMEOUT_MS, pending: pending.get(page) });
 
 const mib = (bytes) => bytes / 1048576;
+const host = machine();
 const results = {
   date: new Date().toISOString(),
-  machine: `${cpus().length} × ${cpus()[0].model}`,
+  machine: host.description,
+  cpu: host,
   smoke,
   plan: PLAN,
   versions: { brasa: version('brasa'), 'onnxruntime-web': version('onnxruntime-web') },
@@ -163,28 +157,36 @@ const pageErrors = [];
 const pending = new Map();
 try {
   const pages = {};
-  for (const [key, threads] of [['main', 1], ['threads', 2]]) {
-    const { page, errors } = await open(browser.context, `${server.url}index.html?ortThreads=${threads}`);
+  const requests = {};
+  for (const t of THREADS) {
+    const { page, errors } = await open(browser.context, `${server.url}index.html?threads=${t}`);
     const waiting = new Map();
     page.on('request', (r) => waiting.set(r, Date.now()));
     for (const done of ['requestfinished', 'requestfailed']) page.on(done, (r) => waiting.delete(r));
     pending.set(page, waiting);
+    requests[t] = watchRequests(page);
     await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
-    pages[key] = page;
+    pages[t] = page;
     pageErrors.push(errors);
   }
-  results.browser = browser.context.browser()?.version() ?? (await pages.main.evaluate(() => navigator.userAgent));
-  results.crossOriginIsolated = await pages.threads.evaluate(() => globalThis.crossOriginIsolated);
-  if (!results.crossOriginIsolated) throw new Error('the page is not cross-origin isolated: onnxruntime-web would run on 1 thread, not 2');
+  results.browser = browser.context.browser()?.version() ?? (await pages[1].evaluate(() => navigator.userAgent));
+  results.crossOriginIsolated = await pages[2].evaluate(() => globalThis.crossOriginIsolated);
+  if (!results.crossOriginIsolated) throw new Error('the page is not cross-origin isolated: nothing would run on 2 threads');
 
-  // Start every runtime (untimed in any model's load): brasa's JS, onnxruntime-web's wasm and threads.
+  // Start every runtime on each page (untimed in any model's load): brasa's JS,
+  // onnxruntime-web's wasm and threads.
   const initMs = {};
-  for (const [name, r] of Object.entries(RUNTIMES)) initMs[name] = await evaluate(pages[r.page], `starting ${name}`, (n) => window.onnxBench.init(n), r.runtime);
-  console.log(`# ${results.browser}; started ${Object.entries(initMs).map(([n, t]) => `${n} in ${t.toFixed(0)} ms`).join(', ')}`);
+  for (const t of THREADS) {
+    initMs[`brasa-${t}t`] = await evaluate(pages[t], `starting brasa on the ${t}-thread page`, (n) => window.onnxBench.init(n), 'brasa:cpu');
+    initMs[`ort-wasm-${t}t`] = await evaluate(pages[t], `starting onnxruntime-web on ${t} threads`, (n) => window.onnxBench.init(n), 'ort-wasm');
+  }
+  results.initMs = initMs;
+  console.log(`# ${results.browser}; ${results.machine}; started ${Object.entries(initMs).map(([n, t]) => `${n} in ${t.toFixed(0)} ms`).join(', ')}`);
 
   // Load, then check every runtime against the reference before timing anything.
   for (const [model, spec] of Object.entries(MODELS)) {
     const ref = spec.check();
+    const rows = rowsOf(model);
     const entry = {
       title: spec.title,
       description: spec.description,
@@ -197,9 +199,16 @@ try {
       runtimes: {},
     };
     results.models[model] = entry;
-    for (const [name, r] of Object.entries(RUNTIMES)) {
-      const page = pages[r.page];
-      const loadMs = await evaluate(page, `loading ${model} in ${name}`, ([n, m]) => window.onnxBench.load(n, m), [r.runtime, model]);
+    for (const [name, r] of Object.entries(rows)) {
+      entry.runtimes[name] = { label: r.label, threads: r.threads, brasa: !!r.brasa };
+      if (r.absent) {
+        entry.runtimes[name].absent = r.absent;
+        continue;
+      }
+      const page = pages[r.threads];
+      const mark = requests[r.threads].mark();
+      const { ms: loadMs, info } = await evaluate(page, `loading ${model} in ${name}`, ([n, m]) => window.onnxBench.load(n, m), [r.runtime, model]);
+      if (r.brasa) info.fetched = checkBuild(model, r.build, requests[r.threads].since(mark), info);
       const got = await evaluate(page, `checking ${model} in ${name}`, ([n, m, steps, carry]) => window.onnxBench.check(n, m, steps, carry), [r.runtime, model, ref.steps, ref.carry]);
       const worst = {};
       ref.expected.forEach((outputs, i) => {
@@ -214,25 +223,26 @@ try {
         const tolerance = spec.tolerance[output] ?? TOLERANCE;
         if (!(d <= tolerance)) failures.push(`${name} disagrees with the ${model} reference: \`${output}\` max |Δ| ${d} > ${tolerance}`);
       }
-      entry.runtimes[name] = { label: r.label, initMs: initMs[name], loadMs, maxAbsDiffVsReference: worst };
+      Object.assign(entry.runtimes[name], { initMs: initMs[r.brasa ? `brasa-${r.threads}t` : name], loadMs, info, maxAbsDiffVsReference: worst });
       console.log(`# ${model} ${name}: load ${loadMs.toFixed(0)} ms, max |Δ| vs reference ${Object.entries(worst).map(([o, d]) => `${o} ${d.toExponential(2)}`).join(', ')}`);
     }
   }
   if (failures.length) throw new Error(`outputs disagree with the references:\n  ${failures.join('\n  ')}`);
 
-  // Interleaved rounds; the order rotates every round.
-  const names = Object.keys(RUNTIMES);
+  // Interleaved rounds over both pages; the order rotates every round.
   for (const [model, spec] of Object.entries(MODELS)) {
+    const rows = rowsOf(model);
+    const names = Object.keys(rows).filter((n) => !rows[n].absent);
     const samples = Object.fromEntries(names.map((n) => [n, Object.fromEntries(Object.keys(spec.cells).map((c) => [c, []]))]));
     for (let round = 0; round < PLAN.rounds; round++) {
       const order = names.map((_, i) => names[(i + round) % names.length]);
       for (const name of order) {
-        const r = RUNTIMES[name];
+        const r = rows[name];
         for (const [cell, c] of Object.entries(spec.cells)) {
           const plan = PLAN[c.plan];
           const warm = round === 0 ? plan.firstWarm : plan.warm;
           const args = [r.runtime, model, c.feeds, c.carry ?? {}, warm, plan.runs];
-          const got = await evaluate(pages[r.page], `timing ${model} ${cell} in ${name}`, ([n, m, feeds, carry, w, k]) => window.onnxBench.time(n, m, feeds, carry, w, k), args);
+          const got = await evaluate(pages[r.threads], `timing ${model} ${cell} in ${name}`, ([n, m, feeds, carry, w, k]) => window.onnxBench.time(n, m, feeds, carry, w, k), args);
           samples[name][cell].push(...got);
         }
       }
@@ -255,37 +265,39 @@ function write() {
   mkdirSync(out, { recursive: true });
   const ms = (v) => (v === undefined ? '—' : v < 10 ? v.toFixed(3) : v.toFixed(1));
   const lines = [
-    `Headless Chromium ${results.browser ?? '?'}, ${results.machine}, ${results.date.slice(0, 10)}${smoke ? ' — SMOKE RUN: too few iterations to mean anything' : ''}${complete ? '' : failures.length ? ' — FAILED: outputs disagree with the references, nothing timed' : ' — INCOMPLETE: the run failed'}`,
+    `Headless Chromium ${results.browser ?? '?'}; CPU: ${results.machine}; ${results.date.slice(0, 10)}${smoke ? ' — SMOKE RUN: too few iterations to mean anything' : ''}${complete ? '' : failures.length ? ' — FAILED: outputs disagree with the references, nothing timed' : ' — INCOMPLETE: the run failed'}`,
   ];
   for (const [model, entry] of Object.entries(results.models)) {
     const cells = Object.keys(MODELS[model].cells);
-    const brasa = entry.runtimes['brasa-cpu'];
     const f = entry.files;
     lines.push(
       '',
       `### ${entry.title} (\`${model}\`)`,
       '',
-      `${entry.description}. ONNX file ${f.onnxMiB.toFixed(2)} MiB; brasa: weights.bpk ${f.brasaWeightsMiB.toFixed(2)} MiB + CPU wasm ${f.brasaWasmMiB.toFixed(2)} MiB. Reference: ${entry.reference}.`,
+      `${entry.description}. ONNX file ${f.onnxMiB.toFixed(2)} MiB; brasa: weights.bpk ${f.brasaWeightsMiB.toFixed(2)} MiB + CPU wasm (\`cpu\`) ${f.brasaWasmMiB.toFixed(2)} MiB. Reference: ${entry.reference}.`,
       '',
-      `| runtime | ${cells.map((c) => `b1 ${c} median (p90) ms | brasa ÷ it`).join(' | ')} | load ms | max Δ vs reference |`,
+      `| runtime | ${cells.map((c) => `b1 ${c} median (p90) ms | ÷ onnxruntime-web`).join(' | ')} | load ms | max Δ vs reference |`,
       `|---|${cells.map(() => '---|---|').join('')}---|---|`,
       ...Object.entries(entry.runtimes).map(([name, r]) => {
+        if (r.absent) return `| ${r.label} | ${cells.map(() => 'absent | —').join(' | ')} | — | ${r.absent} |`;
+        // brasa ÷ onnxruntime-web on the same number of threads.
+        const peer = entry.runtimes[`ort-wasm-${r.threads}t`];
         const timing = cells.map((c) => {
           const s = r.batch1?.[c];
           if (!s) return '— | —';
-          const ratio = name === 'brasa-cpu' ? '1' : brasa.batch1 ? (brasa.batch1[c].median / s.median).toFixed(2) : '—';
+          const ratio = r.brasa && peer?.batch1 ? (s.median / peer.batch1[c].median).toFixed(2) : '—';
           return `${ms(s.median)} (${ms(s.p90)}) | ${ratio}`;
         });
-        const deltas = Object.entries(r.maxAbsDiffVsReference).map(([o, d]) => (Object.keys(r.maxAbsDiffVsReference).length > 1 ? `${o} ${d.toExponential(1)}` : d.toExponential(1)));
-        return `| ${r.label} | ${timing.join(' | ')} | ${r.loadMs.toFixed(0)} | ${deltas.join(', ')} |`;
+        const deltas = Object.entries(r.maxAbsDiffVsReference ?? {}).map(([o, d]) => (Object.keys(r.maxAbsDiffVsReference).length > 1 ? `${o} ${d.toExponential(1)}` : d.toExponential(1)));
+        return `| ${r.label} | ${timing.join(' | ')} | ${r.loadMs?.toFixed(0) ?? '—'} | ${deltas.join(', ') || '—'} |`;
       }),
     );
   }
-  const init = Object.values(results.models)[0]?.runtimes;
+  const init = results.initMs;
   lines.push(
     '',
-    'brasa ÷ it < 1: brasa is faster. b1: one call of batch 1 (inputs in, outputs read back), seeded random inputs, the same in every runtime; silero-vad carries its state from call to call.',
-    `Load: from fetching the model's file (brasa: its weights.bpk; onnxruntime-web: the .onnx; both past the HTTP cache) to a model ready to run; brasa's includes compiling the model's own wasm build. Each runtime was started before, untimed${init ? ` (${Object.entries(init).map(([n, r]) => `${n} ${r.initMs.toFixed(0)} ms`).join(', ')}: brasa's JS; onnxruntime-web's wasm runtime and its threads)` : ''}.`,
+    '÷ onnxruntime-web: a brasa row\'s median ÷ onnxruntime-web\'s on as many threads (< 1: brasa is faster). b1: one call of batch 1 (inputs in, outputs read back), seeded random inputs, the same in every runtime; silero-vad carries its state from call to call. 2-thread rows ran on a page of their own (`?threads=2`), in rounds interleaved with the 1-thread page.',
+    `Load: from fetching the model's file (brasa: its weights.bpk; onnxruntime-web: the .onnx; both past the HTTP cache) to a model ready to run; brasa's includes compiling the model's own wasm build (and, for a threaded build, starting its Worker and pool). Each runtime was started on its page before, untimed${init ? ` (${Object.entries(init).map(([n, t]) => `${n} ${t.toFixed(0)} ms`).join(', ')}: brasa's JS; onnxruntime-web's wasm runtime and its threads)` : ''}.`,
   );
   if (failures.length) lines.push('', ...failures.map((f) => `- ${f}`));
   const table = lines.join('\n');

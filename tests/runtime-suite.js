@@ -11,7 +11,7 @@
 
 /**
  * Load (plain weights and from a registry), run, a bad input, a missing file. Resolves to
- * `{ backend, logits, badInput, after, registry: { version, logits }, missing }`.
+ * `{ backend, build, logits, badInput, after, registry: { version, logits }, missing }`.
  */
 export async function runtimeSuite({ brasa, pkg, weights, registry, missing, pixels }) {
   const error = (e) => ({ name: e?.name, code: e?.code, message: String(e?.message ?? e) });
@@ -19,6 +19,8 @@ export async function runtimeSuite({ brasa, pkg, weights, registry, missing, pix
   const out = {};
   const model = await brasa.loadModel(pkg, { weights });
   out.backend = model.backend;
+  // Which wasm build runs it (`cpu`, a relaxed-SIMD or threaded one, `webgpu`).
+  out.build = model.build?.name;
   out.logits = await logitsOf(model);
   try {
     await model.run(new Float32Array(783));

@@ -1,11 +1,16 @@
 // The runtimes under comparison, each behind the same three calls: load a model (same
-// weights everywhere), run a flat batch, and give back the outputs as one flat array.
-// Models: `mnist` (28×28 images in [0, 1] → 10 logits) and `squeezenet` (3×224×224,
-// channels first → 1000 probabilities; the identical ONNX graph for onnxruntime-web).
-// `?ortThreads=N` picks onnxruntime-web's thread count (one per page: it is global).
+// weights everywhere), run a batch of given dims, and give back the outputs as one flat array.
+// Models: `mnist` (28×28 images in [0, 1] → 10 logits), `squeezenet` (3×224×224, channels
+// first → 1000 probabilities; the identical ONNX graph for onnxruntime-web) and `ocr-det`
+// (PP-OCRv4 text detection, 3×H×W → a 1×H×W probability map; its ONNX file for
+// onnxruntime-web, no TF.js version).
+// `?threads=N` is the page's thread count: onnxruntime-web's and TF.js's (page-wide settings,
+// so one page per count) and what brasa's threaded builds are asked for.
 // `onnxGraphs` (below): the models brasa builds from ONNX files, with named inputs and outputs.
 
 const params = new URLSearchParams(location.search);
+/** The page's thread count (`?threads=N`). */
+export const THREADS = Number(params.get('threads') ?? 1);
 
 function loadScript(src) {
   return new Promise((resolve, reject) => {
@@ -17,37 +22,58 @@ function loadScript(src) {
   });
 }
 
-/** Per model: values per item, and the files each runtime reads. */
+/** Per model: the files each runtime reads, and the input and output names. */
 export const MODELS = {
-  mnist: { itemLen: 784, shape: [1, 28, 28], bpk: './models/mnist.bpk', onnx: './models/peers/mnist.onnx', input: 'pixels', output: 'logits' },
-  squeezenet: { itemLen: 3 * 224 * 224, shape: [3, 224, 224], bpk: './models/squeezenet/squeezenet.bpk', onnx: './models/squeezenet/squeezenet.onnx', input: 'data_0', output: 'softmaxout_1' },
+  mnist: { bpk: './models/mnist.bpk', onnx: './models/peers/mnist.onnx', input: 'pixels', output: 'logits' },
+  squeezenet: { bpk: './models/squeezenet/squeezenet.bpk', onnx: './models/squeezenet/squeezenet.onnx', input: 'data_0', output: 'softmaxout_1' },
+  'ocr-det': { bpk: './packages/ocr-det/weights.bpk', onnx: './models/ocr-det/ocr-det.onnx', input: 'x', output: 'sigmoid_0.tmp_0' },
 };
 
+/**
+ * The `loadModel` options that ask for one build of a package: `webgpu`, or a CPU build named
+ * as `brasa build` names them (`cpu`: simd128, one thread; `-relaxed`: relaxed-SIMD FMA;
+ * `-threads`: wasm threads in a Worker the loader manages, the page's thread count).
+ * bench/compare.mjs checks which build's wasm was fetched, so a name the loader reads
+ * differently is an error, not a mislabelled row.
+ */
+export function brasaOptions(build) {
+  if (build === 'webgpu') return { backend: 'webgpu' };
+  return { backend: 'cpu', threads: build.includes('threads') ? THREADS : false, simd: build.includes('relaxed') ? 'relaxed' : 'simd128' };
+}
+
+/** What a loaded brasa model says about itself (`model.build`: which build, threads, relaxed SIMD, why not a faster one). */
+function brasaInfo(model) {
+  const b = model.build;
+  const info = { backend: model.backend };
+  if (b && typeof b === 'object') Object.assign(info, { build: b.name, threads: b.threads, relaxedSimd: b.relaxedSimd, reason: b.reason });
+  return info;
+}
+
 // brasa: the model's package (`packages/<name>/`, made by `brasa build`) and the npm package.
-const brasa = (backend) => ({
+const brasa = (build) => ({
   async load(name) {
     const { loadModel, Tensor } = await import('brasa');
     const m = MODELS[name];
     const { default: pkg } = await import(`./packages/${name}/index.js`);
-    const model = await loadModel(pkg, { weights: m.bpk, backend });
+    const model = await loadModel(pkg, { weights: m.bpk, ...brasaOptions(build) });
     return {
-      async run(x) {
-        const n = x.length / m.itemLen;
-        const out = await model.run({ [m.input]: new Tensor('float32', x, [n, ...m.shape]) });
+      async run(x, dims) {
+        const out = await model.run({ [m.input]: new Tensor('float32', x, dims) });
         return out[m.output].data;
       },
+      info: () => brasaInfo(model),
     };
   },
 });
 
-// onnxruntime-web, the one place it is set up: the wasm backend (SIMD), `threads` threads (a
-// page-wide setting: `?ortThreads=N`), every graph optimisation. bench/compare.mjs and
-// bench/onnx-models.mjs both run it through here.
+// onnxruntime-web, the one place it is set up: the wasm backend (SIMD), the page's thread
+// count, every graph optimisation. bench/compare.mjs and bench/onnx-models.mjs both run it
+// through here.
 let ortModule;
-function ortLib(threads) {
+function ortLib() {
   ortModule ??= import('./ort/ort.wasm.min.mjs').then((lib) => {
     lib.env.wasm.wasmPaths = new URL('./ort/', location.href).href;
-    lib.env.wasm.numThreads = threads;
+    lib.env.wasm.numThreads = THREADS;
     lib.env.wasm.simd = true;
     return lib;
   });
@@ -56,30 +82,49 @@ function ortLib(threads) {
 // (Errors only in the console: its warnings about unused initialisers of exported graphs are noise.)
 const ORT_SESSION_OPTIONS = { executionProviders: ['wasm'], graphOptimizationLevel: 'all', logSeverityLevel: 3 };
 
-const ort = (threads) => ({
+const ort = {
   async load(name) {
-    const lib = await ortLib(threads);
+    const lib = await ortLib();
     const m = MODELS[name];
     const session = await lib.InferenceSession.create(m.onnx, ORT_SESSION_OPTIONS);
     return {
-      async run(x) {
-        const n = x.length / m.itemLen;
-        const out = await session.run({ [m.input]: new lib.Tensor('float32', x, [n, ...m.shape]) });
+      async run(x, dims) {
+        const out = await session.run({ [m.input]: new lib.Tensor('float32', x, dims) });
         return out[m.output].data;
       },
+      info: () => ({ threads: lib.env.wasm.numThreads }),
     };
   },
-});
+};
+
+/**
+ * TF.js caps its thread pool at navigator.hardwareConcurrency / 2 (it assumes two hardware
+ * threads per core), whatever setThreadsCount asks: 1 thread on a 2-vCPU machine. For a page
+ * of more threads than that, the page shows it twice its thread count while the backend
+ * starts (and only then), so setThreadsCount(THREADS) takes effect.
+ */
+export let tfjsHardwareConcurrencyShown = null;
 
 async function tfjsReady() {
   if (!window.tf) {
     await loadScript('./tfjs/tf-core.min.js');
     await loadScript('./tfjs/tf-backend-wasm.min.js');
     window.tf.wasm.setWasmPaths(new URL('./tfjs/', location.href).href);
+    // Before the backend starts; without it TF.js takes hardwareConcurrency / 2.
+    window.tf.wasm.setThreadsCount(THREADS);
   }
   const tf = window.tf;
-  await tf.setBackend('wasm');
-  await tf.ready();
+  const raise = Math.floor(navigator.hardwareConcurrency / 2) < THREADS;
+  if (raise) {
+    tfjsHardwareConcurrencyShown = THREADS * 2;
+    Object.defineProperty(navigator, 'hardwareConcurrency', { configurable: true, get: () => THREADS * 2 });
+  }
+  try {
+    await tf.setBackend('wasm');
+    await tf.ready();
+  } finally {
+    if (raise) delete navigator.hardwareConcurrency;
+  }
   return tf;
 }
 
@@ -123,23 +168,26 @@ async function tfjsSqueezenet(tf) {
     }
     return values[manifest.output];
   };
-  return (x, n) => forward(tf.tensor4d(x, [n, 3, 224, 224]));
+  return (x, dims) => forward(tf.tensor4d(x, dims));
 }
 
 const tfjsWasm = {
   async load(name) {
     const tf = await tfjsReady();
+    const info = () => ({ threads: tf.wasm.getThreadsCount(), ...(tfjsHardwareConcurrencyShown ? { hardwareConcurrencyShown: tfjsHardwareConcurrencyShown } : {}) });
     if (name === 'squeezenet') {
       const forward = await tfjsSqueezenet(tf);
       return {
-        async run(x) {
-          const y = tf.tidy(() => forward(x, x.length / MODELS.squeezenet.itemLen));
+        async run(x, dims) {
+          const y = tf.tidy(() => forward(x, dims));
           const data = await y.data();
           y.dispose();
           return data;
         },
+        info,
       };
     }
+    if (name !== 'mnist') throw new Error(`no TF.js version of ${name}`);
     const { w } = await tfjsWeights(tf, './models/peers/mnist-tfjs');
     const mean = 0.1307;
     const std = 0.3081;
@@ -152,26 +200,25 @@ const tfjsWasm = {
       return tf.add(tf.matMul(h, w['dense2.kernel']), w['dense2.bias']);
     };
     return {
-      async run(x) {
-        const n = x.length / 784;
-        const y = tf.tidy(() => forward(tf.tensor4d(x, [n, 28, 28, 1])));
+      async run(x, dims) {
+        // NCHW with one channel is NHWC with one channel: the same values.
+        const y = tf.tidy(() => forward(tf.tensor4d(x, [dims[0], 28, 28, 1])));
         const data = await y.data();
         y.dispose();
         return data;
       },
-      threads: () => tf.wasm.getThreadsCount?.(),
+      info,
     };
   },
 };
 
-const all = {
-  'brasa-cpu': brasa('cpu'),
-  'brasa-webgpu': brasa('webgpu'),
-  'ort-wasm': ort(Number(params.get('ortThreads') ?? 1)),
-  'tfjs-wasm': tfjsWasm,
-};
-
-const loaded = {};
+/** A runtime by name: `brasa:<build>` (a build of the model's package), `ort-wasm`, `tfjs-wasm`. */
+function runtime(name) {
+  if (name.startsWith('brasa:')) return brasa(name.slice('brasa:'.length));
+  const r = { 'ort-wasm': ort, 'tfjs-wasm': tfjsWasm }[name];
+  if (!r) throw new Error(`unknown runtime ${name}`);
+  return r;
+}
 
 // ---- ONNX graphs (bench/onnx-models.mjs) -------------------------------------------------
 // Models brasa builds straight from an ONNX file (`brasa build --onnx`), against that same
@@ -231,46 +278,49 @@ function identityOnnx() {
   return Uint8Array.from([...int(1, 8), ...field(8, int(2, 13)), ...field(7, graph)]);
 }
 
-const graphRuntimes = {
-  'brasa-cpu': {
-    /** The npm package (JS only: each model's wasm build is part of loading that model). */
-    init: () => import('brasa'),
-    async load(model) {
-      const { loadModel, Tensor } = await import('brasa');
-      const { default: pkg } = await import(`./packages/${model}/index.js`);
-      const session = await loadModel(pkg, { weights: await fetchBytes(`./packages/${model}/weights.bpk`), backend: 'cpu' });
-      return {
-        async run(feeds) {
-          const inputs = {};
-          for (const [name, f] of Object.entries(feeds)) inputs[name] = new Tensor(f.dtype, f.data, f.dims);
-          const out = await session.run(inputs);
-          return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
-        },
-      };
-    },
+/** `brasa:<build>`: a build of the model's package (see {@link brasaOptions}). */
+const brasaGraph = (build) => ({
+  /** The npm package (JS only: each model's wasm build is part of loading that model). */
+  init: () => import('brasa'),
+  async load(model) {
+    const { loadModel, Tensor } = await import('brasa');
+    const { default: pkg } = await import(`./packages/${model}/index.js`);
+    const session = await loadModel(pkg, { weights: await fetchBytes(`./packages/${model}/weights.bpk`), ...brasaOptions(build) });
+    return {
+      async run(feeds) {
+        const inputs = {};
+        for (const [name, f] of Object.entries(feeds)) inputs[name] = new Tensor(f.dtype, f.data, f.dims);
+        const out = await session.run(inputs);
+        return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
+      },
+      info: () => brasaInfo(session),
+    };
   },
-  'ort-wasm': {
-    /** The wasm runtime (and its worker threads), started on a one-node graph. */
-    async init() {
-      const lib = await ortLib(Number(params.get('ortThreads') ?? 1));
-      const session = await lib.InferenceSession.create(identityOnnx(), ORT_SESSION_OPTIONS);
-      await session.run({ x: new lib.Tensor('float32', Float32Array.of(1), [1]) });
-      await session.release();
-    },
-    async load(model) {
-      const lib = await ortLib(Number(params.get('ortThreads') ?? 1));
-      const session = await lib.InferenceSession.create(await fetchBytes(`./onnx/${model}.onnx`), ORT_SESSION_OPTIONS);
-      return {
-        async run(feeds) {
-          const inputs = {};
-          for (const [name, f] of Object.entries(feeds)) inputs[name] = new lib.Tensor(f.dtype, f.data, f.dims);
-          const out = await session.run(inputs);
-          return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
-        },
-      };
-    },
+});
+
+const ortGraph = {
+  /** The wasm runtime (and its worker threads), started on a one-node graph. */
+  async init() {
+    const lib = await ortLib();
+    const session = await lib.InferenceSession.create(identityOnnx(), ORT_SESSION_OPTIONS);
+    await session.run({ x: new lib.Tensor('float32', Float32Array.of(1), [1]) });
+    await session.release();
+  },
+  async load(model) {
+    const lib = await ortLib();
+    const session = await lib.InferenceSession.create(await fetchBytes(`./onnx/${model}.onnx`), ORT_SESSION_OPTIONS);
+    return {
+      async run(feeds) {
+        const inputs = {};
+        for (const [name, f] of Object.entries(feeds)) inputs[name] = new lib.Tensor(f.dtype, f.data, f.dims);
+        const out = await session.run(inputs);
+        return Object.fromEntries(Object.entries(out).map(([name, t]) => [name, { dims: [...t.dims], data: t.data }]));
+      },
+    };
   },
 };
+
+const graphRuntime = (name) => (name.startsWith('brasa:') ? brasaGraph(name.slice('brasa:'.length)) : name === 'ort-wasm' ? ortGraph : null) ?? (() => { throw new Error(`unknown runtime ${name}`); })();
 
 const graphs = {};
 
@@ -278,14 +328,19 @@ export const onnxGraphs = {
   /** Milliseconds to start a runtime in this page (not counted in any model's load). */
   async init(runtime) {
     const t = performance.now();
-    await graphRuntimes[runtime].init();
+    await graphRuntime(runtime).init();
     return performance.now() - t;
   },
-  /** Milliseconds from fetching the model's weights (ONNX file or .bpk) to a model ready to run. */
+  /**
+   * Milliseconds from fetching the model's weights (ONNX file or .bpk) to a model ready to run,
+   * and what the runtime says about itself.
+   */
   async load(runtime, model) {
     const t = performance.now();
-    graphs[`${runtime}:${model}`] = await graphRuntimes[runtime].load(model);
-    return performance.now() - t;
+    const runner = await graphRuntime(runtime).load(model);
+    const ms = performance.now() - t;
+    graphs[`${runtime}:${model}`] = runner;
+    return { ms, info: runner.info?.() ?? {} };
   },
   /**
    * Outputs of a sequence of calls, as plain arrays: `carry` maps an output to the input it
@@ -319,38 +374,42 @@ export const onnxGraphs = {
   },
 };
 
+const loaded = {};
+
+/** Seeded values in [0, 1): the same input for every runtime and page. */
+const input = (dims) => new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => ((i * 7919) % 255) / 255);
+
 export const runtimes = {
   crossOriginIsolated: () => globalThis.crossOriginIsolated,
+  /** Milliseconds from nothing loaded to a model ready to run, and what the runtime says about itself. */
   async load(name, model) {
     const t = performance.now();
-    loaded[`${name}:${model}`] = await all[name].load(model);
-    return performance.now() - t;
+    const runner = await runtime(name).load(model);
+    const ms = performance.now() - t;
+    loaded[`${name}:${model}`] = runner;
+    return { ms, info: runner.info?.() ?? {} };
   },
-  /** Outputs of a flat batch, as a plain array. */
-  async run(name, model, input) {
-    return Array.from(await loaded[`${name}:${model}`].run(Float32Array.from(input)));
+  /** Outputs of a batch of `dims`, as a plain array. */
+  async run(name, model, x, dims) {
+    return Array.from(await loaded[`${name}:${model}`].run(Float32Array.from(x), dims));
   },
-  /** Per-call milliseconds over `runs` calls after `warm` calls, input `batch` items. */
-  async time(name, model, batch, warm, runs) {
-    const x = new Float32Array(MODELS[model].itemLen * batch).map((_, i) => ((i * 7919) % 255) / 255);
+  /** Per-call milliseconds over `runs` calls after `warm` calls, on an input of `dims`. */
+  async time(name, model, dims, warm, runs) {
+    const x = input(dims);
     const runner = loaded[`${name}:${model}`];
-    for (let i = 0; i < warm; i++) await runner.run(x);
+    for (let i = 0; i < warm; i++) await runner.run(x, dims);
     const samples = [];
     for (let i = 0; i < runs; i++) {
       const t = performance.now();
-      await runner.run(x);
+      await runner.run(x, dims);
       samples.push(performance.now() - t);
     }
     return samples;
   },
-  /** From navigation start to the first prediction of a runtime loaded by this page alone. */
-  async firstPrediction(name, model) {
+  /** From navigation start to the first prediction (of `dims`) of a runtime loaded by this page alone. */
+  async firstPrediction(name, model, dims) {
     await runtimes.load(name, model);
-    await loaded[`${name}:${model}`].run(new Float32Array(MODELS[model].itemLen));
+    await loaded[`${name}:${model}`].run(new Float32Array(dims.reduce((a, b) => a * b, 1)), dims);
     return performance.now();
-  },
-  /** Bytes of every wasm memory in the page (see index.html). */
-  memory() {
-    return window.wasmMemoryBytes();
   },
 };

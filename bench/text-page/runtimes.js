@@ -16,7 +16,9 @@ const runtimes = {
     const dtype = params.get('weights') ?? 'f32';
     const { loadModel, createEmbedder } = await import('brasa');
     const { default: pkg } = await import('./packages/minilm/index.js');
-    const model = await loadModel(pkg, { weights: `./models/minilm${dtype === 'f32' ? '' : `-${dtype}`}.bpk`, backend: 'cpu' });
+    // The `cpu` build (simd128, 1 thread), as labelled, whatever other CPU builds the package
+    // has: the page is cross-origin isolated, so `threads: 'auto'` would pick a threaded one.
+    const model = await loadModel(pkg, { weights: `./models/minilm${dtype === 'f32' ? '' : `-${dtype}`}.bpk`, backend: 'cpu', threads: false, simd: 'simd128' });
     const embedder = await createEmbedder(model, { tokenizer: './models/minilm/tokenizer.json' });
     return {
       threads: 1,

@@ -21,8 +21,9 @@ export type WasmModelInfo = ModelInfo;
 export interface WasmModel {
   /** Rejects with an Error named `BrasaError` with a `code` (`invalid_input`, `execution`…). */
   run(feeds: WasmTensor[]): Promise<WasmTensor[]>;
-  /** Validates, then swaps; throws a `BrasaError`-named Error and keeps the old weights on failure. */
-  setWeights(bytes: Uint8Array): void;
+  /** Validates, then swaps; throws a `BrasaError`-named Error and keeps the old weights on
+   * failure (a threaded build's model, in its Worker, answers with a promise). */
+  setWeights(bytes: Uint8Array): void | Promise<void>;
   info(): WasmModelInfo;
   /** The id of the GPU device it runs on (`undefined` on the CPU, and in builds before it). */
   gpuDevice?(): number | undefined;
@@ -134,6 +135,10 @@ export interface Bindings extends RegistryWasm, KserveWasm, GoldenWasm {
   gpuDeviceLostReason?(id: number): string | undefined;
   /** Bytes of the instance's linear memory (absent from builds made before it existed). */
   memoryBytes?(): number;
+  /** Threads a run may use (threaded builds only: the size of the started pool). */
+  threadCount?(): number;
+  /** `true`: the build was compiled with relaxed SIMD (only such builds export it). */
+  relaxedSimd?(): boolean;
 }
 
 /** A glue module before instantiation: its exports plus wasm-bindgen's two initialisers. */

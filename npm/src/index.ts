@@ -18,13 +18,14 @@
 import { web } from './web-platform.js';
 import { createLoader } from './loader.js';
 import { packageFromRegistry } from './remote.js';
+import { webThreads } from './web-threads.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
 
 /**
  * Load a model from its package: `loadModel(pkg, { weights })`, `loadModel(pkg, { registry })`
  * or `loadModel('name@channel', { registry, build: pkg })`. See {@link LoadModel}.
  */
-export const loadModel = createLoader({ ...web, packageFromRegistry });
+export const loadModel = createLoader({ ...web, packageFromRegistry, threads: webThreads });
 
 /**
  * A KServe v2 endpoint as a `fetch(request)` handler, for Cloudflare Workers, Deno and

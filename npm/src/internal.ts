@@ -15,7 +15,7 @@
  */
 import { BrasaError, message } from './errors.js';
 import type { Bindings, WasmModel } from './glue.js';
-import type { Backend, ModelPackage } from './types.js';
+import type { BuildName, ModelPackage } from './types.js';
 
 /** A loaded model's runtime bindings. */
 export interface Runtime {
@@ -76,7 +76,7 @@ function stateOf(glue: object): GlueState {
 }
 
 /** Name a glue module for messages (the loader does, once it instantiated it). */
-export function registerGlue(glue: object, pkg: string, backend: Backend): void {
+export function registerGlue(glue: object, pkg: string, backend: BuildName): void {
   stateOf(glue).label = `${pkg} (${backend})`;
 }
 

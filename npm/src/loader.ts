@@ -5,12 +5,14 @@
  */
 import type { ModelCache } from './cache.js';
 import { BrasaError, describe, message } from './errors.js';
+import { hasRelaxedSimd, hasWasmThreads } from './features.js';
 import type { Bindings, Glue, WasmModel } from './glue.js';
 import { guardCall, registerGlue, revive, ticket, type Ticket } from './internal.js';
 import { BrasaModel } from './model.js';
 import { checkLoadOptions } from './options.js';
 import type { Fetcher } from './registry.js';
-import type { AdapterInfo, Backend, BackendPreference, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
+import { AUTO_THREADS_MAX, ThreadedWorker, threadedBindings, type ThreadSupport } from './threads.js';
+import type { AdapterInfo, Backend, BackendPreference, BuildInfo, BuildName, CpuBuildName, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
 import { loadVersioned, registryUrl, type Versioned } from './versioned.js';
 import { probeWebGpu, type Probe } from './webgpu.js';
 
@@ -31,7 +33,22 @@ export interface Platform {
    * loads given no package; absent where code cannot be loaded at run time (Workers).
    */
   packageFromRegistry?: (ctx: LoaderContext, spec: string, registry: URL, options: LoadOptions) => Promise<ModelPackage>;
+  /** Threaded CPU builds' Workers; absent where there are none (Cloudflare Workers). */
+  threads?: ThreadSupport;
+  /** Why there are no threads here, where `threads` is absent. */
+  noThreads?: string;
 }
+
+/** The CPU builds a package may carry. */
+export const CPU_BUILDS: readonly CpuBuildName[] = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed'];
+
+/** Whether `build` is a threaded build (it runs in a Worker brasa starts). */
+export function isThreaded(build: BuildName): boolean {
+  return build === 'cpu-threads' || build === 'cpu-threads-relaxed';
+}
+
+/** The build of a WebGPU model. */
+const WEBGPU_BUILD: BuildInfo = { name: 'webgpu', threads: 1, relaxedSimd: false, reason: null };
 
 /** The format of model packages this brasa reads. */
 export const PACKAGE_FORMAT = 'brasa-model@1';
@@ -76,6 +93,8 @@ export interface Loaded {
   /** The wasm instance of `bindings` that `inner` lives in. */
   instance: Ticket;
   backend: Backend;
+  /** The wasm build it runs, its threads, and why a faster CPU build was passed over. */
+  build: BuildInfo;
   fallbackReason: string | null;
   adapter: AdapterInfo | null;
   /** What stopped WebGPU, when it fell back: the cause alone (`requestDevice() failed: …`). */
@@ -129,7 +148,7 @@ export function checkPackage(pkg: unknown): ModelPackage {
   if (typeof p.name !== 'string' || typeof p.builds !== 'object' || p.builds === null || !Array.isArray(p.signature?.inputs) || !Array.isArray(p.signature?.outputs)) {
     throw new BrasaError('incompatible', 'the model package lacks its name, signature or builds');
   }
-  if (!p.builds.cpu && !p.builds.webgpu) throw new BrasaError('incompatible', `the model package ${p.name} has no builds`);
+  if (!Object.values(p.builds).some(Boolean)) throw new BrasaError('incompatible', `the model package ${p.name} has no builds`);
   return p as ModelPackage;
 }
 
@@ -147,9 +166,46 @@ export function createLoader(platform: Platform): LoadModel {
   // One glue per package and build per realm; a failed one is forgotten so a retry can work.
   // A glue whose wasm instance aborted (a trap) is given a fresh instance by the next call:
   // models of the old instance reject with `internal`, new loads get the new one.
-  const instances = new WeakMap<ModelPackage, Map<Backend, Promise<Bindings>>>();
+  const instances = new WeakMap<ModelPackage, Map<BuildName, Promise<Bindings>>>();
+  // A threaded build's compiled module, per package: each of its Workers instantiates it.
+  const modules = new WeakMap<ModelPackage, Map<BuildName, Promise<WebAssembly.Module>>>();
 
-  function bindings(pkg: ModelPackage, backend: Backend, options: LoadOptions): Promise<Bindings> {
+  /** The bindings of `backend` on this thread: for `cpu`, those of the CPU build `options`
+   * pick here (for a threaded one, an instance for its registry and serving logic). */
+  async function bindings(pkg: ModelPackage, backend: Backend, options: LoadOptions): Promise<Bindings> {
+    if (backend === 'webgpu') return buildBindings(pkg, 'webgpu', options);
+    return buildBindings(pkg, logicBuild(await chooseCpu(pkg, options)), options);
+  }
+
+  /** The build whose instance on this thread serves a CPU model's logic. */
+  function logicBuild(choice: BuildInfo): BuildName {
+    return isThreaded(choice.name) && !platform.threads?.importsThreadedGlue ? 'cpu' : choice.name;
+  }
+
+  /** The compiled module of a threaded build (what its Workers instantiate). */
+  function threadedModule(pkg: ModelPackage, name: BuildName, options: LoadOptions): Promise<WebAssembly.Module> {
+    let perPackage = modules.get(pkg);
+    if (!perPackage) modules.set(pkg, (perPackage = new Map()));
+    const cache = perPackage;
+    let module = cache.get(name);
+    if (!module) {
+      module = (async () => {
+        const build = pkg.builds[name]!;
+        const source: WasmSource = options.wasm?.[name] ?? (await build.wasmBytes?.()) ?? build.wasm;
+        if (source instanceof WebAssembly.Module) return source;
+        const given = source as unknown;
+        const bytes = given instanceof ArrayBuffer || ArrayBuffer.isView(given) ? given : await urlBytes(source as string | URL, `the ${name} build's wasm`);
+        return WebAssembly.compile(bytes as BufferSource);
+      })().catch((err: unknown) => {
+        cache.delete(name);
+        throw err;
+      });
+      cache.set(name, module);
+    }
+    return module;
+  }
+
+  function buildBindings(pkg: ModelPackage, backend: BuildName, options: LoadOptions): Promise<Bindings> {
     let perPackage = instances.get(pkg);
     if (!perPackage) instances.set(pkg, (perPackage = new Map()));
     const cache = perPackage;
@@ -160,9 +216,19 @@ export function createLoader(platform: Platform): LoadModel {
         if (!build) throw new BrasaError('backend_unavailable', `the model package ${pkg.name} has no ${backend} build`);
         let glue: Glue;
         try {
-          glue = (await build.glue()) as Glue;
+          if (build.threads) {
+            // Imported by URL (the package's index.js does not import it: Node and Workers
+            // cannot load it), instantiated from the module its Workers get too.
+            if (build.glueUrl === undefined) throw new Error('the package names no glue for it (glueUrl)');
+            if (!platform.threads) throw new Error(platform.noThreads ?? 'this platform runs no threaded builds');
+            glue = await platform.threads.importGlue(String(new URL(build.glueUrl, platform.baseUrl())));
+            await platform.instantiate(glue, build, await threadedModule(pkg, backend, options));
+          } else {
+            if (!build.glue) throw new Error('the package names no glue for it');
+            glue = (await build.glue()) as Glue;
+          }
           if (typeof glue?.loadModel !== 'function' || typeof glue.initSync !== 'function') throw new Error('its glue module does not export loadModel and initSync');
-          await platform.instantiate(glue, build, options.wasm?.[backend]);
+          if (!build.threads) await platform.instantiate(glue, build, options.wasm?.[backend]);
         } catch (err) {
           // A build from a registry: what its fetcher said (`network`, `integrity`) stands.
           if (err instanceof BrasaError && (err.code === 'network' || err.code === 'integrity' || err.code === 'backend_unavailable')) throw err;
@@ -198,8 +264,79 @@ export function createLoader(platform: Platform): LoadModel {
     });
   }
 
-  function forget(pkg: ModelPackage, backend: Backend): void {
+  function forget(pkg: ModelPackage, backend: BuildName): void {
     instances.get(pkg)?.delete(backend);
+  }
+
+  /**
+   * The CPU build for `options` here: threads (`threads`), relaxed SIMD (`simd`), among the
+   * package's builds (those `wasm` names, when it names CPU builds), and why a faster one the
+   * package has was passed over.
+   * @throws BrasaError `backend_unavailable` when `threads` > 1 or `simd: 'relaxed'` was asked
+   *   for and cannot be had here, naming why.
+   */
+  async function chooseCpu(pkg: ModelPackage, options: LoadOptions): Promise<BuildInfo> {
+    const named = CPU_BUILDS.filter((b) => options.wasm?.[b] !== undefined);
+    const among = named.length ? ` among the wasm modules given (${named.join(', ')})` : '';
+    const has = (b: CpuBuildName) => pkg.builds[b] !== undefined && (named.length === 0 || named.includes(b));
+    const relaxedBuilds = CPU_BUILDS.filter((b) => b.endsWith('-relaxed') && has(b));
+    // SIMD: which builds `simd` and the engine allow.
+    const simd = options.simd ?? 'auto';
+    const relaxedOk = simd !== 'simd128' && relaxedBuilds.length > 0 && (await hasRelaxedSimd());
+    if (simd === 'relaxed' && !relaxedOk) {
+      const why = relaxedBuilds.length === 0 ? `the model package ${pkg.name} has no relaxed-SIMD build${among} (brasa build --backend cpu-relaxed)` : 'the engine does not validate relaxed SIMD';
+      throw new BrasaError('backend_unavailable', `simd: 'relaxed' cannot run here: ${why}`);
+    }
+    const allowed = (b: CpuBuildName) => has(b) && (b.endsWith('-relaxed') ? relaxedOk : simd !== 'relaxed');
+    const reasons: string[] = [];
+    if (simd === 'auto' && !relaxedOk && relaxedBuilds.length > 0) reasons.push('simd128: the engine does not validate relaxed SIMD');
+    // Threads.
+    const support = platform.threads;
+    const asked = options.threads ?? 'auto';
+    const cores = support?.cores() ?? 1;
+    const wanted = asked === false ? 1 : asked === 'auto' ? Math.min(cores, AUTO_THREADS_MAX) : asked;
+    const threadedHere = CPU_BUILDS.filter((b) => isThreaded(b) && allowed(b));
+    let threads = 1;
+    if (asked === 'auto' ? CPU_BUILDS.some((b) => isThreaded(b) && has(b)) : wanted > 1) {
+      let why: string | null = null;
+      if (threadedHere.length === 0) {
+        why = CPU_BUILDS.some((b) => isThreaded(b) && has(b))
+          ? `its threaded builds are not of the SIMD allowed here (simd: '${simd}'${relaxedOk || simd === 'simd128' ? '' : '; the engine does not validate relaxed SIMD'})`
+          : `the model package ${pkg.name} has no threaded build${among} (brasa build --backend cpu-threads)`;
+      } else if (!support) why = platform.noThreads ?? 'this platform runs no Workers';
+      else why = support.unavailable() ?? ((await hasWasmThreads()) ? null : 'the engine does not validate wasm threads (atomics)');
+      if (why === null && asked === 'auto') why = support?.notByDefault?.() ?? null;
+      if (why === null && wanted < 2) why = `navigator.hardwareConcurrency is ${cores}: a pool would not help`;
+      if (why === null) threads = wanted;
+      else if (asked !== 'auto') throw new BrasaError('backend_unavailable', `threads: ${asked} cannot run here: ${why}`);
+      else reasons.push(`single-threaded: ${why}`);
+    }
+    // The best build of that thread count: relaxed SIMD where allowed.
+    const candidates = CPU_BUILDS.filter((b) => allowed(b) && isThreaded(b) === threads > 1);
+    const name = candidates.find((b) => b.endsWith('-relaxed')) ?? candidates[0];
+    if (!name) {
+      throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no CPU build that runs here${among}${simd !== 'auto' ? ` with simd: '${simd}'` : ''}`);
+    }
+    return { name, threads, relaxedSimd: name.endsWith('-relaxed'), reason: reasons.length ? reasons.join('; ') : null };
+  }
+
+  /** A model with `weights` on the threaded build `choice`, in a Worker of its own. */
+  async function threaded(pkg: ModelPackage, choice: BuildInfo, weights: Uint8Array, options: LoadOptions): Promise<Pick<Loaded, 'inner' | 'bindings' | 'instance' | 'build'>> {
+    const build = pkg.builds[choice.name]!;
+    const logic = await buildBindings(pkg, logicBuild(choice), options);
+    const module = await threadedModule(pkg, choice.name, options);
+    const glueUrl = String(new URL(build.glueUrl!, platform.baseUrl()));
+    const worker = await ThreadedWorker.start(platform.threads!, glueUrl, module, choice.threads, `${pkg.name} (${choice.name})`);
+    const wasm = threadedBindings(logic, worker);
+    registerGlue(wasm, pkg.name, choice.name);
+    const instance = ticket(wasm);
+    try {
+      const inner = await guardCall(instance, () => wasm.loadModel(weights, 'cpu'));
+      return { inner, bindings: wasm, instance, build: { ...choice, threads: worker.threads, relaxedSimd: worker.relaxedSimd } };
+    } catch (err) {
+      worker.terminate();
+      throw BrasaError.from(err);
+    }
   }
 
   /** The bytes at `source`, resolved against the platform's base (`what` names them in errors). */
@@ -248,7 +385,7 @@ export function createLoader(platform: Platform): LoadModel {
           const wasm = await bindings(pkg, 'webgpu', options);
           const instance = ticket(wasm);
           const inner = await guardCall(instance, () => wasm.loadModel(weights, 'webgpu'));
-          return { inner, bindings: wasm, instance, backend: 'webgpu', fallbackReason: null, adapter: probe.adapter };
+          return { inner, bindings: wasm, instance, backend: 'webgpu', build: WEBGPU_BUILD, fallbackReason: null, adapter: probe.adapter };
         } catch (err) {
           gpuError = BrasaError.from(err);
           // Bad weights are bad on every backend: no fallback hides them.
@@ -265,21 +402,25 @@ export function createLoader(platform: Platform): LoadModel {
         gpuCauses.set(error, cause);
         throw error;
       }
-      if (!pkg.builds.cpu) {
+      if (!CPU_BUILDS.some((b) => pkg.builds[b])) {
         throw new BrasaError('backend_unavailable', `WebGPU is unavailable (${reason}) and the model package ${pkg.name} has no cpu build`, { cause: gpuError ?? undefined });
       }
       fallbackReason = reason;
       gpuFailure = cause;
     }
-    if (!pkg.builds.cpu) throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no cpu build`);
-    const wasm = await bindings(pkg, 'cpu', options);
+    if (!CPU_BUILDS.some((b) => pkg.builds[b])) throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no cpu build`);
+    const choice = await chooseCpu(pkg, options);
+    if (isThreaded(choice.name)) return { ...(await threaded(pkg, choice, weights, options)), backend: 'cpu', fallbackReason, adapter, gpuFailure };
+    const wasm = await buildBindings(pkg, choice.name, options);
     try {
       const instance = ticket(wasm);
       const inner = await guardCall(instance, () => wasm.loadModel(weights, 'cpu'));
-      return { inner, bindings: wasm, instance, backend: 'cpu', fallbackReason, adapter, gpuFailure };
+      // What the build says of itself: only a build compiled with relaxed SIMD exports it.
+      const relaxedSimd = typeof wasm.relaxedSimd === 'function' && guardCall(instance, () => wasm.relaxedSimd!());
+      return { inner, bindings: wasm, instance, backend: 'cpu', build: { ...choice, relaxedSimd }, fallbackReason, adapter, gpuFailure };
     } catch (err) {
       const error = BrasaError.from(err);
-      if (error.code === 'internal') forget(pkg, 'cpu');
+      if (error.code === 'internal') forget(pkg, choice.name);
       throw error;
     }
   }
@@ -326,6 +467,7 @@ export function createLoader(platform: Platform): LoadModel {
       bindings: loaded.bindings,
       instance: loaded.instance,
       backend: loaded.backend,
+      build: loaded.build,
       requested: preference,
       fallbackReason: loaded.fallbackReason,
       adapter: loaded.adapter,

@@ -10,6 +10,7 @@ import type {
   AdapterInfo,
   Backend,
   BackendPreference,
+  BuildInfo,
   DeviceLostEvent,
   Feed,
   Feeds,
@@ -49,6 +50,7 @@ export interface ModelInit {
   /** The wasm instance of `bindings` that `inner` lives in. */
   instance: Ticket;
   backend: Backend;
+  build: BuildInfo;
   requested: BackendPreference;
   fallbackReason: string | null;
   adapter: AdapterInfo | null;
@@ -68,6 +70,7 @@ export interface Recovered {
   bindings: Bindings;
   instance: Ticket;
   backend: Backend;
+  build: BuildInfo;
   fallbackReason: string | null;
 }
 
@@ -100,6 +103,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
   #instance: Ticket;
   #bindings: Bindings;
   #backend: Backend;
+  #build: BuildInfo;
   #fallbackReason: string | null;
   #dead = false;
   /** The GPU device `#inner` runs on (`null` on the CPU). */
@@ -119,6 +123,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     this.name = init.pkg.name;
     this.#inner = init.inner;
     this.#backend = init.backend;
+    this.#build = init.build;
     this.requestedBackend = init.requested;
     this.#fallbackReason = init.fallbackReason;
     this.adapter = init.adapter;
@@ -167,6 +172,15 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     return this.#backend;
   }
 
+  /**
+   * The wasm build it runs: `webgpu`, or which CPU build (`cpu`, `cpu-relaxed`,
+   * `cpu-threads`, `cpu-threads-relaxed`), with how many threads, whether it uses relaxed
+   * SIMD, and why a faster CPU build of the package was passed over (`reason`).
+   */
+  get build(): BuildInfo {
+    return this.#build;
+  }
+
   /** Why it runs on CPU although WebGPU was acceptable (WebGPU unavailable, or its device
    * lost); `null` when it did not fall back. */
   get fallbackReason(): string | null {
@@ -213,6 +227,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
         this.#bindings = next.bindings;
         this.#instance = next.instance;
         this.#backend = next.backend;
+        this.#build = next.build;
         this.#info = guardCall(next.instance, () => infoOf(next.inner, runtimeOf(this).pkg));
         this.#inner = next.inner;
         if (next.backend === 'cpu') this.#fallbackReason = next.fallbackReason;
@@ -495,7 +510,8 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
     const bytes = weights instanceof ArrayBuffer ? new Uint8Array(weights) : ArrayBuffer.isView(weights) ? new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) : null;
     if (!bytes) throw new BrasaError('invalid_weights', `weights must be an ArrayBuffer or typed array; got ${describe(weights)}`);
     try {
-      guardCall(this.#instance, () => inner.setWeights(bytes));
+      // A threaded build's model answers from its Worker: a promise.
+      await guardCall(this.#instance, () => inner.setWeights(bytes));
     } catch (err) {
       throw BrasaError.from(err, 'invalid_weights');
     }

@@ -13,6 +13,7 @@ import { FileCache } from './file-cache.js';
 import type { Glue } from './glue.js';
 import { createLoader, responseBytes, type Platform } from './loader.js';
 import { packageFromRegistry } from './remote.js';
+import { nodeThreads } from './node-threads.js';
 import { withoutCacheMode } from './registry.js';
 import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js';
 import type { ModelBuild, WasmSource } from './types.js';
@@ -68,7 +69,7 @@ const node: Platform = {
  * Load a model from its package: `loadModel(pkg, { weights })`, `loadModel(pkg, { registry })`
  * or `loadModel('name@channel', { registry, build: pkg })`. See {@link LoadModel}.
  */
-export const loadModel = createLoader({ ...node, packageFromRegistry });
+export const loadModel = createLoader({ ...node, packageFromRegistry, threads: nodeThreads });
 
 /** A KServe v2 endpoint as a `fetch(request)` handler; serve it with {@link toNodeListener}. */
 export function createHandler(options: HandlerOptions): Handler {

@@ -6,6 +6,7 @@
  */
 import { BrasaError, describe } from './errors.js';
 import { WEIGHTS_DTYPES } from './generated/types.js';
+import { MAX_THREADS } from './threads.js';
 import type { LoadOptions } from './types.js';
 
 /** Timers take a signed 32-bit delay: a longer one fires at once (Node warns; browsers do not). */
@@ -14,7 +15,8 @@ export const MAX_DELAY_MS = 2 ** 31 - 1;
 export const MIN_UPDATE_INTERVAL_MS = 1000;
 
 const FRESHNESS = ['cache-first', 'network-first'];
-const BUILDS = ['cpu', 'webgpu'];
+const BUILDS = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed', 'webgpu'];
+const SIMD = ['auto', 'relaxed', 'simd128'];
 const WEIGHTS_DTYPES_OR_AUTO: readonly string[] = [...WEIGHTS_DTYPES, 'auto'];
 
 function invalid(option: string, what: string, value: unknown): BrasaError {
@@ -39,7 +41,7 @@ function isWasmSource(v: unknown): boolean {
  */
 export function checkLoadOptions(options: LoadOptions): void {
   const o = options as Record<keyof LoadOptions, unknown>;
-  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm, weights, dtype } = o;
+  const { registry, cache, cacheBudget, freshness, autoUpdate, updateInterval, clientId, timeoutMs, signal, wasm, weights, dtype, threads, simd } = o;
   if (typeof weights === 'string' && weights.trim() === '') {
     // An empty string would resolve to the page (or the current folder) and fail as "not a burnpack".
     throw new BrasaError('invalid_weights', 'invalid option `weights`: an empty string names no file; give a URL, a path, bytes or a Response');
@@ -64,6 +66,10 @@ export function checkLoadOptions(options: LoadOptions): void {
     throw invalid('dtype', `one of ${WEIGHTS_DTYPES_OR_AUTO.map((d) => `'${d}'`).join(', ')}`, dtype);
   }
   if (autoUpdate !== undefined && typeof autoUpdate !== 'boolean') throw invalid('autoUpdate', 'true or false', autoUpdate);
+  if (threads !== undefined && threads !== 'auto' && threads !== false && !(Number.isInteger(threads) && (threads as number) >= 1 && (threads as number) <= MAX_THREADS)) {
+    throw invalid('threads', `'auto', false or a whole number from 1 to ${MAX_THREADS}`, threads);
+  }
+  if (simd !== undefined && !SIMD.includes(simd as string)) throw invalid('simd', "'auto', 'relaxed' or 'simd128'", simd);
   if (updateInterval !== undefined && !(isNumber(updateInterval) && (updateInterval === 0 || (updateInterval >= MIN_UPDATE_INTERVAL_MS && updateInterval <= MAX_DELAY_MS)))) {
     throw invalid('updateInterval', `a number of milliseconds from ${MIN_UPDATE_INTERVAL_MS} to ${MAX_DELAY_MS} (0: no periodic checks)`, updateInterval);
   }
@@ -82,10 +88,10 @@ export function checkLoadOptions(options: LoadOptions): void {
   }
   if (wasm !== undefined) {
     if (typeof wasm !== 'object' || wasm === null || Array.isArray(wasm)) {
-      throw invalid('wasm', "an object of wasm modules by build ({ cpu, webgpu })", wasm);
+      throw invalid('wasm', 'an object of wasm modules by build ({ cpu, webgpu, … })', wasm);
     }
     for (const [build, source] of Object.entries(wasm)) {
-      if (!BUILDS.includes(build)) throw invalid('wasm', `an object of wasm modules by build ({ cpu, webgpu }), not \`${build}\``, wasm);
+      if (!BUILDS.includes(build)) throw invalid('wasm', `an object of wasm modules by build (${BUILDS.join(', ')}), not \`${build}\``, wasm);
       if (source !== undefined && !isWasmSource(source)) {
         throw invalid(`wasm.${build}`, 'a WebAssembly.Module, bytes, a URL or a non-empty path', source);
       }

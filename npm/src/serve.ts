@@ -22,7 +22,7 @@ import { BodyTooLarge, errorResponse, json, notAllowed, readBody, JSON_HEADERS }
 import { checkTextOptions, textTask, type ServedTask } from './serve/text.js';
 import { policyOf, publishedVersions, VersionGroup } from './serve/versions.js';
 import type { EmbedderOptions } from './tasks/embeddings.js';
-import type { Backend, BackendPreference, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, WasmSource } from './types.js';
+import type { Backend, BackendPreference, BuildName, LoadOptions, ModelPackage, ProgressInfo, RegistryEvent, WasmSource } from './types.js';
 
 /** One model the endpoint serves. */
 export interface ServedModel {
@@ -57,7 +57,7 @@ export interface ServedModel {
   maxQueueRows?: number;
   /** This model's wasm modules, for runtimes that must bundle them (Cloudflare Workers:
    * `wasm: { cpu: (await import('mnist-model/cpu.wasm')).default }`); overrides `load.wasm`. */
-  wasm?: Partial<Record<Backend, WasmSource>>;
+  wasm?: Partial<Record<BuildName, WasmSource>>;
   /**
    * Serve a sentence-embedding package (metadata `task: 'sentence-embedding'`, e.g. MiniLM) as
    * text in, embeddings out: its `tokenizer.json` (an absolute URL — a path under Node and
@@ -104,7 +104,9 @@ export interface HandlerOptions {
    * its checks; 0 turns it off. Default 60000.
    */
   updateInterval?: number;
-  /** Anything else `loadModel` takes (cache, wasm module, clientId, timeoutMs…). */
+  /** Anything else `loadModel` takes (cache, wasm module, clientId, timeoutMs…). Here
+   * `threads` defaults to 1 and `simd` to `'simd128'`: one wasm instance per model, which the
+   * memory plan counts, and answers that do not depend on the replica's engine and CPU. */
   load?: Omit<LoadOptions, 'registry' | 'weights' | 'backend' | 'onProgress' | 'build'>;
 }
 
@@ -334,6 +336,11 @@ export function createHandlerFor(loadModel: LoadModel, options: HandlerOptions):
         build: endpoint.config.pkg,
         registry: options.registry,
         backend: options.backend ?? 'cpu',
+        // One instance per model, the same answers on every replica: the memory plan counts
+        // versions in one wasm instance (a threaded build runs each in a Worker of its own),
+        // and relaxed SIMD rounds as the engine and CPU decide. `load` may ask for either.
+        threads: options.load?.threads ?? 1,
+        simd: options.load?.simd ?? 'simd128',
         onProgress,
         onEvent,
         autoUpdate: true,

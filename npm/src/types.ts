@@ -14,6 +14,29 @@ export type Backend = 'webgpu' | 'cpu';
 /** What the caller asks for: a backend, or `auto` for WebGPU when present, else CPU. */
 export type BackendPreference = Backend | 'auto';
 
+/**
+ * The wasm builds a package may carry (`brasa build --backend`): the CPU build (`simd128`, one
+ * thread), with relaxed SIMD (`f32x4.relaxed_madd`), threaded (wasm threads, run in a Worker
+ * brasa manages), threaded with relaxed SIMD, and the WebGPU build.
+ */
+export type BuildName = 'cpu' | 'cpu-relaxed' | 'cpu-threads' | 'cpu-threads-relaxed' | 'webgpu';
+
+/** The CPU builds, best last. */
+export type CpuBuildName = Exclude<BuildName, 'webgpu'>;
+
+/** Which wasm build a model runs (`model.build`). */
+export interface BuildInfo {
+  /** The build: `'webgpu'`, or the CPU build picked (see {@link LoadOptions.threads}, {@link LoadOptions.simd}). */
+  name: BuildName;
+  /** Threads a run uses: the size of the build's worker pool, 1 for single-threaded builds. */
+  threads: number;
+  /** Whether the build uses relaxed SIMD (fused multiply-add where the CPU has it). */
+  relaxedSimd: boolean;
+  /** Why a faster CPU build the package has was not picked (no cross-origin isolation, one
+   * core, an engine without relaxed SIMD, the options); `null` when none was passed over. */
+  reason: string | null;
+}
+
 /** Where weights come from: a URL or the bytes. A relative URL resolves against the page, or
  * a worker's script (Web Workers, service workers); under Node, and Deno without
  * `--location`, it is a path in the working directory. Cloudflare Workers need absolute URLs. */
@@ -31,8 +54,14 @@ export type TensorTypes = Record<string, DType>;
 /** One build of a model package: its wasm-bindgen glue (`--target web`) and its wasm file. */
 export interface ModelBuild {
   /** The build's glue module (`./cpu/model.js`). The `index.js` of `brasa build` imports it
-   * statically, as service workers allow no `import()`; importing it fetches no wasm. */
-  glue: () => Promise<unknown>;
+   * statically, as service workers allow no `import()`; importing it fetches no wasm. Absent
+   * from threaded builds, whose glue brasa imports by {@link glueUrl}. */
+  glue?: () => Promise<unknown>;
+  /** A threaded build's glue module, by URL: brasa imports it in the Worker the model runs
+   * in (and once on the page, for the registry and serving logic). */
+  glueUrl?: URL | string;
+  /** Whether the build uses wasm threads (its memory is shared; it runs in a Worker). */
+  threads?: boolean;
   /** The build's wasm file (`new URL('./cpu/model_bg.wasm', import.meta.url)`): fetched in
    * browsers, Deno and workers, read from disk under Node. `loadModel`'s `wasm` option
    * overrides it. */
@@ -68,8 +97,8 @@ export interface ModelPackage<I extends TensorTypes = TensorTypes, O extends Ten
   readonly signatureHash: string;
   /** Free-form facts for task layers (e.g. `{ task: 'classification', labels: [...] }`). */
   readonly metadata: unknown;
-  /** The builds it ships; either may be absent (a CPU-only package). */
-  readonly builds: Partial<Record<Backend, ModelBuild>>;
+  /** The builds it ships; any may be absent (a CPU-only package; one without variants). */
+  readonly builds: Partial<Record<BuildName, ModelBuild>>;
   /** Type-level only: the inputs' and outputs' dtypes. Never present at run time. */
   readonly __tensors?: { inputs: I; outputs: O };
 }
@@ -225,8 +254,30 @@ export interface LoadOptions {
   /** Aborts fetching the weights. */
   signal?: AbortSignal;
   /** Override where each build's wasm comes from (e.g. a bundled `WebAssembly.Module` in
-   * Cloudflare Workers); default: the package's `builds[backend].wasm`. */
-  wasm?: Partial<Record<Backend, WasmSource>>;
+   * Cloudflare Workers); default: the package's `builds[build].wasm`. When it names CPU
+   * builds, the CPU build is picked among those (a Worker bundling `cpu` runs `cpu`). */
+  wasm?: Partial<Record<BuildName, WasmSource>>;
+  /**
+   * Threads for the CPU build. `'auto'` (default): the package's threaded build with
+   * min(`navigator.hardwareConcurrency`, 4) threads where it can run — a page or Worker that is
+   * cross-origin isolated (`crossOriginIsolated`: COOP `same-origin` and COEP `require-corp`),
+   * wasm threads validate, more than one core, and not Cloudflare Workers — else the
+   * single-threaded build (`model.build.reason` says why). A number from 1 to 64: that many
+   * (1: the single-threaded build); more than 1 where threads cannot run is
+   * `backend_unavailable` naming why. `false`: as 1. The threaded build runs in a dedicated
+   * Worker brasa starts (a page's main thread cannot wait for a pool, so threads would not
+   * help there), behind the same `run`/`setWeights`/`dispose`; `dispose` ends the Worker.
+   * Under Node it runs in a `worker_threads` Worker. Ignored on WebGPU.
+   */
+  threads?: number | 'auto' | false;
+  /**
+   * SIMD of the CPU build: `'auto'` (default) the relaxed-SIMD build where the engine
+   * validates relaxed SIMD (Chrome 114+, Firefox 146+; not Node 20) and the package has one,
+   * else `simd128`; `'relaxed'` requires it (`backend_unavailable` naming why where it cannot
+   * run); `'simd128'` never uses it. Relaxed SIMD's fused multiply-add rounds once where the
+   * plain build rounds twice: results differ in the last bits.
+   */
+  simd?: 'auto' | 'relaxed' | 'simd128';
 }
 
 /** Why brasa runs on CPU although WebGPU was acceptable. */

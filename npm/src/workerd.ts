@@ -9,7 +9,7 @@ import { createHandlerFor, type Handler, type HandlerOptions } from './serve.js'
 import { web } from './web-platform.js';
 
 /** `loadModel` of Workers: as the web entry's, with packages given (`build`), never fetched. */
-export const loadModel = createLoader(web);
+export const loadModel = createLoader({ ...web, noThreads: 'Cloudflare Workers run no threads (no Web Workers, no shared memory)' });
 
 /** A KServe v2 endpoint as a `fetch(request)` handler for a Worker (see the web entry's). */
 export function createHandler(options: HandlerOptions): Handler {

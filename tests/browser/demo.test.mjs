@@ -22,8 +22,10 @@ after(() => {
   site?.remove();
 });
 
-// The model package's wasm builds, as the page fetches them.
-const CPU_WASM = '/packages/mnist/cpu/model_bg.wasm';
+// The model package's wasm builds, as the page fetches them (the CPU build the loader picks:
+// `cpu`, or a relaxed-SIMD or threaded one; `brasa serve` makes the page cross-origin isolated).
+const cpuWasm = (build) => `/packages/mnist/${build}/model_bg.wasm`;
+const isCpuWasm = (path) => /^\/packages\/mnist\/cpu[a-z-]*\/model_bg\.wasm$/.test(path);
 const WEBGPU_WASM = '/packages/mnist/webgpu/model_bg.wasm';
 
 /** Paths of the .wasm files the page has fetched so far. */
@@ -169,7 +171,7 @@ describe('with WebGPU (SwiftShader adapter)', () => {
     // The WebGPU build of the model package, and only it, crossed the network.
     const wasm = await fetchedWasm(page);
     assert.ok(wasm.includes(WEBGPU_WASM), wasm.join('\n'));
-    assert.ok(!wasm.includes(CPU_WASM), wasm.join('\n'));
+    assert.ok(!wasm.some(isCpuWasm), wasm.join('\n'));
     assert.ok(!wasm.some((p) => p.startsWith('/brasa/')), `the npm package holds no wasm: ${wasm.join('\n')}`);
   });
 
@@ -300,12 +302,12 @@ describe('without WebGPU (no adapter)', () => {
     const notice = page.getByTestId('notice');
     assert.equal(await notice.isVisible(), true);
     assert.match(await notice.textContent(), /WebGPU is unavailable.*requestAdapter\(\) returned no adapter/);
-    const model = await page.evaluate(() => ({ backend: window.brasaDemo.model.backend, reason: window.brasaDemo.model.fallbackReason }));
+    const model = await page.evaluate(() => ({ backend: window.brasaDemo.model.backend, reason: window.brasaDemo.model.fallbackReason, build: window.brasaDemo.model.build.name }));
     assert.equal(model.backend, 'cpu');
     assert.match(model.reason, /no adapter/);
-    // Only the package's CPU build was fetched: the WebGPU wasm never crossed the network.
+    // Only the CPU build it runs was fetched: the WebGPU wasm never crossed the network.
     const wasm = await fetchedWasm(page);
-    assert.deepEqual(wasm, [CPU_WASM]);
+    assert.deepEqual(wasm, [cpuWasm(model.build)]);
   });
 
   test('onFallback reports the reason, and asking for webgpu is a clear error', async () => {

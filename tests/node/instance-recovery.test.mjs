@@ -39,8 +39,10 @@ async function pkgOf(name) {
   return (await import(pathToFileURL(join(CACHE, 'packages', name, 'index.js')).href)).default;
 }
 
+// The single-threaded build: these tests are about the models that share one wasm instance
+// (a threaded model has an instance, and a Worker, of its own: tests/node/cpu-builds.test.mjs).
 function load(pkg) {
-  return loadModel(pkg, { weights: join(CACHE, 'packages', pkg.name, 'weights.bpk'), backend: 'cpu' });
+  return loadModel(pkg, { weights: join(CACHE, 'packages', pkg.name, 'weights.bpk'), backend: 'cpu', threads: false });
 }
 
 function reference(name) {

@@ -6,24 +6,39 @@ use anyhow::{Context, Result};
 use crate::paths;
 use crate::util::{self, cargo, copy_dir, in_root};
 
-/// The wasm builds of a model package (`brasa build --backend`).
+/// The wasm builds of `brasa-wasm` clippy checks (its features; the threaded build's `threads`
+/// needs atomics, which only `brasa build`'s own recipe turns on).
 pub const WASM_BUILDS: [&str; 2] = ["cpu", "webgpu"];
 
-/// The model packages the demo, tests and benchmarks use: package name and model crate.
-pub const MODELS: [(&str, &str); 4] = [
-    ("mnist", "models/mnist"),
-    ("squeezenet", "models/squeezenet"),
-    ("minilm", "models/minilm"),
-    ("two-heads", "tests/fixtures/two-heads"),
+/// The CPU variants (relaxed SIMD, threads), built for a few packages only: the threaded builds
+/// compile burn again (with atomics, and the standard library with them), a relaxed-SIMD
+/// build recompiles brasa's crates. The three benchmark models (MNIST, SqueezeNet, PP-OCRv4
+/// det) and SqueezeNet from ONNX carry them in every flavour, for the tests and the
+/// benchmarks; once the dependencies are compiled, each variant of a package links in seconds.
+const VARIANTS: &str = "cpu-relaxed,cpu-threads,cpu-threads-relaxed";
+
+/// The model packages the demo, tests and benchmarks use: package name, model crate and
+/// builds.
+pub const MODELS: [(&str, &str, &str); 4] = [
+    ("mnist", "models/mnist", "cpu,webgpu,+"),
+    ("squeezenet", "models/squeezenet", "cpu,webgpu,+"),
+    ("minilm", "models/minilm", "cpu,webgpu"),
+    ("two-heads", "tests/fixtures/two-heads", "cpu,webgpu"),
 ];
 
 /// Packages `brasa build --onnx` makes straight from an ONNX file: package name, graph
-/// (relative to the clone's `.cache/`) and backends. SqueezeNet's WebGPU build is the crate's.
+/// (relative to the clone's `.cache/`) and builds. SqueezeNet's WebGPU build is the crate's.
+/// (`+`: and [`VARIANTS`].)
 pub const ONNX_MODELS: [(&str, &str, &str); 3] = [
-    ("squeezenet-onnx", "models/squeezenet/squeezenet.onnx", "cpu"),
-    ("ocr-det", "models/ocr-det.onnx", "cpu,webgpu"),
+    ("squeezenet-onnx", "models/squeezenet/squeezenet.onnx", "cpu,+"),
+    ("ocr-det", "models/ocr-det.onnx", "cpu,webgpu,+"),
     ("silero-vad", "models/silero-vad.onnx", "cpu,webgpu"),
 ];
+
+/// `--backend` of a package: its builds, `+` standing for [`VARIANTS`].
+fn backends(list: &str) -> String {
+    list.replace('+', VARIANTS)
+}
 
 /// How the model packages are built.
 #[derive(Clone, Copy)]
@@ -60,19 +75,33 @@ pub fn all(flavour: Flavour) -> Result<()> {
             .env("CARGO_TARGET_DIR", paths::target_dir());
         cmd
     };
-    for (name, dir) in MODELS {
-        util::run(brasa_build(name).arg(paths::root().join(dir)))?;
+    for (name, dir, builds) in MODELS {
+        util::run(brasa_build(name).arg(paths::root().join(dir)).args(["--backend", &backends(builds)]))?;
     }
-    for (name, onnx, backends) in ONNX_MODELS {
+    for (name, onnx, builds) in ONNX_MODELS {
         util::run(brasa_build(name).arg("--onnx").arg(paths::local_cache().join(onnx)).args([
             "--name",
             name,
             "--backend",
-            backends,
+            &backends(builds),
         ]))?;
     }
     util::run(in_root("node").args(["node_modules/typescript/bin/tsc", "-p", "npm/tsconfig.json"]))?;
+    vendor()?;
     core()
+}
+
+/// Copy `wasm-feature-detect` (pinned in package.json) beside the package's modules, which
+/// import it by a relative URL: pages without a bundler or an import map load it as they are.
+fn vendor() -> Result<()> {
+    let dir = paths::root().join("npm/dist/vendor");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(
+        paths::root().join("node_modules/wasm-feature-detect/dist/esm/index.js"),
+        dir.join("wasm-feature-detect.js"),
+    )
+    .context("wasm-feature-detect missing: run `cargo xtask setup` (npm install)")?;
+    Ok(())
 }
 
 /// The npm package's core module (`npm/dist/core/`): the registry logic alone, which a client
@@ -243,6 +272,8 @@ pub fn test() -> Result<()> {
     // Both backends in one check: one compilation of burn for wasm32 instead of two.
     util::run(wasm_cargo("clippy", &WASM_BUILDS.join(",")).args(["--", "-D", "warnings"]))?;
     util::run(cargo().args(["test", "--workspace", "--exclude", "brasa-wasm"]))?;
+    // brasa's kernels split across rayon's pool, as the threaded wasm builds run them.
+    util::run(cargo().args(["test", "-p", "brasa", "--lib", "--features", "threads"]))?;
     // A short fuzz run: the targets still build, and the seeds and a few seconds of mutations
     // pass every target's checks (the long runs are `cargo xtask fuzz`).
     crate::fuzz::run(&[], crate::fuzz::CI_SECONDS, 2048)?;
@@ -262,7 +293,7 @@ pub fn test() -> Result<()> {
         cmd
     };
     // The benchmark harness, in smoke mode, so it cannot rot. Timings are never asserted.
-    bench(true)?;
+    bench(true, &[])?;
     util::run(&mut node_tests("tests/node"))?;
     util::run(&mut node_tests("tests/deno"))?;
     util::run(&mut node_tests("tests/serving"))?;
@@ -274,23 +305,35 @@ pub fn test() -> Result<()> {
 /// (bench/onnx-models.mjs), brasa against Transformers.js on all-MiniLM-L6-v2, text in and
 /// embeddings out (bench/text.mjs), brasa's own latency and load times on the demo page, then (full
 /// runs) the endpoint benchmark, whose harness the endpoint test suite already exercises in CI,
-/// and last the soak (`soak`).
-pub fn bench(smoke: bool) -> Result<()> {
-    // Native latency comes from the model crates' examples, for the wasm/native ratio. Built
-    // with the package selection of the workspace's tests, so cargo unifies the same features
-    // and reuses their build: `-p brasa-squeezenet --example …` alone compiled burn, cubecl and
-    // wgpu natively a second time (seven minutes of a cold CI run).
-    util::run(cargo().args(["build", "--workspace", "--exclude", "brasa-wasm", "--examples"]))?;
-    let mut scripts =
-        vec!["bench/compare.mjs", "bench/onnx-models.mjs", "bench/text.mjs", "bench/browser-latency.mjs"];
-    if !smoke {
-        scripts.push("bench/serving.mjs");
+/// and last the soak (`soak`). `only`: just the benchmarks named (see [`BENCH_SCRIPTS`]).
+pub fn bench(smoke: bool, only: &[String]) -> Result<()> {
+    if let Some(unknown) = only.iter().find(|name| !BENCH_SCRIPTS.contains(&name.as_str())) {
+        anyhow::bail!("no benchmark `{unknown}`; there are {}", BENCH_SCRIPTS.join(", "));
     }
-    for script in scripts {
-        bench_script(script, smoke)?;
+    // All of them but the endpoint benchmark in smoke runs, or those named.
+    let chosen = |name: &str| {
+        if only.is_empty() { !(smoke && name == "serving") } else { only.iter().any(|o| o == name) }
+    };
+    if chosen("compare") {
+        // Native latency comes from the model crates' examples, for the wasm/native ratio. Built
+        // with the package selection of the workspace's tests, so cargo unifies the same features
+        // and reuses their build: `-p brasa-squeezenet --example …` alone compiled burn, cubecl and
+        // wgpu natively a second time (seven minutes of a cold CI run).
+        util::run(cargo().args(["build", "--workspace", "--exclude", "brasa-wasm", "--examples"]))?;
     }
-    soak(smoke)
+    for name in BENCH_SCRIPTS.into_iter().filter(|name| chosen(name)) {
+        if name == "soak" {
+            soak(smoke)?;
+        } else {
+            bench_script(&format!("bench/{name}.mjs"), smoke)?;
+        }
+    }
+    Ok(())
 }
+
+/// The benchmarks (`bench/<name>.mjs`) in the order `cargo xtask bench` runs them; `--only`
+/// names some of them.
+pub const BENCH_SCRIPTS: [&str; 6] = ["compare", "onnx-models", "text", "browser-latency", "serving", "soak"];
 
 /// The soak (bench/soak.mjs): 100,000 runs with model swaps, update checks and bad inputs,
 /// then the Node endpoint under load for 10 minutes; memory curves in bench/soak-results.md.

@@ -84,6 +84,10 @@ enum Command {
         /// load for 10 minutes; memory curves in bench/soak-results.md.
         #[arg(long)]
         soak: bool,
+        /// Only this benchmark (repeatable): compare, onnx-models, text, browser-latency,
+        /// serving, soak (`bench/<name>.mjs`).
+        #[arg(long = "only", value_name = "NAME")]
+        only: Vec<String>,
     },
 }
 
@@ -126,7 +130,7 @@ fn main() -> Result<()> {
         }
         Command::Sizes => sizes::report(),
         Command::Fuzz { targets, seconds, rss_limit_mb } => fuzz::run(&targets, seconds, rss_limit_mb),
-        Command::Bench { smoke, opt, soak } => {
+        Command::Bench { smoke, opt, soak, only } => {
             setup::run()?;
             build::all(if opt { build::Flavour::SHIPPED } else { build::Flavour::DEMO })?;
             if soak {
@@ -134,7 +138,7 @@ fn main() -> Result<()> {
             }
             build::site()?;
             sizes::report()?;
-            build::bench(smoke)
+            build::bench(smoke, &only)
         }
     }
 }

@@ -37,6 +37,13 @@ fn wasm_target() -> Result<()> {
     if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
         util::run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
     }
+    // The threaded CPU builds rebuild the standard library with atomics (`-Z build-std`),
+    // from its sources.
+    let components =
+        output(Command::new("rustup").args(["component", "list", "--installed"])).unwrap_or_default();
+    if !components.lines().any(|l| l.trim() == "rust-src") {
+        util::run(Command::new("rustup").args(["component", "add", "rust-src"]))?;
+    }
     Ok(())
 }
 

@@ -19,6 +19,126 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 
+/// The builds `brasa build --backend` makes, all from the same model code: the CPU build
+/// (wasm `simd128`, one thread), its relaxed-SIMD, threaded and threaded relaxed-SIMD
+/// variants, and the WebGPU build. The default is all of them; a package carries any subset
+/// and the loader picks the best one the platform runs.
+pub const BUILDS: [&str; 5] = ["cpu", "cpu-relaxed", "cpu-threads", "cpu-threads-relaxed", "webgpu"];
+
+/// How one build is compiled.
+struct Recipe {
+    /// The shim's cargo features.
+    feature: &'static str,
+    /// `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS`.
+    rustflags: String,
+    /// Wasm threads: the standard library rebuilt with atomics (`-Z build-std`).
+    threads: bool,
+    /// Relaxed SIMD (`+relaxed-simd`) for brasa, brasa-wasm, the model crate and the shim: the
+    /// crates with brasa's kernels and what inlines them. The dependencies keep the flags of
+    /// the build without relaxed SIMD, so they are that build's, already compiled: none of them
+    /// uses relaxed SIMD (see `build_fresh`), and LLVM does not fuse a multiply and an add by
+    /// itself.
+    relaxed: bool,
+    /// Its own subfolder of the target dir, or `None` for the shared one: other flags (and
+    /// another standard library) would otherwise rebuild every dependency at each switch. A
+    /// relaxed-SIMD build shares its dependencies with the build without (see `relaxed`).
+    target_subdir: Option<&'static str>,
+    /// wasm-opt's `--enable-…` flags beyond [`WASM_FEATURES`].
+    opt_features: &'static [&'static str],
+}
+
+/// The largest linear memory a threaded build may grow to (shared memory must declare one):
+/// wasm32's 4 GiB, as onnxruntime-web's threaded build.
+const THREADS_MAX_MEMORY: u64 = 4 << 30;
+
+fn recipe(build: &str) -> Recipe {
+    let relaxed = build.ends_with("-relaxed");
+    let threads = build.starts_with("cpu-threads");
+    // `+relaxed-simd` is added per crate, by `rustc_wrapper` (see `build_fresh`).
+    let features = "+simd128";
+    let rustflags = if threads {
+        // Every link-arg is needed: without them wasm-bindgen silently emits a module without
+        // threads, fails naming the missing export, or runs out of memory at start-up.
+        let mut flags = format!(
+            "-C target-feature=+atomics,+bulk-memory,+mutable-globals,{features} \
+             -C link-arg=--shared-memory -C link-arg=--import-memory -C link-arg=--max-memory={THREADS_MAX_MEMORY}"
+        );
+        for symbol in ["__wasm_init_tls", "__tls_size", "__tls_align", "__tls_base"] {
+            flags.push_str(&format!(" -C link-arg=--export={symbol}"));
+        }
+        flags
+    } else {
+        // The flags brasa's workspace sets for wasm32: the same flags, the same compiled
+        // dependencies (the `cpu` and `webgpu` builds share the target dir).
+        format!("-C target-feature={features}")
+    };
+    let opt_features: &[&str] = match (threads, relaxed) {
+        (true, true) => &["--enable-threads", "--enable-relaxed-simd"],
+        (true, false) => &["--enable-threads"],
+        (false, true) => &["--enable-relaxed-simd"],
+        (false, false) => &[],
+    };
+    Recipe {
+        feature: match build {
+            "webgpu" => "webgpu",
+            "cpu-threads-relaxed" => "threads,relaxed",
+            "cpu-threads" => "threads",
+            "cpu-relaxed" => "cpu,relaxed",
+            _ => "cpu",
+        },
+        rustflags,
+        threads,
+        relaxed,
+        target_subdir: if threads { Some("cpu-threads") } else { None },
+        opt_features,
+    }
+}
+
+/// The crates (`--crate-name`) [`rustc_wrapper`] compiles with `+relaxed-simd`.
+const RELAXED_CRATES: &str = "BRASA_RELAXED_CRATES";
+/// A `RUSTC_WRAPPER` set before `brasa build` (sccache): [`rustc_wrapper`] runs rustc through it.
+const NEXT_WRAPPER: &str = "BRASA_NEXT_RUSTC_WRAPPER";
+
+/// This binary as cargo's `RUSTC_WRAPPER` in a relaxed-SIMD build (`BRASA_RELAXED_CRATES` set):
+/// run the rustc command it was given, adding `-C target-feature=+relaxed-simd` for the crates
+/// named there; `None` when not wrapping.
+pub fn rustc_wrapper() -> Option<std::process::ExitCode> {
+    let crates = std::env::var(RELAXED_CRATES).ok()?;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args.is_empty() {
+        return None;
+    }
+    let name = args.windows(2).find(|w| w[0] == "--crate-name").map(|w| w[1].to_string_lossy().into_owned());
+    if name.is_some_and(|n| crates.split(',').any(|c| c == n)) {
+        args.extend(["-C".into(), "target-feature=+relaxed-simd".into()]);
+    }
+    let mut command = match std::env::var_os(NEXT_WRAPPER) {
+        Some(next) => {
+            let mut c = Command::new(next);
+            c.args(&args);
+            c
+        }
+        None => {
+            let mut c = Command::new(&args[0]);
+            c.args(&args[1..]);
+            c
+        }
+    };
+    command.env_remove(RELAXED_CRATES);
+    match command.status() {
+        Ok(status) => Some(std::process::ExitCode::from(status.code().map_or(1, |c| c as u8))),
+        Err(err) => {
+            eprintln!("brasa (rustc wrapper): could not run {:?}: {err}", args[0]);
+            Some(std::process::ExitCode::FAILURE)
+        }
+    }
+}
+
+/// Whether `build` is a threaded build (its wasm imports a shared memory).
+pub fn is_threaded(build: &str) -> bool {
+    build.starts_with("cpu-threads")
+}
+
 /// What to build.
 pub struct BuildOptions {
     /// The model crate (its folder); `None` with `onnx`.
@@ -27,7 +147,7 @@ pub struct BuildOptions {
     pub onnx: Option<(PathBuf, String)>,
     /// Output folder (the package).
     pub out: PathBuf,
-    /// `cpu`, `webgpu`, or both.
+    /// Which of [`BUILDS`] to make.
     pub backends: Vec<String>,
     /// Which builds wasm-opt optimises: `none`, `cpu` or `all`.
     pub opt: String,
@@ -88,6 +208,8 @@ impl Steps {
 
 struct CrateInfo {
     package: String,
+    /// Its library's crate name (`--crate-name`).
+    lib: String,
     version: String,
     model_type: String,
     inputs: Vec<PathBuf>,
@@ -139,6 +261,7 @@ fn read_crate(dir: &Path) -> Result<CrateInfo> {
         .map(|a| a.iter().filter_map(|p| p.as_str()).map(|p| dir.join(p)).collect())
         .unwrap_or_default();
     Ok(CrateInfo {
+        lib: lib.clone(),
         package: name,
         version: package["version"].as_str().unwrap_or("0.0.0").to_string(),
         model_type: model_type.to_string(),
@@ -187,11 +310,12 @@ fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path, brasa
 }
 
 /// The cache key of a build. The CLI's own sources are not hashed: bump the tag whenever
-/// what it writes into a package changes (3: `index.js` imports the glue statically).
+/// what it writes into a package changes (3: `index.js` imports the glue statically; 4: the
+/// CPU variants, threaded builds' glue by URL; 5: their snippets inlined).
 fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOptions) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(format!(
-        "brasa-build-3 {} {:?} {} {}\n",
+        "brasa-build-5 {} {:?} {} {}\n",
         env!("CARGO_PKG_VERSION"),
         options.backends,
         options.opt,
@@ -238,6 +362,8 @@ path = "lib.rs"
 
 [features]
 cpu = ["brasa-wasm/cpu"]
+threads = ["brasa-wasm/threads"]
+relaxed = ["brasa-wasm/relaxed-simd"]
 webgpu = ["brasa-wasm/webgpu"]
 
 [dependencies]
@@ -315,9 +441,17 @@ fn swap_into_place(staged: &Path, out: &Path) -> Result<()> {
 pub fn build(options: &BuildOptions) -> Result<()> {
     let started = Instant::now();
     for b in &options.backends {
-        if b != "cpu" && b != "webgpu" {
-            bail!("unknown backend `{b}`; use cpu and/or webgpu");
+        if !BUILDS.contains(&b.as_str()) {
+            bail!("unknown build `{b}`; use any of {}", BUILDS.join(", "));
         }
+    }
+    if options.backends.is_empty() {
+        bail!("no build asked for; use any of {}", BUILDS.join(", "));
+    }
+    if options.backends.iter().any(|b| is_threaded(b)) && !options.backends.iter().any(|b| b == "cpu") {
+        // The loader falls back to `cpu` where threads cannot run (no cross-origin isolation,
+        // Cloudflare Workers), and reads the model card from a single-threaded build.
+        bail!("a threaded build needs the `cpu` build beside it: add cpu to --backend");
     }
     if !["none", "cpu", "all"].contains(&options.opt.as_str()) {
         bail!("--opt takes none, cpu or all");
@@ -439,16 +573,21 @@ fn build_fresh(
         std::fs::create_dir_all(staged)?;
         Ok(())
     })?;
-    let target = target_dir();
     for backend in &options.backends {
-        let optimise = options.opt == "all" || (options.opt == "cpu" && backend == "cpu");
+        let recipe = recipe(backend);
+        let target = match recipe.target_subdir {
+            Some(sub) => target_dir().join("variants").join(sub),
+            None => target_dir(),
+        };
+        let optimise = options.opt == "all" || (options.opt == "cpu" && backend.starts_with("cpu"));
         steps.step(
             &format!(
                 "building the {backend} wasm (cargo{})",
                 if optimise { ", wasm-bindgen, wasm-opt" } else { ", wasm-bindgen" }
             ),
             || {
-                run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+                cargo
                     .args([
                         "build",
                         "--profile",
@@ -457,14 +596,33 @@ fn build_fresh(
                         "wasm32-unknown-unknown",
                         "--no-default-features",
                         "--features",
+                        recipe.feature,
                     ])
-                    .arg(backend)
                     .arg("--manifest-path")
                     .arg(shim.join("Cargo.toml"))
                     .env("CARGO_TARGET_DIR", &target)
-                    // The flags brasa's workspace sets for wasm32 (.cargo/config.toml): the same
-                    // flags, the same compiled dependencies.
-                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128"))?;
+                    .env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", &recipe.rustflags);
+                if recipe.threads {
+                    // The standard library prebuilt for wasm32 has no atomics: rebuild it (stable
+                    // cargo allows `-Z` with RUSTC_BOOTSTRAP; needs `rustup component add rust-src`).
+                    cargo.args(["-Z", "build-std=panic_abort,std"]).env("RUSTC_BOOTSTRAP", "1");
+                }
+                if recipe.relaxed {
+                    // `+relaxed-simd` for brasa's crates, the model and the shim alone: this
+                    // binary wraps rustc (`rustc_wrapper`) and adds it for those. Their
+                    // `relaxed-simd` feature gives them their own artefacts, so the
+                    // dependencies are the plain build's, already compiled: a relaxed-SIMD
+                    // build recompiles four crates, not burn. (None of the dependencies uses
+                    // relaxed SIMD: gemm has no relaxed kernel for wasm, and macerator 0.5.2's,
+                    // burn-flex's element-wise SIMD, does not compile: its relaxed
+                    // `run_vectorized` is safe where the trait's is `unsafe`.)
+                    let crates = ["brasa", "brasa_wasm", info.lib.as_str(), shim_lib.as_str()].join(",");
+                    cargo.env(RELAXED_CRATES, crates).env("RUSTC_WRAPPER", std::env::current_exe()?);
+                    if let Some(next) = std::env::var_os("RUSTC_WRAPPER") {
+                        cargo.env(NEXT_WRAPPER, next);
+                    }
+                }
+                run(&mut cargo)?;
                 let artefact = target
                     .join("wasm32-unknown-unknown")
                     .join(options.cargo_profile())
@@ -483,8 +641,11 @@ fn build_fresh(
                     ])
                     .arg(&dir)
                     .arg(&artefact))?;
+                if recipe.threads {
+                    inline_snippets(&dir)?;
+                }
                 if optimise {
-                    wasm_opt(brasa, &dir.join("model_bg.wasm"))?;
+                    wasm_opt(brasa, &dir.join("model_bg.wasm"), recipe.opt_features)?;
                 }
                 Ok(())
             },
@@ -501,6 +662,50 @@ fn build_fresh(
     })
 }
 
+/// Put the JS snippets a build's glue imports (wasm-bindgen-rayon's worker helper) into the
+/// glue itself: one self-contained module, which bundlers can emit as an asset and brasa can
+/// import by URL from anywhere (a copy of the glue alone would miss its `snippets/`). The helper
+/// starts the pool's Workers from its own module's source and has them import the glue: inlined,
+/// both are the glue, which then also serves as the Workers' script.
+fn inline_snippets(dir: &Path) -> Result<()> {
+    let glue_path = dir.join("model.js");
+    let glue = std::fs::read_to_string(&glue_path)?;
+    let mut out = String::with_capacity(glue.len() + 4096);
+    for line in glue.lines() {
+        let snippet = line
+            .strip_prefix("import { ")
+            .and_then(|rest| rest.split_once(" } from './snippets/"))
+            .and_then(|(names, path)| Some((names, path.strip_suffix("';")?)));
+        let Some((names, path)) = snippet else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let code = std::fs::read_to_string(dir.join("snippets").join(path))
+            .with_context(|| format!("reading the glue's snippet {path}"))?;
+        for name in names.split(',').map(str::trim) {
+            if !code.contains(&format!("export async function {name}("))
+                && !code.contains(&format!("export function {name}("))
+            {
+                bail!(
+                    "the snippet {path} does not export `{name}` as a function: another wasm-bindgen-rayon?"
+                );
+            }
+        }
+        out.push_str(&format!("// Inlined by `brasa build` from snippets/{path}.\n"));
+        for code_line in code.lines() {
+            out.push_str(code_line.strip_prefix("export ").unwrap_or(code_line));
+            out.push('\n');
+        }
+    }
+    if out.contains("./snippets/") {
+        bail!("{} still imports a snippet after inlining", glue_path.display());
+    }
+    std::fs::write(&glue_path, out)?;
+    std::fs::remove_dir_all(dir.join("snippets"))?;
+    Ok(())
+}
+
 /// The features rustc's wasm32 target emits (plus simd128, which brasa turns on).
 const WASM_FEATURES: [&str; 7] = [
     "--enable-simd",
@@ -512,7 +717,7 @@ const WASM_FEATURES: [&str; 7] = [
     "--enable-multivalue",
 ];
 
-fn wasm_opt(brasa: &Path, wasm: &Path) -> Result<()> {
+fn wasm_opt(brasa: &Path, wasm: &Path, extra_features: &[&str]) -> Result<()> {
     // Debian's binaryen (108) emits broken modules; the npm package's wasm-opt is current.
     let local = brasa.join("node_modules/.bin/wasm-opt");
     let program = if local.exists() { local } else { PathBuf::from("wasm-opt") };
@@ -520,6 +725,7 @@ fn wasm_opt(brasa: &Path, wasm: &Path) -> Result<()> {
     run(Command::new(program)
         .args(["-O3", "--strip-debug", "--strip-producers"])
         .args(WASM_FEATURES)
+        .args(extra_features)
         .arg(wasm)
         .arg("-o")
         .arg(&tmp))?;
@@ -553,8 +759,13 @@ fn ts_name(name: &str) -> String {
 }
 
 fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[String]) -> Result<()> {
-    // The WebGPU build cannot start under Node (no GPU); read the card from the CPU one.
-    let probe = if backends.iter().any(|b| b == "cpu") { "cpu" } else { "webgpu" };
+    // The WebGPU build cannot start under Node (no GPU), nor a threaded one as it is (no
+    // `Worker`), and Node 20 validates no relaxed SIMD: read the card from the plain CPU
+    // build, else the first single-threaded one.
+    let probe = ["cpu", "cpu-relaxed", "webgpu"]
+        .into_iter()
+        .find(|b| backends.iter().any(|x| x == b))
+        .context("no single-threaded build to read the model card from")?;
     // The glue is an ES module: say so before Node loads it, or a `"type": "commonjs"`
     // package.json above the output folder (what `npm init -y` writes) makes it a script.
     // The package's own package.json replaces this one below.
@@ -567,10 +778,11 @@ fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[Stri
         let wasm = staged.join(backend).join("model_bg.wasm");
         let bytes = std::fs::read(&wasm)?;
         let sha: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        builds.insert(
-            backend.clone(),
-            serde_json::json!({ "glue": format!("{backend}/model.js"), "wasm": format!("{backend}/model_bg.wasm"), "size": bytes.len(), "sha256": sha }),
-        );
+        let mut entry = serde_json::json!({ "glue": format!("{backend}/model.js"), "wasm": format!("{backend}/model_bg.wasm"), "size": bytes.len(), "sha256": sha });
+        if is_threaded(backend) {
+            entry["threads"] = true.into();
+        }
+        builds.insert(backend.clone(), entry);
         // wasm-bindgen's own package.json and .gitignore would make each folder a package.
         for extra in ["package.json", ".gitignore"] {
             let _ = std::fs::remove_file(staged.join(backend).join(extra));
@@ -593,17 +805,27 @@ fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[Stri
     let mut js = String::from("// Generated by `brasa build`. The model package `loadModel` takes.\n");
     // The glue modules are imported statically: service workers refuse `import()` (HTML
     // spec). They are small JS that fetches nothing when imported; only the chosen build's
-    // wasm is fetched, by `loadModel`.
-    for backend in backends {
-        js.push_str(&format!("import * as {backend}Glue from './{backend}/model.js';\n"));
+    // wasm is fetched, by `loadModel`. A threaded build's glue is not: it starts Web Workers
+    // (wasm-bindgen-rayon), which Node and Cloudflare Workers cannot load and a Worker bundle
+    // must not hold; brasa imports it by URL, in a Worker of its own.
+    let ident = |backend: &str| format!("{}Glue", backend.replace('-', "_"));
+    for backend in backends.iter().filter(|b| !is_threaded(b)) {
+        js.push_str(&format!("import * as {} from './{backend}/model.js';\n", ident(backend)));
     }
     js.push_str(&format!("\nconst card = {};\n\n", serde_json::to_string(&package_card)?));
     js.push_str("export default {\n  ...card,\n  builds: {\n");
     for backend in backends {
-        // A getter: workerd gives bundled modules no usable `import.meta.url`, and bundlers
+        // Getters: workerd gives bundled modules no usable `import.meta.url`, and bundlers
         // still see (and emit) the `new URL(…, import.meta.url)` asset.
+        let glue = if is_threaded(backend) {
+            format!(
+                "      threads: true,\n      get glueUrl() {{ return new URL('./{backend}/model.js', import.meta.url); }},\n"
+            )
+        } else {
+            format!("      glue: async () => {},\n", ident(backend))
+        };
         js.push_str(&format!(
-            "    {backend}: {{\n      glue: async () => {backend}Glue,\n      get wasm() {{ return new URL('./{backend}/model_bg.wasm', import.meta.url); }},\n    }},\n"
+            "    '{backend}': {{\n{glue}      get wasm() {{ return new URL('./{backend}/model_bg.wasm', import.meta.url); }},\n    }},\n"
         ));
     }
     js.push_str("  },\n};\n");
@@ -649,7 +871,7 @@ fn write_package(staged: &Path, info: &CrateInfo, brasa: &Path, backends: &[Stri
     let package = serde_json::json!({
         "name": name,
         "version": info.version,
-        "description": format!("{name}, compiled for brasa (WebGPU and SIMD CPU wasm builds)"),
+        "description": format!("{name}, compiled for brasa ({})", backends.join(", ")),
         "type": "module",
         "sideEffects": false,
         "main": "./index.js",

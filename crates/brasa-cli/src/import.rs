@@ -327,6 +327,7 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
         generator.input(input_text).out_dir(out_text).load_strategy(burn_onnx::LoadStrategy::None);
         if brasa_kernels {
             generator.register_op_override(crate::onnx_kernels::MaxPool2d);
+            generator.register_op_override(crate::onnx_kernels::Conv2d);
         }
         generator.run_from_cli()
     });
@@ -340,6 +341,7 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     let source = out.join(format!("{stem}.rs"));
     let text = std::fs::read_to_string(&source)?;
     let text = text.replacen(input_text, &format!("{stem}.onnx"), 1);
+    let text = if brasa_kernels { fuse_activations(&text) } else { text };
     std::fs::write(&source, saturating_tanh(&text))?;
     let weights = out.join(format!("{stem}.bpk"));
     let summary = brasa::inspect_weights(&std::fs::read(&weights)?)?;
@@ -363,6 +365,62 @@ fn saturating_tanh(source: &str) -> String {
         regex::Regex::new(r"let (\w+) = (\w+(?:\.clone\(\))?)\.tanh\(\);").expect("a valid pattern")
     });
     TANH.replace_all(source, "let $1 = brasa::ops::tanh($2);").into_owned()
+}
+
+/// A `Relu` or `Clip` right after a `Conv` that brasa's kernel runs
+/// ([`crate::onnx_kernels::Conv2d`]) is applied as the convolution stores its result
+/// (`forward_relu`, `forward_clip`) instead of in a second pass over the tensor, when nothing
+/// else reads the convolution's output. burn-onnx's overrides see one node at a time, so the
+/// pair of lines it generates is rewritten here.
+fn fuse_activations(source: &str) -> String {
+    use regex::Regex;
+    use std::sync::LazyLock;
+    static CONV: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^(\s*)let (\w+) = self\.(\w+)\.forward\((.+)\);$").expect("a valid pattern")
+    });
+    static RELU: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^\s*let (\w+) = burn::tensor::activation::relu\((\w+)\);$").expect("a valid pattern")
+    });
+    static CLIP: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^\s*let (\w+) = (\w+)\.clamp\(([^,()]+), ([^,()]+)\);$").expect("a valid pattern")
+    });
+    static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("a valid pattern"));
+    let uses = |name: &str| WORD.find_iter(source).filter(|w| w.as_str() == name).count();
+    let lines: Vec<&str> = source.lines().collect();
+    let mut out = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let fused = CONV.captures(lines[i]).and_then(|conv| {
+            let next = lines.get(i + 1)?;
+            let (indent, value, field, input) = (&conv[1], &conv[2], &conv[3], &conv[4]);
+            if !source.contains(&format!("{field}: brasa::ops::Conv2d,")) || uses(value) != 2 {
+                return None;
+            }
+            if let Some(relu) = RELU.captures(next).filter(|r| &r[2] == value) {
+                return Some(format!("{indent}let {} = self.{field}.forward_relu({input});", &relu[1]));
+            }
+            let clip = CLIP.captures(next).filter(|c| &c[2] == value)?;
+            Some(format!(
+                "{indent}let {} = self.{field}.forward_clip({input}, {}, {});",
+                &clip[1], &clip[3], &clip[4]
+            ))
+        });
+        match fused {
+            Some(line) => {
+                out.push(line);
+                i += 2;
+            }
+            None => {
+                out.push(lines[i].to_string());
+                i += 1;
+            }
+        }
+    }
+    let mut text = out.join("\n");
+    if source.ends_with('\n') {
+        text.push('\n');
+    }
+    text
 }
 
 pub fn inspect(weights: &Path) -> Result<()> {
@@ -440,6 +498,39 @@ fn dtype_name(dtype: DType) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fuses_a_relu_or_clip_only_into_brasas_conv_and_only_when_nothing_else_reads_it() {
+        let generated = "pub struct Model {
+    conv2d1: brasa::ops::Conv2d,
+    conv2d2: brasa::ops::Conv2d,
+    conv2d3: brasa::ops::Conv2d,
+    linear1: Linear,
+}
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let conv2d1_out1 = self.conv2d1.forward(x);
+        let relu1_out1 = burn::tensor::activation::relu(conv2d1_out1);
+        let conv2d2_out1 = self.conv2d2.forward(relu1_out1.clone());
+        let clip1_out1 = conv2d2_out1.clamp(0f64, 6f64);
+        let conv2d3_out1 = self.conv2d3.forward(relu1_out1);
+        let relu2_out1 = burn::tensor::activation::relu(conv2d3_out1.clone());
+        let add1_out1 = conv2d3_out1.add(relu2_out1);
+        let linear1_out1 = self.linear1.forward(add1_out1);
+        let relu3_out1 = burn::tensor::activation::relu(linear1_out1);
+        relu3_out1
+    }
+";
+        let fused = super::fuse_activations(generated);
+        assert!(fused.contains("let relu1_out1 = self.conv2d1.forward_relu(x);"), "{fused}");
+        assert!(
+            fused.contains("let clip1_out1 = self.conv2d2.forward_clip(relu1_out1.clone(), 0f64, 6f64);"),
+            "{fused}"
+        );
+        // conv2d3's output is read twice; linear1 is no brasa conv.
+        assert!(fused.contains("let conv2d3_out1 = self.conv2d3.forward(relu1_out1);"), "{fused}");
+        assert!(fused.contains("let relu3_out1 = burn::tensor::activation::relu(linear1_out1);"), "{fused}");
+        assert_eq!(fused.lines().count(), generated.lines().count() - 2);
+    }
+
     #[test]
     fn every_generated_tanh_saturates() {
         let generated = "        let tanh13_out1 = split7_out3.tanh();\n        let tanh14_out1 = add21_out1.clone().tanh();\n        let y = x.tanh_shrink();\n";

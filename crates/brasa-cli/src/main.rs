@@ -77,8 +77,10 @@ enum Command {
         /// Output folder: the package (replaced whole, never half-written).
         #[arg(short, long)]
         out: PathBuf,
-        /// Builds to make.
-        #[arg(long = "backend", value_delimiter = ',', default_values_t = ["cpu".to_string(), "webgpu".to_string()])]
+        /// Builds to make: cpu (simd128, one thread), cpu-relaxed (relaxed SIMD),
+        /// cpu-threads and cpu-threads-relaxed (wasm threads: pages that are cross-origin
+        /// isolated; need `rustup component add rust-src`), webgpu. Default: all of them.
+        #[arg(long = "backend", value_delimiter = ',', default_values_t = build::BUILDS.map(String::from))]
         backends: Vec<String>,
         /// Which builds to optimise with wasm-opt: none, cpu (the default of release builds;
         /// the WebGPU build takes minutes) or all. Test builds default to none.
@@ -114,6 +116,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `brasa build` runs rustc through this binary in relaxed-SIMD builds (RUSTC_WRAPPER).
+    if let Some(code) = build::rustc_wrapper() {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Import(args) => import::run(&args),

@@ -811,7 +811,12 @@ fn package_code(
     let mut builds = std::collections::BTreeMap::new();
     let mut written = Vec::new();
     let listed = card["builds"].as_object().context("model.json lists no builds")?;
-    for (backend, build) in listed {
+    // Manifests name `cpu` and `webgpu` builds (`BUILD_BACKENDS`); the CPU variants stay in
+    // packages: a threaded build's Workers import its glue by URL, and code from a registry is
+    // imported from its verified bytes instead.
+    for (backend, build) in
+        listed.iter().filter(|(b, _)| brasa_registry::BUILD_BACKENDS.contains(&b.as_str()))
+    {
         let mut read = |key: &str, ext: &str| -> Result<FileEntry> {
             let rel = build[key]
                 .as_str()

@@ -64,7 +64,7 @@ fn build_refuses_what_is_not_a_model_crate() {
     assert!(!out.exists(), "a failed build leaves no package");
     let backend =
         brasa(&["build", dir.to_str().unwrap(), "--out", out.to_str().unwrap(), "--backend", "tpu"]);
-    assert!(String::from_utf8_lossy(&backend.stderr).contains("unknown backend `tpu`"));
+    assert!(String::from_utf8_lossy(&backend.stderr).contains("unknown build `tpu`"));
     std::fs::remove_dir_all(dir).ok();
 }
 

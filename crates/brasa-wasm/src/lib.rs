@@ -94,6 +94,47 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// `initThreadPool(n)` of the threaded build (`threads`): starts `n` Web Workers sharing the
+/// instance's memory as rayon's pool (wasm-bindgen-rayon). brasa's loader calls it from the
+/// dedicated Worker the model runs in: a page's main thread cannot block, so there the pool
+/// would not help.
+#[cfg(all(feature = "threads", target_arch = "wasm32"))]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// The threads a run may use: the size of the rayon pool once `initThreadPool` started it,
+/// else 1. Only in the threaded builds (the loader reads 1 where it is missing), as the
+/// exports below: the single-threaded build stays as it was.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = threadCount)]
+pub fn thread_count() -> usize {
+    // Without a pool rayon would try to start OS threads, which wasm has not: a panic.
+    if THREAD_POOL_STARTED.load(std::sync::atomic::Ordering::Acquire) {
+        rayon::current_num_threads()
+    } else {
+        1
+    }
+}
+
+#[cfg(feature = "threads")]
+static THREAD_POOL_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Tell the build that `initThreadPool` resolved (the loader's worker calls it then), so
+/// [`thread_count`] may ask rayon.
+#[cfg(feature = "threads")]
+#[wasm_bindgen(js_name = threadPoolStarted)]
+pub fn thread_pool_started() {
+    THREAD_POOL_STARTED.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// Whether this build was compiled with relaxed SIMD (`brasa build --backend cpu-relaxed`):
+/// brasa's kernels then use `f32x4_relaxed_madd`. Only there (the loader reads `false` where
+/// it is missing).
+#[cfg(target_feature = "relaxed-simd")]
+#[wasm_bindgen(js_name = relaxedSimd)]
+pub fn relaxed_simd() -> bool {
+    true
+}
+
 /// The backends compiled into this build, best first (`"webgpu"`, `"cpu"`).
 #[wasm_bindgen(js_name = compiledBackends)]
 pub fn compiled_backends() -> Vec<String> {

@@ -4,6 +4,8 @@
 //! max-pooling. Plain slices in, plain slices out; the inner loops run along image rows so
 //! LLVM vectorises them (simd128 in the wasm build, SSE/AVX natively).
 
+use crate::parallel::{for_each_chunk, parallelism};
+
 /// `out[n, c, y/2, x/2] = max(0, max over the 2×2 window of (bias[c] + Σ w[c, ky, kx] ·
 /// pad(norm(input))[n, y+ky, x+kx]))`, where `norm(v) = (v - mean) / std` and padding (1 on
 /// every side) is zero after normalisation, as in PyTorch's `Conv2d(padding=1)` applied to a
@@ -168,45 +170,50 @@ pub fn max_pool2d(input: &[f32], height: usize, width: usize, pool: Pool2d) -> O
     let [sy, sx] = pool.strides;
     let [top, left, ..] = pool.padding;
     let mut out = vec![0.0f32; planes.checked_mul(out_h * out_w)?];
-    let mut rows_max = vec![f32::NEG_INFINITY; width];
-    for (src, dst) in input.chunks_exact(plane).zip(out.chunks_exact_mut(out_h * out_w)) {
-        for (oy, dst_row) in dst.chunks_exact_mut(out_w).enumerate() {
-            // Input rows of this window, clipped to the image (padding never wins).
-            let first = (oy * sy).saturating_sub(top);
-            let last = (oy * sy + kh).saturating_sub(top).min(height);
-            rows_max.fill(f32::NEG_INFINITY);
-            for row in src[first * width..last * width].chunks_exact(width) {
-                for (m, &v) in rows_max.iter_mut().zip(row) {
-                    *m = larger(*m, v);
+    // Planes per task: one task per thread.
+    let per_task = planes.div_ceil(parallelism());
+    for_each_chunk(&mut out, per_task * out_h * out_w, |task, out| {
+        let mut rows_max = vec![f32::NEG_INFINITY; width];
+        let input = &input[task * per_task * plane..];
+        for (src, dst) in input.chunks_exact(plane).zip(out.chunks_exact_mut(out_h * out_w)) {
+            for (oy, dst_row) in dst.chunks_exact_mut(out_w).enumerate() {
+                // Input rows of this window, clipped to the image (padding never wins).
+                let first = (oy * sy).saturating_sub(top);
+                let last = (oy * sy + kh).saturating_sub(top).min(height);
+                rows_max.fill(f32::NEG_INFINITY);
+                for row in src[first * width..last * width].chunks_exact(width) {
+                    for (m, &v) in rows_max.iter_mut().zip(row) {
+                        *m = larger(*m, v);
+                    }
                 }
-            }
-            // Then across columns. The common CNN case (3 or 2 wide, stride 2, no left
-            // padding, windows inside the row) in one pass the compiler can keep branch-free.
-            if sx == 2 && left == 0 && (kw == 2 || kw == 3) && (out_w - 1) * 2 + kw <= width {
-                let cols = &rows_max[..(out_w - 1) * 2 + kw];
-                for (ox, d) in dst_row.iter_mut().enumerate() {
-                    let pair = larger(cols[2 * ox], cols[2 * ox + 1]);
-                    *d = if kw == 3 { larger(pair, cols[2 * ox + 2]) } else { pair };
-                }
-                continue;
-            }
-            // Otherwise one kernel column at a time: a strided pass without per-output
-            // slicing, over the outputs whose window column `kx` is in the image.
-            dst_row.fill(f32::NEG_INFINITY);
-            for kx in 0..kw {
-                let first_ox = left.saturating_sub(kx).div_ceil(sx);
-                if first_ox >= out_w || width + left <= kx + first_ox * sx {
+                // Then across columns. The common CNN case (3 or 2 wide, stride 2, no left
+                // padding, windows inside the row) in one pass the compiler can keep branch-free.
+                if sx == 2 && left == 0 && (kw == 2 || kw == 3) && (out_w - 1) * 2 + kw <= width {
+                    let cols = &rows_max[..(out_w - 1) * 2 + kw];
+                    for (ox, d) in dst_row.iter_mut().enumerate() {
+                        let pair = larger(cols[2 * ox], cols[2 * ox + 1]);
+                        *d = if kw == 3 { larger(pair, cols[2 * ox + 2]) } else { pair };
+                    }
                     continue;
                 }
-                let count =
-                    ((width + left - kx - 1 - first_ox * sx) / sx + 1).min(out_w.saturating_sub(first_ox));
-                let src_cols = rows_max[first_ox * sx + kx - left..].iter().step_by(sx);
-                for (d, &v) in dst_row[first_ox..first_ox + count].iter_mut().zip(src_cols) {
-                    *d = larger(*d, v);
+                // Otherwise one kernel column at a time: a strided pass without per-output
+                // slicing, over the outputs whose window column `kx` is in the image.
+                dst_row.fill(f32::NEG_INFINITY);
+                for kx in 0..kw {
+                    let first_ox = left.saturating_sub(kx).div_ceil(sx);
+                    if first_ox >= out_w || width + left <= kx + first_ox * sx {
+                        continue;
+                    }
+                    let count = ((width + left - kx - 1 - first_ox * sx) / sx + 1)
+                        .min(out_w.saturating_sub(first_ox));
+                    let src_cols = rows_max[first_ox * sx + kx - left..].iter().step_by(sx);
+                    for (d, &v) in dst_row[first_ox..first_ox + count].iter_mut().zip(src_cols) {
+                        *d = larger(*d, v);
+                    }
                 }
             }
         }
-    }
+    });
     Some(out)
 }
 

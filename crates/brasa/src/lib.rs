@@ -7,12 +7,14 @@
 //! panic aborts the whole instance.
 
 mod backend;
+pub mod conv;
 mod error;
 pub mod kernels;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod latency;
 mod model;
 pub mod ops;
+mod parallel;
 mod session;
 mod weights;
 

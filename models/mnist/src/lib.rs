@@ -25,7 +25,8 @@ pub const PIXEL_STD: f32 = 0.3081;
 #[derive(Module, Debug)]
 pub struct MnistNet {
     conv1: Conv2d,
-    conv2: Conv2d,
+    /// brasa's convolution: burn's parameters under burn's names, brasa's kernel on the CPU.
+    conv2: brasa::ops::Conv2d,
     pool: MaxPool2d,
     fc1: Linear,
     fc2: Linear,
@@ -42,7 +43,7 @@ impl MnistNet {
         };
         Self {
             conv1: conv([1, 32]),
-            conv2: conv([32, 64]),
+            conv2: brasa::ops::Conv2d::from(conv([32, 64])),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             fc1: LinearConfig::new(64 * 7 * 7, 128).init(device),
             fc2: LinearConfig::new(128, 10).init(device),
@@ -60,10 +61,11 @@ impl MnistNet {
         self.forward_generic(pixels)
     }
 
-    /// The CPU (burn-flex) path. burn-flex spends most of a pass on the first convolution
+    /// The CPU (burn-flex) path. burn-flex spent most of a pass on the first convolution
     /// (one input channel: its im2col + GEMM does little work per byte moved) and on the
-    /// max-pools, not on the GEMMs: those three run as brasa's fused kernels (normalise +
-    /// conv + bias + ReLU + pool, and ReLU + pool), conv2 and the linear layers stay burn's.
+    /// max-pools: conv1 runs as brasa's fused kernel (normalise + conv + bias + ReLU + pool),
+    /// conv2 as brasa's packed convolution with the ReLU fused, then brasa's max-pool; the
+    /// linear layers stay burn's.
     /// `None` (never expected) falls back to the generic path.
     fn forward_cpu(&self, pixels: Tensor<2>) -> Option<Tensor<2>> {
         let device = pixels.device();
@@ -81,9 +83,8 @@ impl MnistNet {
         )?;
         let half = IMAGE_SIDE / 2;
         let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 32, half, half]), &device);
-        let x = self.conv2.forward(x).try_into_data().ok()?;
-        let x = kernels::relu_maxpool2(x.as_slice::<f32>().ok()?, half)?;
-        let x = Tensor::<2>::from_data(TensorData::new(x, [batch, 64 * 7 * 7]), &device);
+        let x = brasa::ops::max_pool2d(self.conv2.forward_relu(x), [2, 2], [2, 2], [0; 4]);
+        let x = x.reshape([batch, 64 * 7 * 7]);
         let x = self.relu.forward(self.fc1.forward(x));
         Some(self.fc2.forward(x))
     }

@@ -1,0 +1,657 @@
+//! brasa's 2-D convolution for the CPU build: NCHW `f32`, any kernel size, stride, padding,
+//! dilation and groups, with the bias and a following activation fused into the store.
+//!
+//! Two algorithms, picked per layer when the weights are packed ([`PackedConv2d::new`]):
+//! - **GEMM** (every grouping but depthwise): `out[co, p] = Σ_k W[co, k] · col[k, p]` with
+//!   `k = (ci, ky, kx)` and `p` an output position. The weights are packed once per load, into
+//!   panels of [`MR`] output channels interleaved along `k`. The columns are one image's
+//!   im2col at a time (never the batch's), written row by row of the output with one copy per
+//!   row and tap; a 1×1 convolution with stride 1 reads its input in place. A
+//!   register-blocked [`MR`]×[`NR`] micro-kernel multiplies a weight panel by [`NR`] columns,
+//!   in BLIS's loop order (Van Zee & van de Geijn, "BLIS: A Framework for Rapidly
+//!   Instantiating BLAS Functionality", 2015): a block of columns of about [`L2_BLOCK_BYTES`]
+//!   outermost, so it stays in L2 while every weight panel passes over it.
+//! - **Direct depthwise** (`groups == in_channels == out_channels`): one padded input plane per
+//!   channel, eight outputs at a time accumulated over all taps in registers — a GEMM would
+//!   have one row per group.
+//!
+//! In wasm the micro-kernel is written with SIMD intrinsics (LLVM's own vectorisation of the
+//! plain loop was 35% slower on SqueezeNet): `f32x4.mul` and `f32x4.add`, or with relaxed SIMD
+//! enabled (the `cpu-relaxed` builds) `f32x4.relaxed_madd`, a fused multiply-add where the
+//! engine has FMA — results then differ from the unfused path by rounding, as XNNPACK's FMA
+//! kernels' do. Natively it is plain Rust that LLVM vectorises.
+//!
+//! With the `threads` feature the output channels' panels, the im2col rows and the depthwise
+//! channels are split across rayon's pool (in wasm, wasm-bindgen-rayon's Web Workers), one
+//! fork-join per step of a layer.
+//!
+//! Every entry point validates its sizes and returns `None` rather than panicking: a panic
+//! aborts a wasm instance.
+
+use std::cell::RefCell;
+
+use crate::parallel::{for_each_chunk, parallelism};
+
+/// Output channels per micro-kernel tile (rows of the packed weights).
+pub const MR: usize = 4;
+/// Output positions per micro-kernel tile (columns of a packed input panel): two `f32x4`.
+pub const NR: usize = 8;
+/// Bytes of im2col columns one block may take: half of a typical 256 KiB L2, so a weight
+/// panel and the outputs stay cached beside it.
+const L2_BLOCK_BYTES: usize = 128 * 1024;
+
+/// The activation applied to `conv + bias` as the result is stored.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// None: `y = conv + bias`.
+    Identity,
+    /// `y = max(0, conv + bias)`.
+    Relu,
+    /// `y = min(max, max(min, conv + bias))`: ONNX `Clip`, e.g. ReLU6 with `0, 6`.
+    Clip {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+}
+
+impl Activation {
+    /// Comparisons, not `f32::max`/`min`: those are calls to libm's `fmaxf` in wasm (its NaN
+    /// rule differs from `f32.max`'s), which took 16% of SqueezeNet's time. A NaN stays NaN,
+    /// as in burn's operators, so the output check still sees it.
+    #[inline(always)]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Activation::Identity => v,
+            Activation::Relu => {
+                if v < 0.0 {
+                    0.0
+                } else {
+                    v
+                }
+            }
+            // ONNX `Clip`: max(min) first, then min(max), so `min > max` gives `max`.
+            Activation::Clip { min, max } => {
+                let v = if v < min { min } else { v };
+                if v > max { max } else { v }
+            }
+        }
+    }
+}
+
+/// Geometry of a 2-D convolution, as ONNX `Conv` and burn's `Conv2d` define it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dGeometry {
+    /// Input channels (all groups).
+    pub in_channels: usize,
+    /// Output channels (all groups).
+    pub out_channels: usize,
+    /// `[height, width]` of the kernel.
+    pub kernel: [usize; 2],
+    /// `[vertical, horizontal]` stride.
+    pub stride: [usize; 2],
+    /// `[vertical, horizontal]` dilation.
+    pub dilation: [usize; 2],
+    /// Zero padding `[top, left, bottom, right]`.
+    pub padding: [usize; 4],
+    /// Groups: input and output channels are split into this many independent convolutions.
+    pub groups: usize,
+}
+
+impl Conv2dGeometry {
+    /// `[height, width]` of the output for an input of `height × width`, or `None` when the
+    /// kernel does not fit (or the geometry is degenerate: a zero stride, dilation or size).
+    pub fn output_size(&self, height: usize, width: usize) -> Option<[usize; 2]> {
+        let [top, left, bottom, right] = self.padding;
+        let side = |size: usize, pad: usize, kernel: usize, stride: usize, dilation: usize| {
+            if stride == 0 || dilation == 0 || kernel == 0 {
+                return None;
+            }
+            let span = dilation.checked_mul(kernel - 1)?.checked_add(1)?;
+            let padded = size.checked_add(pad)?;
+            Some(padded.checked_sub(span)? / stride + 1)
+        };
+        Some([
+            side(height, top.checked_add(bottom)?, self.kernel[0], self.stride[0], self.dilation[0])?,
+            side(width, left.checked_add(right)?, self.kernel[1], self.stride[1], self.dilation[1])?,
+        ])
+    }
+
+    fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.in_channels && self.groups == self.out_channels
+    }
+}
+
+/// A convolution's weights packed for [`PackedConv2d::run`], made once per load.
+#[derive(Debug, Clone)]
+pub struct PackedConv2d {
+    geometry: Conv2dGeometry,
+    /// GEMM: per group, `ceil(M / MR)` panels of `K × MR` (zero rows past `M`). Depthwise:
+    /// the weights as given, `[channels, kh * kw]`.
+    weights: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedConv2d {
+    /// Pack `weight` (`[out_channels, in_channels / groups, kh, kw]`, row-major) and `bias`
+    /// (`[out_channels]`, zeros when absent) for `geometry`. `None` when the lengths do not
+    /// match the geometry or the channels do not divide into the groups.
+    pub fn new(geometry: Conv2dGeometry, weight: &[f32], bias: Option<&[f32]>) -> Option<Self> {
+        let Conv2dGeometry { in_channels, out_channels, kernel, groups, .. } = geometry;
+        if groups == 0
+            || !in_channels.is_multiple_of(groups)
+            || !out_channels.is_multiple_of(groups)
+            || kernel.contains(&0)
+            || geometry.stride.contains(&0)
+            || geometry.dilation.contains(&0)
+        {
+            return None;
+        }
+        let m = out_channels / groups;
+        let k = (in_channels / groups).checked_mul(kernel[0])?.checked_mul(kernel[1])?;
+        if weight.len() != out_channels.checked_mul(k)? {
+            return None;
+        }
+        let bias = match bias {
+            Some(b) if b.len() == out_channels => b.to_vec(),
+            Some(_) => return None,
+            None => vec![0.0; out_channels],
+        };
+        let weights = if geometry.is_depthwise() {
+            weight.to_vec()
+        } else {
+            let panels = m.div_ceil(MR);
+            let mut packed = vec![0.0f32; groups * panels * k * MR];
+            for g in 0..groups {
+                let group = &mut packed[g * panels * k * MR..][..panels * k * MR];
+                for (panel, dst) in group.chunks_exact_mut(k * MR).enumerate() {
+                    for r in 0..MR.min(m - panel * MR) {
+                        let row = &weight[(g * m + panel * MR + r) * k..][..k];
+                        for (kk, &v) in row.iter().enumerate() {
+                            dst[kk * MR + r] = v;
+                        }
+                    }
+                }
+            }
+            packed
+        };
+        Some(PackedConv2d { geometry, weights, bias })
+    }
+
+    /// The geometry these weights were packed for.
+    pub fn geometry(&self) -> &Conv2dGeometry {
+        &self.geometry
+    }
+
+    /// Convolve `input` (`[batch, in_channels, height, width]`, row-major) and apply
+    /// `activation`; returns `[batch, out_channels, out_h, out_w]` (see
+    /// [`Conv2dGeometry::output_size`]). `None` when `input`'s length is not a whole batch of
+    /// such images or the kernel does not fit.
+    pub fn run(
+        &self,
+        input: &[f32],
+        height: usize,
+        width: usize,
+        activation: Activation,
+    ) -> Option<Vec<f32>> {
+        let g = &self.geometry;
+        let [out_h, out_w] = g.output_size(height, width)?;
+        let image = g.in_channels.checked_mul(height)?.checked_mul(width)?;
+        if image == 0 || !input.len().is_multiple_of(image) {
+            return None;
+        }
+        let batch = input.len() / image;
+        let out_image = g.out_channels.checked_mul(out_h)?.checked_mul(out_w)?;
+        let mut out = vec![0.0f32; batch.checked_mul(out_image)?];
+        if out_image == 0 {
+            return Some(out);
+        }
+        let shape = Shape { height, width, out_h, out_w };
+        // Images in parallel (each one's own steps split further when threads are idle).
+        for_each_chunk(&mut out, out_image, |i, dst| {
+            let src = &input[i * image..][..image];
+            if g.is_depthwise() {
+                self.depthwise(src, dst, shape, activation);
+            } else {
+                self.gemm(src, dst, shape, activation);
+            }
+        });
+        Some(out)
+    }
+
+    /// One image through the packed GEMM, group by group.
+    fn gemm(&self, src: &[f32], dst: &mut [f32], shape: Shape, activation: Activation) {
+        let g = &self.geometry;
+        let groups = g.groups;
+        let m = g.out_channels / groups;
+        let cin = g.in_channels / groups;
+        let k = cin * g.kernel[0] * g.kernel[1];
+        let n = shape.out_h * shape.out_w;
+        let panels = n.div_ceil(NR);
+        let a_panels = m.div_ceil(MR);
+        // Panels of positions per cache block: the multiply walks the columns a block at a
+        // time, so one block stays in L2 while every weight panel passes over it.
+        let block = (L2_BLOCK_BYTES / (k * NR * 4)).clamp(1, panels);
+        // A 1×1 convolution with stride 1 and no padding reads its input in place: each input
+        // channel is a row of columns already (stride: the image's positions); only a last,
+        // partial panel is copied (zero-padded).
+        let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4];
+        // Weight panels per task: one task per thread (one fork-join per layer: in wasm, waking
+        // a worker costs tens of µs, more than many layers' whole work per panel).
+        let per_task = a_panels.div_ceil(parallelism());
+        // The image's im2col, made afresh: a buffer kept per thread would still be borrowed
+        // when rayon, waiting on this image's tasks, runs another image's on the same thread.
+        let mut cols = vec![0.0f32; if pointwise { k * NR } else { panels * NR * k }];
+        for group in 0..groups {
+            let plane = &src[group * cin * shape.height * shape.width..][..cin * shape.height * shape.width];
+            let weights = &self.weights[group * a_panels * k * MR..][..a_panels * k * MR];
+            let bias = &self.bias[group * m..][..m];
+            let out = &mut dst[group * m * n..][..m * n];
+            if !pointwise {
+                // The image's im2col, `[k][panels · NR]`: one pass, split by rows of `k`.
+                pack_columns(plane, cin, g, shape, 0, &mut cols);
+            } else if !n.is_multiple_of(NR) {
+                pack_columns(plane, cin, g, shape, panels - 1, &mut cols);
+            }
+            let cols: &[f32] = &cols;
+            // Panel `p`'s columns: where they start, and their stride.
+            let columns = |p: usize| -> (&[f32], usize) {
+                let x0 = p * NR;
+                match pointwise {
+                    true if x0 + NR <= n => (&plane[x0..], n),
+                    true => (cols, NR),
+                    false => (&cols[x0..], panels * NR),
+                }
+            };
+            // Each task owns whole panels of MR output channels: contiguous rows of `out`.
+            for_each_chunk(out, per_task * MR * n, |task, rows| {
+                for first in (0..panels).step_by(block) {
+                    for (i, rows) in rows.chunks_mut(MR * n).enumerate() {
+                        let panel = task * per_task + i;
+                        let a = &weights[panel * k * MR..][..k * MR];
+                        let channels = rows.len() / n;
+                        for p in first..(first + block).min(panels) {
+                            let (b, stride) = columns(p);
+                            let acc = micro_kernel(a, b, stride);
+                            let x0 = p * NR;
+                            let width = NR.min(n - x0);
+                            for (r, acc_row) in acc.iter().enumerate().take(channels) {
+                                let bias = bias[panel * MR + r];
+                                let row = &mut rows[r * n + x0..][..width];
+                                for (d, &v) in row.iter_mut().zip(acc_row) {
+                                    *d = activation.apply(v + bias);
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// One image through the direct depthwise convolution.
+    fn depthwise(&self, src: &[f32], dst: &mut [f32], shape: Shape, activation: Activation) {
+        let g = &self.geometry;
+        let [kh, kw] = g.kernel;
+        let [sy, sx] = g.stride;
+        let [dy, dx] = g.dilation;
+        let [top, left, bottom, right] = g.padding;
+        let (ph, pw) = (shape.height + top + bottom, shape.width + left + right);
+        let plane_in = shape.height * shape.width;
+        let plane_out = shape.out_h * shape.out_w;
+        for_each_chunk(dst, plane_out, |c, out| {
+            PLANE.with(|padded| {
+                let mut padded = padded.borrow_mut();
+                padded.clear();
+                padded.resize(ph * pw, 0.0);
+                let input = &src[c * plane_in..][..plane_in];
+                for (y, row) in input.chunks_exact(shape.width).enumerate() {
+                    padded[(y + top) * pw + left..][..shape.width].copy_from_slice(row);
+                }
+                let taps = &self.weights[c * kh * kw..][..kh * kw];
+                let bias = self.bias[c];
+                for (oy, out_row) in out.chunks_exact_mut(shape.out_w).enumerate() {
+                    let lines = |ky: usize| &padded[(oy * sy + ky * dy) * pw..][..pw];
+                    // Eight outputs at a time kept in registers across all taps (one pass over
+                    // the row instead of one per tap); stride 1 only: its inputs are contiguous.
+                    let full = if sx == 1 { shape.out_w - shape.out_w % 8 } else { 0 };
+                    for x0 in (0..full).step_by(8) {
+                        let mut acc = [bias; 8];
+                        for ky in 0..kh {
+                            let line = lines(ky);
+                            for kx in 0..kw {
+                                let tap = taps[ky * kw + kx];
+                                if let Some(src) = line[x0 + kx * dx..].first_chunk::<8>() {
+                                    for (a, &v) in acc.iter_mut().zip(src) {
+                                        *a += tap * v;
+                                    }
+                                }
+                            }
+                        }
+                        for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
+                            *o = activation.apply(a);
+                        }
+                    }
+                    let rest = &mut out_row[full..];
+                    rest.fill(bias);
+                    for ky in 0..kh {
+                        let line = lines(ky);
+                        for kx in 0..kw {
+                            let tap = taps[ky * kw + kx];
+                            let line = &line[full * sx + kx * dx..];
+                            for (o, &v) in rest.iter_mut().zip(line.iter().step_by(sx)) {
+                                *o += tap * v;
+                            }
+                        }
+                    }
+                    for o in rest.iter_mut() {
+                        *o = activation.apply(*o);
+                    }
+                }
+            });
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Shape {
+    height: usize,
+    width: usize,
+    out_h: usize,
+    out_w: usize,
+}
+
+thread_local! {
+    /// One padded input plane of a depthwise convolution (per thread; no parallel work starts
+    /// while it is borrowed).
+    static PLANE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// im2col of one block of positions, `[first·NR, first·NR + cols.len() / k)`, row-major:
+/// `cols[kk·width + x]` is what position `first·NR + x` reads for `kk = (ci, ky, kx)` (zero
+/// outside the image and past the last position). The micro-kernel reads [`NR`]-wide panels
+/// of it with a stride of the block's width.
+///
+/// Row by row of the output: for each tap the output columns that read inside the image are
+/// one range, found once per row, and with stride 1 they are one copy (per-element checks, or
+/// panel-interleaved copies of at most 8 values, took 16–18% of the models' time).
+fn pack_columns(plane: &[f32], cin: usize, g: &Conv2dGeometry, shape: Shape, first: usize, cols: &mut [f32]) {
+    let [kh, kw] = g.kernel;
+    let [sy, sx] = g.stride;
+    let [dy, dx] = g.dilation;
+    let [top, left, ..] = g.padding;
+    let (width, out_w) = (shape.width, shape.out_w);
+    let n = shape.out_h * out_w;
+    let k = cin * kh * kw;
+    let block = cols.len() / k;
+    let start = first * NR;
+    let end = (start + block).min(n);
+    if start >= end {
+        cols.fill(0.0);
+        return;
+    }
+    // One task per row of `cols`: a tap of one input channel.
+    for_each_chunk(cols, block, |kk, row| {
+        row.fill(0.0);
+        let (ci, tap) = (kk / (kh * kw), kk % (kh * kw));
+        let (ky, kx) = (tap / kw, tap % kw);
+        let channel = &plane[ci * shape.height * width..][..shape.height * width];
+        let shift = kx * dx;
+        // ox reads ix = ox·sx + shift − left: inside when 0 ≤ ix < width.
+        let lo = left.saturating_sub(shift).div_ceil(sx);
+        let hi = if width + left > shift { ((width + left - shift - 1) / sx + 1).min(out_w) } else { 0 };
+        for oy in start / out_w..=(end - 1) / out_w {
+            let Some(iy) = (oy * sy + ky * dy).checked_sub(top).filter(|&iy| iy < shape.height) else {
+                continue;
+            };
+            // This output row's columns inside the block, then inside the image.
+            let lo = lo.max((oy * out_w).max(start) - oy * out_w);
+            let hi = hi.min(((oy + 1) * out_w).min(end) - oy * out_w);
+            if lo >= hi {
+                continue;
+            }
+            let dst = &mut row[oy * out_w + lo - start..][..hi - lo];
+            let line = &channel[iy * width..][..width];
+            let ix = lo * sx + shift - left;
+            if sx == 1 {
+                dst.copy_from_slice(&line[ix..ix + (hi - lo)]);
+            } else {
+                for (d, v) in dst.iter_mut().zip(line[ix..].iter().step_by(sx)) {
+                    *d = *v;
+                }
+            }
+        }
+    });
+}
+
+/// `acc[i][j] = Σ_k a[k·MR + i] · b[k·stride + j]`: one packed weight panel times one panel of
+/// columns (packed: `stride` = [`NR`]; a 1×1 convolution's input read in place: `stride` = the
+/// image's positions), plain Rust that LLVM vectorises (the native build; any target without simd128).
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+fn micro_kernel(a: &[f32], b: &[f32], stride: usize) -> [[f32; NR]; MR] {
+    let mut acc = [[0.0f32; NR]; MR];
+    for (a, b) in a.chunks_exact(MR).zip(b.chunks(stride)) {
+        let Some(b) = b.first_chunk::<NR>() else { break };
+        for i in 0..MR {
+            for j in 0..NR {
+                acc[i][j] += a[i] * b[j];
+            }
+        }
+    }
+    acc
+}
+
+/// [`micro_kernel`] in wasm SIMD: the [`MR`]×[`NR`] accumulators are eight `f32x4` locals.
+/// With relaxed SIMD each update is one `f32x4.relaxed_madd` (a fused multiply-add where the
+/// engine has FMA: x86 with FMA3, ARM64), otherwise `f32x4.mul` then `f32x4.add`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn micro_kernel(a: &[f32], b: &[f32], stride: usize) -> [[f32; NR]; MR] {
+    use core::arch::wasm32::{f32x4, f32x4_splat, v128};
+    #[cfg(target_feature = "relaxed-simd")]
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        core::arch::wasm32::f32x4_relaxed_madd(a, b, c)
+    }
+    #[cfg(not(target_feature = "relaxed-simd"))]
+    #[inline(always)]
+    fn madd(a: v128, b: v128, c: v128) -> v128 {
+        core::arch::wasm32::f32x4_add(core::arch::wasm32::f32x4_mul(a, b), c)
+    }
+    let zero = f32x4_splat(0.0);
+    let mut acc: [[v128; 2]; MR] = [[zero; 2]; MR];
+    for (a, b) in a.chunks_exact(MR).zip(b.chunks(stride)) {
+        let Some(b) = b.first_chunk::<NR>() else { break };
+        let lo = f32x4(b[0], b[1], b[2], b[3]);
+        let hi = f32x4(b[4], b[5], b[6], b[7]);
+        for i in 0..MR {
+            let ai = f32x4_splat(a[i]);
+            acc[i][0] = madd(ai, lo, acc[i][0]);
+            acc[i][1] = madd(ai, hi, acc[i][1]);
+        }
+    }
+    let mut out = [[0.0f32; NR]; MR];
+    for (o, v) in out.iter_mut().zip(acc) {
+        for (half, lanes) in o.chunks_exact_mut(4).zip(v) {
+            half.copy_from_slice(&lanes_of(lanes));
+        }
+    }
+    out
+}
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+fn lanes_of(v: core::arch::wasm32::v128) -> [f32; 4] {
+    use core::arch::wasm32::f32x4_extract_lane;
+    [
+        f32x4_extract_lane::<0>(v),
+        f32x4_extract_lane::<1>(v),
+        f32x4_extract_lane::<2>(v),
+        f32x4_extract_lane::<3>(v),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition, in f64: ONNX `Conv` (cross-correlation) with zero padding.
+    fn naive(
+        g: &Conv2dGeometry,
+        input: &[f32],
+        h: usize,
+        w: usize,
+        weight: &[f32],
+        bias: &[f32],
+    ) -> Vec<f64> {
+        let [oh, ow] = g.output_size(h, w).unwrap();
+        let batch = input.len() / (g.in_channels * h * w);
+        let cin = g.in_channels / g.groups;
+        let m = g.out_channels / g.groups;
+        let mut out = vec![0.0f64; batch * g.out_channels * oh * ow];
+        for n in 0..batch {
+            for co in 0..g.out_channels {
+                let group = co / m;
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut s = f64::from(bias[co]);
+                        for ci in 0..cin {
+                            for ky in 0..g.kernel[0] {
+                                for kx in 0..g.kernel[1] {
+                                    let iy = (oy * g.stride[0] + ky * g.dilation[0]) as isize
+                                        - g.padding[0] as isize;
+                                    let ix = (ox * g.stride[1] + kx * g.dilation[1]) as isize
+                                        - g.padding[1] as isize;
+                                    if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                        continue;
+                                    }
+                                    let c = group * cin + ci;
+                                    let x =
+                                        input[((n * g.in_channels + c) * h + iy as usize) * w + ix as usize];
+                                    let wv = weight[((co * cin + ci) * g.kernel[0] + ky) * g.kernel[1] + kx];
+                                    s += f64::from(x) * f64::from(wv);
+                                }
+                            }
+                        }
+                        out[((n * g.out_channels + co) * oh + oy) * ow + ox] = s;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Deterministic values in [-1, 1) (a 32-bit LCG; the tests need no statistics).
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..len)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        cin: usize,
+        cout: usize,
+        k: [usize; 2],
+        s: [usize; 2],
+        d: [usize; 2],
+        p: [usize; 4],
+        groups: usize,
+        hw: [usize; 2],
+        batch: usize,
+    ) {
+        let g = Conv2dGeometry {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: k,
+            stride: s,
+            dilation: d,
+            padding: p,
+            groups,
+        };
+        let [h, w] = hw;
+        let input = values(batch * cin * h * w, 1);
+        let weight = values(cout * cin / groups * k[0] * k[1], 2);
+        let bias = values(cout, 3);
+        let expect = naive(&g, &input, h, w, &weight, &bias);
+        let packed = PackedConv2d::new(g, &weight, Some(&bias)).unwrap();
+        for activation in [Activation::Identity, Activation::Relu, Activation::Clip { min: -0.5, max: 0.25 }]
+        {
+            let got = packed.run(&input, h, w, activation).unwrap();
+            assert_eq!(got.len(), expect.len(), "{g:?}");
+            let k_len = (cin / groups * k[0] * k[1]) as f64;
+            for (i, (&y, &e)) in got.iter().zip(&expect).enumerate() {
+                let e = match activation {
+                    Activation::Identity => e,
+                    Activation::Relu => e.max(0.0),
+                    Activation::Clip { min, max } => e.max(f64::from(min)).min(f64::from(max)),
+                };
+                // f32 accumulation of k terms of magnitude < 1: a few ulps per term at most.
+                let tolerance = 4.0 * f64::from(f32::EPSILON) * (k_len + 1.0);
+                assert!(
+                    (f64::from(y) - e).abs() <= tolerance,
+                    "{g:?} {activation:?} element {i}: {y} vs {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_definition_on_odd_geometries() {
+        // 1×1, 3×3 padded, stride 2, 7×7, dilation, asymmetric padding, groups, depthwise
+        // (3×3 and 5×5, stride 1 and 2), channel counts that are no multiple of MR, widths
+        // that are no multiple of NR, a batch.
+        check(3, 5, [1, 1], [1, 1], [1, 1], [0; 4], 1, [7, 9], 2);
+        check(4, 8, [3, 3], [1, 1], [1, 1], [1; 4], 1, [10, 13], 1);
+        check(3, 6, [3, 3], [2, 2], [1, 1], [0; 4], 1, [17, 15], 3);
+        check(2, 3, [7, 7], [2, 2], [1, 1], [3; 4], 1, [19, 23], 1);
+        check(5, 7, [3, 3], [1, 1], [2, 2], [2; 4], 1, [11, 12], 1);
+        check(3, 4, [3, 2], [1, 2], [1, 1], [1, 0, 2, 1], 1, [9, 10], 2);
+        check(8, 12, [3, 3], [1, 1], [1, 1], [1; 4], 4, [9, 9], 1);
+        check(6, 6, [3, 3], [1, 1], [1, 1], [1; 4], 6, [8, 11], 2);
+        check(6, 6, [5, 5], [2, 2], [1, 1], [2; 4], 6, [13, 9], 1);
+        check(4, 4, [3, 3], [1, 1], [2, 2], [2, 1, 0, 3], 4, [10, 7], 1);
+        check(16, 33, [1, 1], [1, 1], [1, 1], [0; 4], 1, [5, 5], 1);
+        // K = 576: several cache blocks of packed columns per image (and per group).
+        check(64, 5, [3, 3], [1, 1], [1, 1], [1; 4], 1, [16, 17], 2);
+        check(128, 6, [3, 3], [1, 1], [1, 1], [1; 4], 2, [13, 16], 1);
+        check(600, 4, [1, 1], [1, 1], [1, 1], [0; 4], 1, [9, 10], 1);
+    }
+
+    #[test]
+    fn clip_follows_onnx_when_the_bounds_cross_and_relu_keeps_nan() {
+        let crossed = Activation::Clip { min: 1.0, max: 0.0 };
+        assert_eq!([-5.0, 0.5, 5.0].map(|v| crossed.apply(v)), [0.0; 3]);
+        assert!(Activation::Relu.apply(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn refuses_what_does_not_fit() {
+        let g = Conv2dGeometry {
+            in_channels: 2,
+            out_channels: 4,
+            kernel: [3, 3],
+            stride: [1, 1],
+            dilation: [1, 1],
+            padding: [0; 4],
+            groups: 1,
+        };
+        assert!(PackedConv2d::new(g, &[0.0; 71], None).is_none(), "weights one short");
+        assert!(PackedConv2d::new(g, &[0.0; 72], Some(&[0.0; 3])).is_none(), "bias one short");
+        assert!(PackedConv2d::new(Conv2dGeometry { groups: 3, ..g }, &[0.0; 72], None).is_none());
+        assert!(PackedConv2d::new(Conv2dGeometry { stride: [0, 1], ..g }, &[0.0; 72], None).is_none());
+        let packed = PackedConv2d::new(g, &[0.0; 72], None).unwrap();
+        assert!(
+            packed.run(&[0.0; 2 * 2 * 2], 2, 2, Activation::Identity).is_none(),
+            "kernel larger than the image"
+        );
+        assert!(packed.run(&[0.0; 2 * 4 * 4 + 1], 4, 4, Activation::Identity).is_none(), "not a whole image");
+        assert_eq!(packed.run(&[], 4, 4, Activation::Identity).map(|v| v.len()), Some(0), "an empty batch");
+    }
+}

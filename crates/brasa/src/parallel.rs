@@ -1,0 +1,38 @@
+//! Data parallelism for brasa's CPU kernels: rayon's pool with the `threads` feature (in the
+//! wasm build, wasm-bindgen-rayon's Web Workers), plain loops without it. Kernels split a
+//! layer into about [`parallelism`] tasks: in wasm, waking a worker costs tens of µs, more
+//! than a small layer's work per output channel. Each split from outside the pool is handed
+//! to it and waited for; running the whole forward pass on the pool would make them cheap
+//! joins, once a panic on a pool thread can be reported (today it would leave the run hanging).
+
+/// How many tasks to split a layer into: rayon's threads with the `threads` feature, else 1.
+pub(crate) fn parallelism() -> usize {
+    #[cfg(feature = "threads")]
+    return rayon::current_num_threads().max(1);
+    #[cfg(not(feature = "threads"))]
+    1
+}
+
+/// `f(index, chunk)` for each `chunk`-long piece of `data` (the last may be shorter; none for
+/// empty `data`): on
+/// rayon's pool with the `threads` feature, in order otherwise.
+pub(crate) fn for_each_chunk(data: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    // `chunks_mut(0)` panics; an empty piece of work has nothing to split.
+    let chunk = chunk.max(1);
+    // One piece runs here: from outside the pool, rayon would hand it to a worker and wait.
+    if data.len() <= chunk {
+        if !data.is_empty() {
+            f(0, data);
+        }
+        return;
+    }
+    #[cfg(feature = "threads")]
+    {
+        use rayon::prelude::*;
+        data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    }
+    #[cfg(not(feature = "threads"))]
+    for (i, c) in data.chunks_mut(chunk).enumerate() {
+        f(i, c);
+    }
+}
