@@ -3,6 +3,7 @@
  * the backend (WebGPU with a fallback to CPU), reading weights.
  * @module
  */
+import { CPU_BUILDS, isThreaded } from './builds.js';
 import type { ModelCache } from './cache.js';
 import { BrasaError, describe, message } from './errors.js';
 import { hasRelaxedSimd, hasWasmThreads } from './features.js';
@@ -39,13 +40,6 @@ export interface Platform {
   noThreads?: string;
 }
 
-/** The CPU builds a package may carry. */
-export const CPU_BUILDS: readonly CpuBuildName[] = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed'];
-
-/** Whether `build` is a threaded build (it runs in a Worker brasa starts). */
-export function isThreaded(build: BuildName): boolean {
-  return build === 'cpu-threads' || build === 'cpu-threads-relaxed';
-}
 
 /** The build of a WebGPU model. */
 const WEBGPU_BUILD: BuildInfo = { name: 'webgpu', threads: 1, relaxedSimd: false, reason: null };

@@ -4,6 +4,7 @@
  * than turned into a default, the current folder or a timer that fires at once.
  * @module
  */
+import { BUILD_NAMES } from './builds.js';
 import { BrasaError, describe } from './errors.js';
 import { WEIGHTS_DTYPES } from './generated/types.js';
 import { MAX_THREADS } from './threads.js';
@@ -15,7 +16,7 @@ export const MAX_DELAY_MS = 2 ** 31 - 1;
 export const MIN_UPDATE_INTERVAL_MS = 1000;
 
 const FRESHNESS = ['cache-first', 'network-first'];
-const BUILDS = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed', 'webgpu'];
+const BUILDS: readonly string[] = BUILD_NAMES;
 const SIMD = ['auto', 'relaxed', 'simd128'];
 const WEIGHTS_DTYPES_OR_AUTO: readonly string[] = [...WEIGHTS_DTYPES, 'auto'];
 

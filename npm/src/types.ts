@@ -3,6 +3,7 @@
  * `TypedArrayOf`, `BrasaErrorCode`) are generated from Rust (`./generated/types.ts`).
  * @module
  */
+import type { BUILD_NAMES } from './builds.js';
 import type { ModelCache } from './cache.js';
 import type { DType, Signature, TypedArrayOf, WeightsDtype } from './generated/types.js';
 
@@ -19,7 +20,7 @@ export type BackendPreference = Backend | 'auto';
  * thread), with relaxed SIMD (`f32x4.relaxed_madd`), threaded (wasm threads, run in a Worker
  * brasa manages), threaded with relaxed SIMD, and the WebGPU build.
  */
-export type BuildName = 'cpu' | 'cpu-relaxed' | 'cpu-threads' | 'cpu-threads-relaxed' | 'webgpu';
+export type BuildName = (typeof BUILD_NAMES)[number];
 
 /** The CPU builds, best last. */
 export type CpuBuildName = Exclude<BuildName, 'webgpu'>;
