@@ -1,6 +1,6 @@
 /**
  * Threaded builds under Node: each model's Worker is a `worker_threads` Worker. The build's
- * glue and wasm-bindgen-rayon's helper are written for Web Workers (`self`, `postMessage`, a
+ * glue and its pool helper (brasa's, in place of wasm-bindgen-rayon's) are written for Web Workers (`self`, `postMessage`, a
  * global `Worker`, `fetch` of their own `file:` URL); {@link installWorkerScope} gives a
  * `worker_threads` Worker that much of a Web Worker's scope, and the pool's Workers run the
  * helper's own code in Workers started the same way (`thread-pool-node.js`).
@@ -14,8 +14,7 @@ import { resolveObjectURL } from 'node:buffer';
 import type { Glue } from './glue.js';
 import type { ThreadPort, ThreadSupport } from './threads.js';
 
-type Listener = (event: { data: unknown }) => void;
-
+type Listener = (event: { data?: unknown; message?: string; error?: unknown }) => void;
 /**
  * A `worker_threads` Worker with the process's Node flags (`--experimental-wasm-…` ones
  * included) but those a Worker refuses: `--input-type` (a process started with
@@ -41,27 +40,31 @@ function startWorker(url: URL, options: ConstructorParameters<typeof NodeWorker>
   }
 }
 
-/** Web Worker events over a `worker_threads` port or Worker. */
+/** Web Worker events over a `worker_threads` port or Worker: `message`, and `error` (a
+ * Worker's uncaught error or failure to start). */
 function events(target: Pick<NodeWorker, 'on' | 'off'>) {
-  const handlers = new Map<Listener, (data: unknown) => void>();
+  const handlers = new Map<string, Map<Listener, (value: unknown) => void>>();
   return {
     addEventListener(type: string, listener: Listener) {
-      if (type !== 'message' || handlers.has(listener)) return;
-      const handler = (data: unknown) => listener({ data });
-      handlers.set(listener, handler);
-      target.on('message', handler);
+      if (type !== 'message' && type !== 'error') return;
+      const ofType = handlers.get(type) ?? new Map<Listener, (value: unknown) => void>();
+      handlers.set(type, ofType);
+      if (ofType.has(listener)) return;
+      const handler = type === 'message' ? (data: unknown) => listener({ data }) : (error: unknown) => listener({ message: error instanceof Error ? error.message : String(error), error });
+      ofType.set(listener, handler);
+      target.on(type, handler);
     },
     removeEventListener(type: string, listener: Listener) {
-      const handler = handlers.get(listener);
-      if (type !== 'message' || !handler) return;
-      handlers.delete(listener);
-      target.off('message', handler);
+      const handler = handlers.get(type)?.get(listener);
+      if (!handler) return;
+      handlers.get(type)!.delete(listener);
+      target.off(type, handler);
     },
   };
 }
 
 /**
- * A global `Worker` for wasm-bindgen-rayon: it starts its pool's Workers from a `blob:` URL of
+ * A global `Worker` for the pool helper: it starts its pool's Workers from a `blob:` URL of
  * its own module, which `worker_threads` cannot start; read the blob, and run its code (as a
  * `data:` module) in `thread-pool-node.js` with this scope installed.
  */
@@ -81,13 +84,24 @@ class PoolWorker {
       this.#started = worker;
       return worker;
     });
-    // Listeners added before the Worker exists are attached once it does.
-    const pending = { on: (_: string, h: never) => this.#worker.then((w) => w.on('message', h)), off: (_: string, h: never) => this.#worker.then((w) => w.off('message', h)) };
+    // Listeners added before the Worker exists are attached once it does; a blob that cannot be
+    // read or a Worker that cannot start is an `error` event, as a Web Worker's would be.
+    const failed = this.#worker.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const pending = {
+      on: (type: string, h: (value: unknown) => void) => {
+        void this.#worker.then((w) => w.on(type, h), () => undefined);
+        if (type === 'error') void failed.then((err) => err && h(err));
+      },
+      off: (type: string, h: (value: unknown) => void) => void this.#worker.then((w) => w.off(type, h), () => undefined),
+    };
     this.#events = events(pending as unknown as Pick<NodeWorker, 'on' | 'off'>);
   }
 
   postMessage(message: unknown, transfer?: readonly unknown[]) {
-    void this.#worker.then((w) => w.postMessage(message, transfer as never));
+    void this.#worker.then((w) => w.postMessage(message, transfer as never), () => undefined);
   }
 
   addEventListener(type: string, listener: Listener) {
@@ -99,7 +113,7 @@ class PoolWorker {
   }
 
   terminate() {
-    void this.#worker.then((w) => w.terminate());
+    void this.#worker.then((w) => w.terminate(), () => undefined);
   }
 }
 

@@ -1,12 +1,15 @@
 /**
  * The dedicated Worker a threaded CPU build runs in: brasa's loader starts one per model
  * (`threads.ts`), and it holds the build's wasm instance and its rayon pool
- * (wasm-bindgen-rayon's `initThreadPool`, Workers of its own sharing the memory). A forward pass
+ * (wasm-bindgen-rayon's `initThreadPool`: Workers of its own sharing the memory, started by
+ * brasa's pool helper in the glue). A forward pass
  * blocks this Worker while the pool works, which a page's main thread could not do.
  *
  * Protocol: requests `{ brasa: 'thread', id, op, ... }`, answers `{ brasa: 'thread', id, ok,
  * value | error }`; output tensors are transferred. An error keeps its `name`, `message` and
  * `code`; a trap (the instance aborted) is flagged `trap`, and the Worker takes no more work.
+ * A trap on a thread of the pool cannot be answered from here (this thread is blocked waiting
+ * for it): the pool's Worker posts it on the `BroadcastChannel` named in `init`.
  * @module
  */
 import type { WasmModel, WasmTensor } from './glue.js';
@@ -24,7 +27,7 @@ interface ThreadedGlue {
 
 /** A request from the loader. */
 export type ThreadRequest =
-  | { brasa: 'thread'; id: number; op: 'init'; glue: string; module: WebAssembly.Module; threads: number }
+  | { brasa: 'thread'; id: number; op: 'init'; glue: string; module: WebAssembly.Module; threads: number; channel?: string }
   | { brasa: 'thread'; id: number; op: 'load'; weights: Uint8Array }
   | { brasa: 'thread'; id: number; op: 'run'; model: number; feeds: WasmTensor[] }
   | { brasa: 'thread'; id: number; op: 'setWeights'; model: number; weights: Uint8Array }
@@ -77,6 +80,9 @@ async function handle(request: ThreadRequest): Promise<{ value: unknown; transfe
     const imported = (await import(/* @vite-ignore */ request.glue)) as ThreadedGlue;
     if (typeof imported.initThreadPool !== 'function') throw new Error(`${request.glue} is not a threaded build (it exports no initThreadPool)`);
     await imported.default({ module_or_path: request.module });
+    // Where the pool's threads report a trap (brasa's pool helper in the glue reads it when it
+    // starts them): this thread is blocked in wasm while they work, the loader listens.
+    (globalThis as { __brasaPoolChannel?: string }).__brasaPoolChannel = request.channel;
     await imported.initThreadPool(request.threads);
     imported.threadPoolStarted?.();
     glue = imported;
@@ -111,7 +117,7 @@ async function handle(request: ThreadRequest): Promise<{ value: unknown; transfe
 
 scope.addEventListener('message', (event) => {
   const request = event.data as ThreadRequest | null;
-  // wasm-bindgen-rayon listens on this scope too (for its own Workers' start message).
+  // The glue's pool helper listens on this scope too (for its own Workers' start message).
   if (request?.brasa !== 'thread') return;
   const fail = (err: unknown) => {
     const error = aborted ?? errorOf(err);

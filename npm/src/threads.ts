@@ -84,6 +84,8 @@ export class ThreadedWorker {
   #closed: BrasaError | null = null;
   #ready: Promise<unknown>;
   readonly #label: string;
+  /** Where the pool's threads report a trap (`null` where the platform has no BroadcastChannel). */
+  readonly #traps: BroadcastChannel | null;
 
   private constructor(port: ThreadPort, label: string) {
     this.#port = port;
@@ -91,6 +93,7 @@ export class ThreadedWorker {
     let ready!: Pending;
     this.#ready = new Promise((resolve, reject) => (ready = { resolve, reject }));
     this.#pending.set(0, ready);
+    this.#traps = poolTraps((text) => this.#poolTrap(text));
     port.busy?.(true);
     port.listen(
       (data) => this.#reply(data as ThreadReply),
@@ -110,7 +113,8 @@ export class ThreadedWorker {
     const worker = new ThreadedWorker(port, label);
     try {
       await worker.#ready;
-      const started = (await worker.call({ op: 'init', glue, module, threads })) as { threads: number; relaxedSimd: boolean };
+      const channel = worker.#traps?.name;
+      const started = (await worker.call({ op: 'init', glue, module, threads, channel })) as { threads: number; relaxedSimd: boolean };
       worker.threads = started.threads;
       worker.relaxedSimd = started.relaxedSimd;
     } catch (err) {
@@ -135,9 +139,21 @@ export class ThreadedWorker {
     this.#endIfIdle();
   }
 
+  /** A thread of the pool trapped: the Worker's own thread, blocked waiting for it, cannot
+   * answer. Calls in flight reject as a trap there would (the loader marks the model dead). */
+  #poolTrap(text: string): void {
+    if (this.#closed) return;
+    const trap = new WebAssembly.RuntimeError(`a thread of the pool aborted: ${text}`);
+    for (const p of this.#pending.values()) p.reject(trap);
+    this.#pending.clear();
+    this.#fail(new BrasaError('internal', `the wasm instance of ${this.#label} aborted on a thread of its pool: ${text}`), false);
+    this.#endIfIdle();
+  }
+
   #fail(error: BrasaError, rejectPending = true): void {
     if (this.#closed) return;
     this.#closed = error;
+    this.#traps?.close();
     if (rejectPending) for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
     this.#port.terminate();
@@ -199,6 +215,20 @@ export class ThreadedWorker {
   terminate(): void {
     this.#fail(new BrasaError('disposed', `the Worker of ${this.#label} was ended`));
   }
+}
+
+/** A `BroadcastChannel` of its own, on which a pool thread's trap (brasa's pool helper in the
+ * glue) reaches `onTrap`; `null` where there is none. It keeps no Node process alive. */
+function poolTraps(onTrap: (text: string) => void): BroadcastChannel | null {
+  if (typeof BroadcastChannel !== 'function') return null;
+  const id = typeof crypto?.randomUUID === 'function' ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  const channel = new BroadcastChannel(`brasa-pool-${id}`);
+  channel.addEventListener('message', (event) => {
+    const data = (event as MessageEvent).data as { type?: unknown; message?: unknown } | null;
+    if (data?.type === 'brasa_pool_trap') onTrap(String(data.message));
+  });
+  (channel as { unref?(): void }).unref?.();
+  return channel;
 }
 
 /** `Omit` over each member of a union. */

@@ -1,7 +1,8 @@
 /**
  * Threaded builds in browsers (pages and dedicated Workers) and Deno: each model's Worker is a
- * module Worker running `thread-worker.js`, whose rayon pool (wasm-bindgen-rayon's `no-bundler`
- * mode) starts Workers of its own from a blob URL, which COEP `require-corp` allows.
+ * module Worker running `thread-worker.js`, whose rayon pool (wasm-bindgen-rayon, with brasa's
+ * pool helper in the glue) starts Workers of its own from a blob URL, which COEP
+ * `require-corp` allows.
  * @module
  */
 import type { Glue } from './glue.js';
@@ -43,8 +44,8 @@ export const webThreads: ThreadSupport = {
   notByDefault: () => (scope.Deno ? "in Deno a Worker keeps the process running (threads: N runs the threaded build; dispose the model to let Deno exit)" : null),
   spawn: () => port(new Worker(new URL('./thread-worker.js', import.meta.url), { type: 'module', name: 'brasa-threads' })),
   importGlue: async (url) => (await import(/* @vite-ignore */ url)) as Glue,
-  // Not on a page either: the threaded glue carries wasm-bindgen-rayon's worker helper, which
-  // listens for `message` on `self` and imports the module a message names, with no origin
-  // check. On a page `self` is the window, which any frame can post to.
+  // Not on a page either: the threaded glue carries a pool helper, which in a Worker imports
+  // the module its start message names. It ignores messages on a window (which any frame can
+  // post to), but the page has no use for that glue: the logic comes from the cpu build.
   importsThreadedGlue: false,
 };

@@ -209,8 +209,44 @@ describe('a cross-origin isolated page', () => {
     assert.match(got[1].failed.message, /simd: 'relaxed' cannot run here: the model package two-heads has no relaxed-SIMD build/);
   });
 
-  test('no page errors', () => {
-    assert.deepEqual(errors.filter((e) => !/deprecated parameters for the initialization function/.test(e)), []);
+  // PP-OCRv4 det takes heights and widths that are multiples of 32: given [1, 3, 30, 50], burn
+  // panics inside the graph, on a thread of the pool (the threaded build runs the forward pass
+  // there) while the model's Worker is blocked waiting. The pool's own Worker reports it.
+  test('a trap on a thread of the pool rejects the run `internal`; the model stays dead, a new load works', async () => {
+    const ref = JSON.parse(readFileSync(join(CACHE, 'fixtures', 'ocr-det-reference.json'), 'utf8'));
+    const valid = ref.cases.find((c) => c.inputs[0].dims.join('x') === '1x3x64x96');
+    const outcome = await page.evaluate(async ([dims, data]) => {
+      const pkg = (await import('./packages/ocr-det/index.js')).default;
+      const load = () => window.brasa.loadModel(pkg, { weights: new URL('./packages/ocr-det/weights.bpk', location.href).href, backend: 'cpu', threads: 2 });
+      const x = (d, values) => ({ x: new window.brasa.Tensor('float32', values, d) });
+      const caught = async (f) => {
+        // A run that never settles is the failure this guards against: give up after 60 s.
+        const hung = new Promise((resolve) => setTimeout(() => resolve({ code: 'hung' }), 60_000));
+        return Promise.race([f().then(() => null, (e) => ({ code: e.code, message: e.message })), hung]);
+      };
+      const model = await load();
+      const before = Array.from(Object.values(await model.run(x(dims, Float32Array.from(data))))[0].data);
+      const trap = await caught(() => model.run(x([1, 3, 30, 50], new Float32Array(4500).fill(0.5))));
+      const after = await caught(() => model.run(x(dims, Float32Array.from(data))));
+      model.dispose();
+      const fresh = await load();
+      const again = Array.from(Object.values(await fresh.run(x(dims, Float32Array.from(data))))[0].data);
+      fresh.dispose();
+      return { build: model.build.name, before, trap, after, again };
+    }, [valid.inputs[0].dims, valid.inputs[0].data]);
+    assert.equal(outcome.build, 'cpu-threads-relaxed');
+    const want = valid.outputs[0].data;
+    assert.ok(maxDiff(outcome.before, want) <= 1e-4, 'before the trap');
+    const dead = /the wasm instance of ocr-det \(cpu-threads-relaxed\) aborted while running: .*a thread of the pool aborted: .*unreachable.*; load the model again/;
+    assert.equal(outcome.trap?.code, 'internal', JSON.stringify(outcome.trap));
+    assert.match(outcome.trap.message, dead);
+    assert.equal(outcome.after?.code, 'internal', JSON.stringify(outcome.after));
+    assert.match(outcome.after.message, dead);
+    assert.ok(maxDiff(outcome.again, want) <= 1e-4, 'a fresh load after the trap');
+  });
+
+  test("no page errors but the trap's own panic message", () => {
+    assert.deepEqual(errors.filter((e) => !/^panicked at [^\n]*burn-tensor[\s\S]*incompatible shapes/.test(e)), []);
   });
 });
 

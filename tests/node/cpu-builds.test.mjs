@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 
 import { loadModel } from '../../npm/dist/node.js';
-import { expectedLogits, loadPackage, makeRegistry, maxDiff, packageDir, reference, variantWeightsPath, weightsPath } from '../support.mjs';
+import { CACHE, expectedLogits, loadPackage, makeRegistry, maxDiff, packageDir, reference, variantWeightsPath, weightsPath } from '../support.mjs';
 
 const REF = reference();
 const TOLERANCE = 2e-4;
@@ -122,6 +122,42 @@ describe('builds', () => {
     if (exited === 'still running') child.kill();
     assert.equal(exited, 0, `the process did not exit: ${out}`);
     assert.match(out, /^cpu-threads(-relaxed)? 2$/m);
+  });
+
+  // PP-OCRv4 det takes heights and widths that are multiples of 32: given [1, 3, 30, 50], burn
+  // panics inside the graph. A threaded build runs the forward pass on a thread of its pool, so
+  // the trap happens there, while the model's Worker is blocked waiting for it: the pool's
+  // Worker reports it (brasa's pool helper, on a BroadcastChannel) and the run rejects.
+  test('a trap on a thread of the pool rejects the run `internal`; the model stays dead, a new load works', async () => {
+    const ocr = await loadPackage('ocr-det');
+    assert.ok(ocr.builds['cpu-threads'], 'the ocr-det package carries the threaded build');
+    const ref = JSON.parse(readFileSync(join(CACHE, 'fixtures', 'ocr-det-reference.json'), 'utf8'));
+    const valid = ref.cases.find((c) => c.inputs[0].dims.join('x') === '1x3x64x96');
+    const feeds = () => ({ x: { dtype: 'float32', dims: valid.inputs[0].dims, data: Float32Array.from(valid.inputs[0].data) } });
+    const check = (out, what) => assert.ok(maxDiff(out[valid.outputs[0].name].data, valid.outputs[0].data) <= 1e-4, what);
+    const trap = { x: { dtype: 'float32', dims: [1, 3, 30, 50], data: new Float32Array(3 * 30 * 50).fill(0.5) } };
+    const load = () => loadModel(ocr, { weights: join(packageDir('ocr-det'), 'weights.bpk'), threads: 2, simd: 'simd128' });
+    const dead = /the wasm instance of ocr-det \(cpu-threads\) aborted while running: .*a thread of the pool aborted: .*unreachable.*; load the model again/;
+    const settles = (promise, what) => Promise.race([promise, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: not settled after 60 s (hung)`)), 60_000).unref())]);
+    const model = await load();
+    try {
+      assert.equal(model.build.name, 'cpu-threads');
+      check(await model.run(feeds()), 'before the trap');
+      await assert.rejects(settles(model.run(trap), 'the trap'), (e) => {
+        assert.equal(e.code, 'internal', e.message);
+        assert.match(e.message, dead);
+        return true;
+      });
+      await assert.rejects(settles(model.run(feeds()), 'after the trap'), (e) => e.code === 'internal' && dead.test(e.message));
+      const fresh = await settles(load(), 'loadModel after the trap');
+      try {
+        check(await settles(fresh.run(feeds()), 'fresh model'), 'a fresh load after the trap');
+      } finally {
+        fresh.dispose();
+      }
+    } finally {
+      model.dispose();
+    }
   });
 
   test('wasm modules given pick the CPU build among them (a Worker bundle)', async () => {

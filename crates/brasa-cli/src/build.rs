@@ -309,9 +309,10 @@ fn hash_files(hasher: &mut Sha256, files: &BTreeSet<PathBuf>, base: &Path, brasa
     Ok(())
 }
 
-/// The cache key of a build. The CLI's own sources are not hashed: bump the tag whenever
-/// what it writes into a package changes (3: `index.js` imports the glue statically; 4: the
-/// CPU variants, threaded builds' glue by URL; 5: their snippets inlined).
+/// The cache key of a build. The CLI's own sources are not hashed (but for the JS it puts into
+/// builds): bump the tag whenever what it writes into a package changes (3: `index.js` imports
+/// the glue statically; 4: the CPU variants, threaded builds' glue by URL; 5: their snippets
+/// inlined).
 fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOptions) -> Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(format!(
@@ -321,6 +322,7 @@ fn build_key(info: &CrateInfo, crate_dir: &Path, brasa: &Path, options: &BuildOp
         options.opt,
         options.profile
     ));
+    hasher.update(POOL_HELPER.as_bytes());
     let mut files = BTreeSet::new();
     source_files(crate_dir, &mut files)?;
     hash_files(&mut hasher, &files, crate_dir, brasa)?;
@@ -662,11 +664,15 @@ fn build_fresh(
     })
 }
 
-/// Put the JS snippets a build's glue imports (wasm-bindgen-rayon's worker helper) into the
-/// glue itself: one self-contained module, which bundlers can emit as an asset and brasa can
-/// import by URL from anywhere (a copy of the glue alone would miss its `snippets/`). The helper
-/// starts the pool's Workers from its own module's source and has them import the glue: inlined,
-/// both are the glue, which then also serves as the Workers' script.
+/// brasa's replacement for wasm-bindgen-rayon's worker helper (same contract), which also reports
+/// a pool Worker that cannot start and a pool thread that traps (see the file).
+const POOL_HELPER: &str = include_str!("js/pool-helper.js");
+
+/// Put the JS snippets a build's glue imports (wasm-bindgen-rayon's worker helper, replaced by
+/// [`POOL_HELPER`]) into the glue itself: one self-contained module, which bundlers can emit as
+/// an asset and brasa can import by URL from anywhere (a copy of the glue alone would miss its
+/// `snippets/`). The helper starts the pool's Workers from its own module's source and has them
+/// import the glue: inlined, both are the glue, which then also serves as the Workers' script.
 fn inline_snippets(dir: &Path) -> Result<()> {
     let glue_path = dir.join("model.js");
     let glue = std::fs::read_to_string(&glue_path)?;
@@ -681,8 +687,13 @@ fn inline_snippets(dir: &Path) -> Result<()> {
             out.push('\n');
             continue;
         };
-        let code = std::fs::read_to_string(dir.join("snippets").join(path))
-            .with_context(|| format!("reading the glue's snippet {path}"))?;
+        let code =
+            if path.starts_with("wasm-bindgen-rayon-") && path.ends_with("/workerHelpers.no-bundler.js") {
+                POOL_HELPER.to_owned()
+            } else {
+                std::fs::read_to_string(dir.join("snippets").join(path))
+                    .with_context(|| format!("reading the glue's snippet {path}"))?
+            };
         for name in names.split(',').map(str::trim) {
             if !code.contains(&format!("export async function {name}("))
                 && !code.contains(&format!("export function {name}("))

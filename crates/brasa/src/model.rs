@@ -16,6 +16,8 @@ use crate::error::{BrasaError, Result};
 /// Weights are never part of the build: they arrive at run time as burnpack bytes
 /// (`brasa import`, `brasa build --onnx`), so one build serves every version of them.
 ///
+/// `Sync`: a threaded build runs the forward pass on a thread of its pool (burn's modules are).
+///
 /// ```ignore
 /// impl brasa::Model for MyNet {
 ///     const NAME: &'static str = "my-net";
@@ -27,7 +29,7 @@ use crate::error::{BrasaError, Result};
 ///     }
 /// }
 /// ```
-pub trait Model: Module + Clone + core::fmt::Debug + Sized + 'static {
+pub trait Model: Module + Clone + core::fmt::Debug + Sized + Sync + 'static {
     /// The model's name: its registry folder and its name in KServe URLs (`[a-z0-9-]`).
     const NAME: &'static str;
 

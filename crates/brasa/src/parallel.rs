@@ -1,9 +1,11 @@
 //! Data parallelism for brasa's CPU kernels: rayon's pool with the `threads` feature (in the
 //! wasm build, wasm-bindgen-rayon's Web Workers), plain loops without it. Kernels split a
 //! layer into about [`parallelism`] tasks: in wasm, waking a worker costs tens of µs, more
-//! than a small layer's work per output channel. Each split from outside the pool is handed
-//! to it and waited for; running the whole forward pass on the pool would make them cheap
-//! joins, once a panic on a pool thread can be reported (today it would leave the run hanging).
+//! than a small layer's work per output channel. A session runs the whole forward pass on the
+//! pool ([`on_pool`]), so each split is a cheap join there rather than a hand-off from outside
+//! and a wait (SqueezeNet b1 at 2 threads: 12 ms instead of 15). A trap on a pool thread is
+//! reported by the pool's own Workers (brasa's pool helper in the wasm glue), since the thread
+//! waiting for the pass is blocked.
 
 /// How many tasks to split a layer into: rayon's threads with the `threads` feature, else 1.
 pub(crate) fn parallelism() -> usize {
@@ -11,6 +13,16 @@ pub(crate) fn parallelism() -> usize {
     return rayon::current_num_threads().max(1);
     #[cfg(not(feature = "threads"))]
     1
+}
+
+/// `f()` on rayon's pool, the calling thread waiting, with the `threads` feature and a pool of
+/// more than one thread; here otherwise (and when already on the pool).
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(feature = "threads")]
+    if rayon::current_thread_index().is_none() && parallelism() > 1 {
+        return rayon::scope(|_| f());
+    }
+    f()
 }
 
 /// `f(index, chunk)` for each `chunk`-long piece of `data` (the last may be shorter; none for

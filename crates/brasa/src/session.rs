@@ -106,10 +106,8 @@ impl<M: Model> Session<M> {
     fn forward(&self, feeds: TensorMap) -> Result<(brasa_types::Resolved, Vec<PendingOutput>)> {
         let resolved = self.signature.validate_inputs(&feeds, &self.limits)?;
         let inputs = Inputs::new(feeds, resolved.clone(), self.device.clone());
-        // On the calling thread, not moved onto rayon's pool: a forward pass there made every
-        // split a cheap join (SqueezeNet b1 at 2 threads: 12 ms instead of 15), but a panic on a
-        // pool thread aborts where nobody waits for it, and the run then never settles.
-        let outputs = self.net.forward(inputs)?;
+        // On rayon's pool (threaded builds): each split of a layer is then a join, not a wait.
+        let outputs = crate::parallel::on_pool(|| self.net.forward(inputs))?;
         Ok((resolved, outputs.entries))
     }
 
