@@ -29,13 +29,14 @@ const FORCED = [
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm' };
 
-/** A static server without cross-origin isolation headers: what most hosts send. */
-function plainServer(dir) {
+/** A static server sending `headers` with every file; by default none for cross-origin
+ * isolation: what most hosts send. */
+function plainServer(dir, headers = {}) {
   const server = createServer(async (req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname)).replace(/^(\.\.[/\\])+/, '');
     try {
       const body = await readFile(join(dir, path));
-      res.writeHead(200, { 'content-type': MIME[extname(path)] ?? 'application/octet-stream' });
+      res.writeHead(200, { ...headers, 'content-type': MIME[extname(path)] ?? 'application/octet-stream' });
       res.end(body);
     } catch {
       res.writeHead(404).end();
@@ -47,6 +48,7 @@ function plainServer(dir) {
 let site;
 let isolated;
 let plain;
+let noBlobWorkers;
 let browser;
 
 before(async () => {
@@ -80,12 +82,20 @@ before(async () => {
 `);
   isolated = await serve(site.dir);
   plain = await plainServer(site.dir);
+  // Cross-origin isolated, with a CSP that lets Workers start from the origin's own scripts
+  // only: the model's Worker starts, its pool's Workers (from blob: URLs) cannot.
+  noBlobWorkers = await plainServer(site.dir, {
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-embedder-policy': 'require-corp',
+    'content-security-policy': "worker-src 'self'",
+  });
   browser = await chromium({ webgpu: false });
 });
 after(async () => {
   await browser?.close();
   isolated?.stop();
   plain?.stop();
+  noBlobWorkers?.stop();
   site?.remove();
 });
 
@@ -272,5 +282,24 @@ describe('a page that is not cross-origin isolated', () => {
     const got = await page.evaluate(() => window.check('mnist', { threads: 2 }, []));
     assert.equal(got.failed?.code, 'backend_unavailable');
     assert.match(got.failed.message, /threads: 2 cannot run here: the page is not cross-origin isolated .*Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp/);
+  });
+});
+
+describe('an isolated page whose CSP allows no blob: Workers', () => {
+  let page;
+  before(async () => {
+    ({ page } = await open(browser.context, noBlobWorkers.url + PAGE));
+    await page.waitForSelector('body[data-ready="1"]', { state: 'attached' });
+    assert.equal(await page.evaluate(() => window.isolated()), true);
+  });
+  after(() => page?.close());
+
+  test('threads: 2 fails loadModel with wasm_load naming the pool (it does not wait for ever); threads: 1 runs', async () => {
+    const got = await page.evaluate(() => Promise.race([window.check('mnist', { threads: 2 }, []), new Promise((resolve) => setTimeout(() => resolve({ failed: { code: 'hung' } }), 60_000))]));
+    assert.equal(got.failed?.code, 'wasm_load', JSON.stringify(got));
+    assert.match(got.failed.message, /could not start mnist \(cpu-threads-relaxed\) with 2 threads: a thread of the pool could not start/);
+    const single = await page.evaluate(([f]) => window.check('mnist', { threads: 1 }, f), [mnistFeeds()]);
+    assert.equal(single.failed, undefined, JSON.stringify(single.failed));
+    assertMatches('mnist', single, mnistExpected(), 'threads: 1 under the CSP');
   });
 });
