@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, Param, ParamId};
 use burn::nn::PaddingConfig2d;
-use burn::nn::pool::MaxPool2dConfig;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::backend::is_cpu_device;
@@ -20,8 +19,9 @@ use crate::kernels::{self, Pool2d};
 /// weight files load; `brasa import-onnx` generates it for every ONNX `Conv` with constant
 /// weights. On the CPU the weights are packed once, on the first run after they are loaded,
 /// and the bias and a following ReLU or clip are applied as the result is stored
-/// ([`Conv2d::forward_relu`], [`Conv2d::forward_clip`]). Other backends, `Same` padding and
-/// non-`f32` tensors take burn's operator.
+/// ([`Conv2d::forward_relu`], [`Conv2d::forward_clip`]); every padding (burn's `Same`
+/// included) and float dtype (computed in `f32`) runs there. Other backends take burn's
+/// operator, which a build with the CPU backend alone leaves out.
 ///
 /// The pack is keyed by the weight's parameter id. burn's `Module::map` (and so
 /// `load_record`) keeps a module's skipped fields and may keep ids: give new weights to a
@@ -77,25 +77,40 @@ impl From<burn::nn::conv::Conv2d> for Conv2d {
 impl Conv2d {
     /// `conv(x) + bias`: `x` `[batch, in_channels, h, w]` → `[batch, out_channels, h', w']`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_with(x, Activation::Identity)
+        self.forward_with(x, Activation::Identity, |y| y)
     }
 
     /// `max(0, conv(x) + bias)`, in one pass on the CPU.
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_with(x, Activation::Relu)
+        self.forward_with(x, Activation::Relu, burn::tensor::activation::relu)
     }
 
     /// `min(max, max(min, conv(x) + bias))` (ONNX `Clip`, e.g. ReLU6), in one pass on the CPU.
     pub fn forward_clip(&self, x: Tensor<4>, min: f64, max: f64) -> Tensor<4> {
-        self.forward_with(x, Activation::Clip { min: min as f32, max: max as f32 })
+        let (min, max) = (min as f32, max as f32);
+        self.forward_with(x, Activation::Clip { min, max }, move |y| y.clamp(min, max))
     }
 
-    fn forward_with(&self, x: Tensor<4>, activation: Activation) -> Tensor<4> {
-        let x = match self.forward_cpu(x, activation) {
-            Ok(y) => return y,
-            Err(x) => x,
-        };
-        let y = burn::nn::conv::Conv2d {
+    /// brasa's kernel on the CPU, else burn's operator followed by `then` (the same
+    /// activation). Generic over `then`, so a build compiles only the activations its model
+    /// uses (an unused `clamp` was 20 KB of the MNIST build).
+    fn forward_with(
+        &self,
+        x: Tensor<4>,
+        activation: Activation,
+        then: impl FnOnce(Tensor<4>) -> Tensor<4>,
+    ) -> Tensor<4> {
+        match self.forward_cpu(x, activation) {
+            Ok(y) => y,
+            Err(x) => then(self.forward_burn(x)),
+        }
+    }
+
+    /// burn's operator: other backends, and what brasa's kernel refuses (a geometry that
+    /// does not fit, where burn's operator fails too).
+    #[cfg(feature = "wgpu")]
+    fn forward_burn(&self, x: Tensor<4>) -> Tensor<4> {
+        burn::nn::conv::Conv2d {
             weight: self.weight.clone(),
             bias: self.bias.clone(),
             stride: self.stride,
@@ -104,26 +119,43 @@ impl Conv2d {
             groups: self.groups,
             padding: self.padding.clone(),
         }
-        .forward(x);
-        match activation {
-            Activation::Identity => y,
-            Activation::Relu => burn::tensor::activation::relu(y),
-            Activation::Clip { min, max } => y.clamp(min, max),
-        }
+        .forward(x)
     }
 
-    /// brasa's kernel, or `x` back when it does not apply.
+    /// A build with the CPU backend alone leaves burn's convolution out (about 70 KB of
+    /// burn-flex's, per float dtype it supports): brasa's kernel runs every convolution
+    /// there, and what it refuses burn's would refuse too.
+    #[cfg(not(feature = "wgpu"))]
+    fn forward_burn(&self, x: Tensor<4>) -> Tensor<4> {
+        panic!(
+            "conv2d: an input of dims {:?} does not fit weights of dims {:?} (stride {:?}, dilation {:?}, \
+             groups {}, padding {:?})",
+            x.dims(),
+            self.weight.dims(),
+            self.stride,
+            self.dilation,
+            self.groups,
+            self.padding
+        )
+    }
+
+    /// brasa's kernel, or `x` back when it does not apply. Any float dtype runs (in `f32`,
+    /// the result cast back).
     #[allow(clippy::result_large_err, reason = "`Err` hands the input back: no error travels")]
     fn forward_cpu(&self, x: Tensor<4>, activation: Activation) -> Result<Tensor<4>, Tensor<4>> {
-        let padding = match self.padding {
-            PaddingConfig2d::Valid => [0; 4],
-            PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
-            _ => return Err(x),
-        };
-        if !is_cpu_device(&x.device()) || x.dtype() != DType::F32 {
+        if !is_cpu_device(&x.device()) {
             return Err(x);
         }
         let [batch, channels, height, width] = x.dims();
+        let padding = match self.padding {
+            PaddingConfig2d::Valid => [0; 4],
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [top, left, bottom, right],
+            PaddingConfig2d::Same => {
+                let (top, bottom) = same_padding(self.kernel_size[0], self.stride[0], height);
+                let (left, right) = same_padding(self.kernel_size[1], self.stride[1], width);
+                [top, left, bottom, right]
+            }
+        };
         let [out_channels, per_group, ..] = self.weight.dims();
         let geometry = Conv2dGeometry {
             in_channels: per_group * self.groups,
@@ -139,15 +171,7 @@ impl Conv2d {
             return Err(x);
         }
         let Some(packed) = self.packed(geometry) else { return Err(x) };
-        let device = x.device();
-        // Moved, not cloned: a tensor nothing else holds gives its buffer without a copy.
-        let data = x.into_data();
-        match data.as_slice::<f32>().ok().and_then(|input| packed.run(input, height, width, activation)) {
-            Some(y) => {
-                Ok(Tensor::from_data(TensorData::new(y, [batch, out_channels, out_h, out_w]), &device))
-            }
-            None => Err(Tensor::from_data(data, &device)),
-        }
+        in_f32(x, [batch, out_channels, out_h, out_w], |input| packed.run(input, height, width, activation))
     }
 
     /// The packed weights, packed now if these weights have not been.
@@ -159,9 +183,10 @@ impl Conv2d {
         {
             return Some(packed.clone());
         }
-        let weight = self.weight.val().try_into_data().ok()?;
+        // Weights of another float dtype (f16 files) are packed in f32.
+        let weight = self.weight.val().try_into_data().ok()?.convert::<f32>();
         let bias = match &self.bias {
-            Some(b) => Some(b.val().try_into_data().ok()?),
+            Some(b) => Some(b.val().try_into_data().ok()?.convert::<f32>()),
             None => None,
         };
         let bias = match &bias {
@@ -174,20 +199,47 @@ impl Conv2d {
     }
 }
 
+/// burn's `Same` padding of one side, `(start, end)`: the total that keeps
+/// `ceil(size / stride)` outputs, the odd one at the end (burn-nn 0.22's
+/// `calculate_same_padding`, which, as burn does, counts the kernel undilated), so every
+/// backend pads the same way.
+fn same_padding(kernel: usize, stride: usize, size: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride.max(1));
+    let total = if out > 0 { ((out - 1) * stride + kernel).saturating_sub(size) } else { 0 };
+    (total / 2, total - total / 2)
+}
+
 /// 2-D max-pooling of an NCHW tensor: `kernel`, `strides`, `padding` as
-/// `[top, left, bottom, right]`, no dilation, floor rounding.
+/// `[top, left, bottom, right]`, no dilation, floor rounding. On the CPU brasa's kernel, for
+/// any float dtype (in `f32`); elsewhere burn's operator, which a build with the CPU backend
+/// alone leaves out.
 pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], strides: [usize; 2], padding: [usize; 4]) -> Tensor<4> {
     let pool = Pool2d { kernel, strides, padding };
-    let x = match max_pool2d_cpu(x, pool) {
-        Ok(y) => return y,
-        Err(x) => x,
-    };
-    let [top, left, bottom, right] = padding;
-    MaxPool2dConfig::new(kernel)
-        .with_strides(strides)
+    match max_pool2d_cpu(x, pool) {
+        Ok(y) => y,
+        Err(x) => max_pool2d_burn(x, pool),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn max_pool2d_burn(x: Tensor<4>, pool: Pool2d) -> Tensor<4> {
+    let [top, left, bottom, right] = pool.padding;
+    burn::nn::pool::MaxPool2dConfig::new(pool.kernel)
+        .with_strides(pool.strides)
         .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
         .init()
         .forward(x)
+}
+
+/// What brasa's kernel refuses (a window that does not fit) burn's would refuse too.
+#[cfg(not(feature = "wgpu"))]
+fn max_pool2d_burn(x: Tensor<4>, pool: Pool2d) -> Tensor<4> {
+    panic!(
+        "max_pool2d: a window of {:?} (padding {:?}) does not fit an input of dims {:?}",
+        pool.kernel,
+        pool.padding,
+        x.dims()
+    )
 }
 
 /// brasa's kernel, or `x` back when it does not apply. `x` is moved into its data, not cloned:
@@ -196,15 +248,29 @@ pub fn max_pool2d(x: Tensor<4>, kernel: [usize; 2], strides: [usize; 2], padding
 #[allow(clippy::result_large_err, reason = "`Err` hands the input back: no error travels")]
 fn max_pool2d_cpu(x: Tensor<4>, pool: Pool2d) -> Result<Tensor<4>, Tensor<4>> {
     let [batch, channels, height, width] = x.dims();
-    if !is_cpu_device(&x.device()) || x.dtype() != DType::F32 {
+    if !is_cpu_device(&x.device()) {
         return Err(x);
     }
     let Some([out_h, out_w]) = pool.output_size(height, width) else { return Err(x) };
+    in_f32(x, [batch, channels, out_h, out_w], |input| kernels::max_pool2d(input, height, width, pool))
+}
+
+/// `kernel` over `x`'s values as `f32` (another float dtype is cast there, and the result
+/// back), giving a tensor of `dims` on `x`'s device; `x` back when `kernel` declines. `x` is
+/// moved into its data: a tensor nothing else holds gives its buffer without a copy.
+#[allow(clippy::result_large_err, reason = "`Err` hands the input back: no error travels")]
+fn in_f32(
+    x: Tensor<4>,
+    dims: [usize; 4],
+    kernel: impl FnOnce(&[f32]) -> Option<Vec<f32>>,
+) -> Result<Tensor<4>, Tensor<4>> {
     let device = x.device();
-    let data = x.into_data();
-    match data.as_slice::<f32>().ok().and_then(|input| kernels::max_pool2d(input, height, width, pool)) {
-        Some(y) => Ok(Tensor::from_data(TensorData::new(y, [batch, channels, out_h, out_w]), &device)),
-        None => Err(Tensor::from_data(data, &device)),
+    let dtype = x.dtype();
+    let data = if dtype == DType::F32 { x.into_data() } else { x.cast(DType::F32).into_data() };
+    let back = |t: Tensor<4>| if dtype == DType::F32 { t } else { t.cast(dtype) };
+    match data.as_slice::<f32>().ok().and_then(kernel) {
+        Some(y) => Ok(back(Tensor::from_data(TensorData::new(y, dims), &device))),
+        None => Err(back(Tensor::from_data(data, &device))),
     }
 }
 
@@ -263,7 +329,7 @@ mod tests {
         for (kernel, strides, padding) in [([3, 3], [2, 2], [0; 4]), ([2, 3], [1, 2], [1, 1, 0, 1])] {
             let ours = max_pool2d(x.clone(), kernel, strides, padding);
             let [top, left, bottom, right] = padding;
-            let burns = MaxPool2dConfig::new(kernel)
+            let burns = burn::nn::pool::MaxPool2dConfig::new(kernel)
                 .with_strides(strides)
                 .with_padding(PaddingConfig2d::Explicit(top, left, bottom, right))
                 .init()
@@ -312,6 +378,54 @@ mod tests {
             let reloaded = Conv2d { weight: other.weight.clone(), bias: other.bias.clone(), ..ours };
             close(reloaded.forward(x.clone()), other.forward(x.clone()));
         }
+    }
+
+    /// burn's `Same` padding (asymmetric for an even kernel, by stride) and other float dtypes
+    /// run in brasa's kernel, with burn's answers.
+    #[test]
+    fn conv2d_same_padding_and_f16_match_burns() {
+        use burn::nn::conv::Conv2dConfig;
+        let device = Device::flex();
+        let values: Vec<f32> = (0..2 * 4 * 10 * 7).map(|i| ((i * 7919) % 89) as f32 / 44.0 - 1.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [2, 4, 10, 7]), &device);
+        for (kernel, stride, dilation) in
+            [([3, 3], [1, 1], [1, 1]), ([4, 2], [1, 1], [1, 1]), ([3, 4], [2, 3], [1, 1])]
+        {
+            let burns = Conv2dConfig::new([4, 5], kernel)
+                .with_stride(stride)
+                .with_dilation(dilation)
+                .with_padding(PaddingConfig2d::Same)
+                .init(&device);
+            let ours = Conv2d::from(burns.clone());
+            // brasa's kernel ran, not the fallback to burn's.
+            let got = ours.forward_cpu(x.clone(), Activation::Identity).expect("brasa's kernel takes `Same`");
+            let want = burns.forward(x.clone());
+            assert_eq!(got.dims(), want.dims(), "kernel {kernel:?} stride {stride:?}");
+            let (got, want) =
+                (got.into_data().try_to_vec::<f32>().unwrap(), want.into_data().try_to_vec::<f32>().unwrap());
+            assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-5), "{got:?} vs {want:?}");
+        }
+        let burns = Conv2dConfig::new([4, 3], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let ours = Conv2d::from(burns.clone());
+        let got =
+            ours.forward_cpu(x.clone().cast(DType::F16), Activation::Relu).expect("brasa's kernel takes f16");
+        assert_eq!(got.dtype(), DType::F16);
+        let want = burn::tensor::activation::relu(burns.forward(x)).into_data().try_to_vec::<f32>().unwrap();
+        let got = got.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+        // f16 keeps 11 bits: the input's rounding dominates.
+        assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 2e-2), "{got:?} vs {want:?}");
+    }
+
+    #[test]
+    fn same_padding_is_burns() {
+        // (kernel, stride, size) → (start, end), by burn-nn 0.22's formula.
+        assert_eq!(same_padding(3, 1, 10), (1, 1));
+        assert_eq!(same_padding(4, 1, 10), (1, 2));
+        assert_eq!(same_padding(3, 2, 7), (1, 1));
+        assert_eq!(same_padding(1, 2, 8), (0, 0));
+        assert_eq!(same_padding(5, 3, 0), (0, 0));
     }
 
     #[test]

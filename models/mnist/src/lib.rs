@@ -9,8 +9,7 @@
 use brasa::kernels;
 use brasa::{DType, Dim, HostTensor, Inputs, Model, Outputs, Signature, TensorSpec, Values};
 use burn::module::Module;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::conv::Conv2dConfig;
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d, Relu};
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -24,10 +23,10 @@ pub const PIXEL_STD: f32 = 0.3081;
 /// The burn module; it is the servable model ([`Model`]).
 #[derive(Module, Debug)]
 pub struct MnistNet {
-    conv1: Conv2d,
-    /// brasa's convolution: burn's parameters under burn's names, brasa's kernel on the CPU.
+    /// brasa's convolutions: burn's parameters under burn's names, brasa's kernels on the CPU
+    /// (so a CPU build links no convolution of burn's).
+    conv1: brasa::ops::Conv2d,
     conv2: brasa::ops::Conv2d,
-    pool: MaxPool2d,
     fc1: Linear,
     fc2: Linear,
     relu: Relu,
@@ -42,9 +41,8 @@ impl MnistNet {
                 .init(device)
         };
         Self {
-            conv1: conv([1, 32]),
+            conv1: brasa::ops::Conv2d::from(conv([1, 32])),
             conv2: brasa::ops::Conv2d::from(conv([32, 64])),
-            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             fc1: LinearConfig::new(64 * 7 * 7, 128).init(device),
             fc2: LinearConfig::new(128, 10).init(device),
             relu: Relu::new(),
@@ -89,13 +87,14 @@ impl MnistNet {
         Some(self.fc2.forward(x))
     }
 
-    /// Any backend: burn's operators only (the WebGPU path).
+    /// Any backend (the WebGPU path): brasa's ops, which are burn's operators there.
     fn forward_generic(&self, pixels: Tensor<2>) -> Tensor<2> {
         let [batch, _] = pixels.dims();
         let x = pixels.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         let x = (x - PIXEL_MEAN) / PIXEL_STD;
-        let x = self.pool.forward(self.relu.forward(self.conv1.forward(x)));
-        let x = self.pool.forward(self.relu.forward(self.conv2.forward(x)));
+        let pool = |x| brasa::ops::max_pool2d(x, [2, 2], [2, 2], [0; 4]);
+        let x = pool(self.conv1.forward_relu(x));
+        let x = pool(self.conv2.forward_relu(x));
         // Flattening NCHW in C, H, W order is what PyTorch's `flatten(start_dim=1)` does.
         let x = x.reshape([batch, 64 * 7 * 7]);
         let x = self.relu.forward(self.fc1.forward(x));
