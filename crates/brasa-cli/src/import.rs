@@ -341,7 +341,7 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     let source = out.join(format!("{stem}.rs"));
     let text = std::fs::read_to_string(&source)?;
     let text = text.replacen(input_text, &format!("{stem}.onnx"), 1);
-    let text = if brasa_kernels { fuse_activations(&text) } else { text };
+    let text = if brasa_kernels { fuse_epilogues(&text) } else { text };
     std::fs::write(&source, saturating_tanh(&text))?;
     let weights = out.join(format!("{stem}.bpk"));
     let summary = brasa::inspect_weights(&std::fs::read(&weights)?)?;
@@ -355,7 +355,6 @@ pub fn onnx(input: &Path, out: &Path, brasa_kernels: bool) -> Result<()> {
     Ok(())
 }
 
-/// Validate a burnpack file and print what it holds: each tensor's name, shape and dtype.
 /// Every `Tanh` node through `brasa::ops::tanh`, which saturates on WebGPU where WGSL's `tanh`
 /// gives NaN for large inputs (silero-vad's LSTM state). burn-onnx's op overrides do not reach
 /// inside `If`/`Loop` bodies, where silero's LSTM sits, so the line burn-onnx generates for each
@@ -367,54 +366,183 @@ fn saturating_tanh(source: &str) -> String {
     TANH.replace_all(source, "let $1 = brasa::ops::tanh($2);").into_owned()
 }
 
-/// A `Relu` or `Clip` right after a `Conv` that brasa's kernel runs
-/// ([`crate::onnx_kernels::Conv2d`]) is applied as the convolution stores its result
-/// (`forward_relu`, `forward_clip`) instead of in a second pass over the tensor, when nothing
-/// else reads the convolution's output. burn-onnx's overrides see one node at a time, so the
-/// pair of lines it generates is rewritten here.
-fn fuse_activations(source: &str) -> String {
+/// Element-wise steps right after a `Conv` that brasa's kernel runs
+/// ([`crate::onnx_kernels::Conv2d`]) are applied as the convolution stores its result instead
+/// of in passes of their own over the tensor (what onnxruntime's graph optimiser does too):
+/// `Mul` and `Add` by one-element constants (`scale`, `shift`), `Relu`, `Clip`, and hard-swish as exporters
+/// spell it out (`x · Clip(x + c, 0, 6) / d`), each only when nothing else reads the value it
+/// takes. A `Relu` or `Clip` alone becomes `forward_relu`/`forward_clip`; longer chains
+/// `forward_fused` with a [`brasa::ops::ConvEpilogue`] (PP-LCNet: convolution, affine,
+/// hard-swish, affine; 8 passes per block before). burn-onnx's overrides see one node at a
+/// time, so the statements it generates are rewritten here.
+fn fuse_epilogues(source: &str) -> String {
     use regex::Regex;
     use std::sync::LazyLock;
-    static CONV: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^(\s*)let (\w+) = self\.(\w+)\.forward\((.+)\);$").expect("a valid pattern")
+    fn re(pattern: &str) -> Regex {
+        Regex::new(pattern).expect("a valid pattern")
+    }
+    // Constants broadcast the way burn-onnx broadcasts a `[1]` initializer to rank 4.
+    const WIDE: &str = r"\((\w+)\)\.unsqueeze_dims\(&\[0isize, 1isize, 2isize\]\)";
+    static CONV: LazyLock<Regex> = LazyLock::new(|| re(r"^let (\w+) = self\.(\w+)\.forward\((.+)\);$"));
+    static CONST: LazyLock<Regex> = LazyLock::new(|| re(r"^let (\w+) = (self\.\w+\.val\(\));$"));
+    static MUL: LazyLock<[Regex; 2]> = LazyLock::new(|| {
+        [
+            re(&format!(r"^let (\w+) = {WIDE}\.mul\((\w+)\);$")),
+            re(&format!(r"^let (\w+) = (\w+)\.mul\({WIDE}\);$")),
+        ]
     });
-    static RELU: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^\s*let (\w+) = burn::tensor::activation::relu\((\w+)\);$").expect("a valid pattern")
+    static ADD: LazyLock<[Regex; 2]> = LazyLock::new(|| {
+        [
+            re(&format!(r"^let (\w+) = {WIDE}\.add\((\w+)\);$")),
+            re(&format!(r"^let (\w+) = (\w+)\.add\({WIDE}\);$")),
+        ]
     });
-    static CLIP: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"^\s*let (\w+) = (\w+)\.clamp\(([^,()]+), ([^,()]+)\);$").expect("a valid pattern")
-    });
-    static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\w+").expect("a valid pattern"));
-    let uses = |name: &str| WORD.find_iter(source).filter(|w| w.as_str() == name).count();
-    let lines: Vec<&str> = source.lines().collect();
-    let mut out = Vec::with_capacity(lines.len());
+    static RELU: LazyLock<Regex> =
+        LazyLock::new(|| re(r"^let (\w+) = burn::tensor::activation::relu\((\w+)\);$"));
+    static CLIP: LazyLock<Regex> =
+        LazyLock::new(|| re(r"^let (\w+) = (\w+)\.clamp\(([^,()]+), ([^,()]+)\);$"));
+    static SWISH_ADD: LazyLock<Regex> =
+        LazyLock::new(|| re(&format!(r"^let (\w+) = (\w+)\.clone\(\)\.add\({WIDE}\);$")));
+    static SWISH_MUL: LazyLock<Regex> = LazyLock::new(|| re(r"^let (\w+) = (\w+)\.mul\((\w+)\);$"));
+    static SWISH_DIV: LazyLock<Regex> =
+        LazyLock::new(|| re(&format!(r"^let (\w+) = (\w+)\.div\({WIDE}\);$")));
+    static WORD: LazyLock<Regex> = LazyLock::new(|| re(r"\w+"));
+    static SPACE: LazyLock<Regex> = LazyLock::new(|| re(r"\s+"));
+
+    let mut counts = std::collections::HashMap::<&str, usize>::new();
+    for word in WORD.find_iter(source) {
+        *counts.entry(word.as_str()).or_default() += 1;
+    }
+    let uses = |name: &str| counts.get(name).copied().unwrap_or(0);
+    // Statements: a `let` and its continuation lines, whitespace normalised; other lines alone.
+    struct Item {
+        lines: Vec<String>,
+        text: Option<String>,
+    }
+    let mut items: Vec<Item> = Vec::new();
+    let mut open: Option<Vec<String>> = None;
+    for line in source.lines() {
+        match open.as_mut() {
+            Some(lines) => lines.push(line.to_string()),
+            None if line.trim_start().starts_with("let ") => open = Some(vec![line.to_string()]),
+            None => items.push(Item { lines: vec![line.to_string()], text: None }),
+        }
+        if open.is_some() && line.trim_end().ends_with(';') {
+            let lines = open.take().unwrap_or_default();
+            let joined = SPACE.replace_all(lines.join(" ").trim(), " ").replace(" .", ".").replace("( ", "(");
+            items.push(Item { lines, text: Some(joined) });
+        }
+    }
+    if let Some(lines) = open {
+        items.extend(lines.into_iter().map(|l| Item { lines: vec![l], text: None }));
+    }
+    let text = |i: usize| items.get(i).and_then(|item| item.text.as_deref()).unwrap_or("");
+
+    let mut out: Vec<String> = Vec::with_capacity(items.len());
     let mut i = 0;
-    while i < lines.len() {
-        let fused = CONV.captures(lines[i]).and_then(|conv| {
-            let next = lines.get(i + 1)?;
-            let (indent, value, field, input) = (&conv[1], &conv[2], &conv[3], &conv[4]);
-            if !source.contains(&format!("{field}: brasa::ops::Conv2d,")) || uses(value) != 2 {
-                return None;
+    while i < items.len() {
+        let conv =
+            CONV.captures(text(i)).filter(|c| source.contains(&format!("{}: brasa::ops::Conv2d,", &c[2])));
+        let Some(conv) = conv else {
+            out.extend(items[i].lines.iter().cloned());
+            i += 1;
+            continue;
+        };
+        let (field, input) = (conv[2].to_string(), conv[3].to_string());
+        let mut current = conv[1].to_string();
+        let mut steps: Vec<String> = Vec::new();
+        // Constants loaded since the last step taken: `let k = self.constantN.val();`.
+        let mut loaded = std::collections::HashMap::<String, String>::new();
+        let (mut j, mut end) = (i + 1, i + 1);
+        // The constant `name` stands for, if loaded just before and read once.
+        let constant = |loaded: &std::collections::HashMap<String, String>, name: &str| {
+            loaded.get(name).filter(|_| uses(name) == 2).cloned()
+        };
+        loop {
+            let t = text(j);
+            if let Some(c) = CONST.captures(t) {
+                loaded.insert(c[1].to_string(), c[2].to_string());
+                j += 1;
+                continue;
             }
-            if let Some(relu) = RELU.captures(next).filter(|r| &r[2] == value) {
-                return Some(format!("{indent}let {} = self.{field}.forward_relu({input});", &relu[1]));
+            let once = uses(&current) == 2;
+            let mut step = None;
+            for (regexes, op) in [(&*MUL, "scale"), (&*ADD, "shift")] {
+                for (n, r) in regexes.iter().enumerate() {
+                    let Some(c) = r.captures(t) else { continue };
+                    let (k, value) = if n == 0 { (&c[2], &c[3]) } else { (&c[3], &c[2]) };
+                    if once
+                        && value == current
+                        && let Some(k) = constant(&loaded, k)
+                    {
+                        step = Some((c[1].to_string(), format!(".{op}({k})"), j + 1));
+                    }
+                }
             }
-            let clip = CLIP.captures(next).filter(|c| &c[2] == value)?;
-            Some(format!(
-                "{indent}let {} = self.{field}.forward_clip({input}, {}, {});",
-                &clip[1], &clip[3], &clip[4]
-            ))
-        });
-        match fused {
-            Some(line) => {
-                out.push(line);
-                i += 2;
+            if step.is_none() && once {
+                if let Some(c) = RELU.captures(t).filter(|c| c[2] == current) {
+                    step = Some((c[1].to_string(), ".relu()".to_string(), j + 1));
+                } else if let Some(c) = CLIP.captures(t).filter(|c| c[2] == current) {
+                    step = Some((c[1].to_string(), format!(".clip({}, {})", &c[3], &c[4]), j + 1));
+                }
             }
-            None => {
-                out.push(lines[i].to_string());
-                i += 1;
+            // Hard-swish: `a = x.clone().add(c)`, `g = a.clamp(lo, hi)`, `m = x.mul(g)`, then
+            // (a constant loaded, perhaps) `d = m.div(k)`; `x` read by the first and third alone.
+            if step.is_none()
+                && uses(&current) == 3
+                && let Some(a) = SWISH_ADD.captures(t).filter(|c| c[2] == current && uses(&c[1]) == 2)
+                && let Some(add) = constant(&loaded, &a[3])
+                && let Some(g) = CLIP.captures(text(j + 1)).filter(|c| c[2] == a[1] && uses(&c[1]) == 2)
+                && let Some(m) = SWISH_MUL
+                    .captures(text(j + 2))
+                    .filter(|c| c[2] == current && c[3] == g[1] && uses(&c[1]) == 2)
+            {
+                let mut d = j + 3;
+                let mut div_loaded = loaded.clone();
+                while let Some(c) = CONST.captures(text(d)) {
+                    div_loaded.insert(c[1].to_string(), c[2].to_string());
+                    d += 1;
+                }
+                if let Some(div) = SWISH_DIV.captures(text(d)).filter(|c| c[2] == m[1])
+                    && let Some(k) = constant(&div_loaded, &div[3])
+                {
+                    step = Some((
+                        div[1].to_string(),
+                        format!(".hard_swish({add}, {}, {}, {k})", &g[3], &g[4]),
+                        d + 1,
+                    ));
+                    loaded = div_loaded;
+                }
+            }
+            let Some((value, call, next)) = step else { break };
+            current = value;
+            steps.push(call);
+            j = next;
+            end = next;
+        }
+        if steps.is_empty() {
+            out.extend(items[i].lines.iter().cloned());
+            i += 1;
+            continue;
+        }
+        let indent: String = items[i].lines[0].chars().take_while(|c| c.is_whitespace()).collect();
+        let call = match steps.as_slice() {
+            [relu] if relu == ".relu()" => format!("forward_relu({input})"),
+            [clip] if clip.starts_with(".clip(") => {
+                format!("forward_clip({input}, {}", &clip[".clip(".len()..])
+            }
+            _ => format!("forward_fused({input}, brasa::ops::ConvEpilogue::new(){})", steps.concat()),
+        };
+        out.push(format!("{indent}let {current} = self.{field}.{call};"));
+        // Constants loaded inside the chain but read by no step stay.
+        for item in &items[i + 1..end] {
+            if let Some(c) = CONST.captures(item.text.as_deref().unwrap_or(""))
+                && !out.last().is_some_and(|l| l.contains(&c[2]))
+            {
+                out.extend(item.lines.iter().cloned());
             }
         }
+        i = end;
     }
     let mut text = out.join("\n");
     if source.ends_with('\n') {
@@ -423,6 +551,7 @@ fn fuse_activations(source: &str) -> String {
     text
 }
 
+/// Validate a burnpack file and print what it holds: each tensor's name, shape and dtype.
 pub fn inspect(weights: &Path) -> Result<()> {
     let bytes = std::fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;
     let summary = brasa::inspect_weights(&bytes)?;
@@ -519,7 +648,7 @@ mod tests {
         relu3_out1
     }
 ";
-        let fused = super::fuse_activations(generated);
+        let fused = super::fuse_epilogues(generated);
         assert!(fused.contains("let relu1_out1 = self.conv2d1.forward_relu(x);"), "{fused}");
         assert!(
             fused.contains("let clip1_out1 = self.conv2d2.forward_clip(relu1_out1.clone(), 0f64, 6f64);"),
@@ -529,6 +658,72 @@ mod tests {
         assert!(fused.contains("let conv2d3_out1 = self.conv2d3.forward(relu1_out1);"), "{fused}");
         assert!(fused.contains("let relu3_out1 = burn::tensor::activation::relu(linear1_out1);"), "{fused}");
         assert_eq!(fused.lines().count(), generated.lines().count() - 2);
+    }
+
+    /// PP-LCNet's block as burn-onnx 0.22 writes it: convolution, affine, hard-swish spelled
+    /// out, affine, then the next convolution; the chain becomes one `forward_fused`, the
+    /// constants it reads move into it, and a chain whose value is read twice stops there.
+    #[test]
+    fn fuses_affine_and_hard_swish_chains_into_brasas_conv() {
+        let generated = "pub struct Submodule1 {
+    conv2d2: brasa::ops::Conv2d,
+    conv2d3: brasa::ops::Conv2d,
+}
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let conv2d2_out1 = self.conv2d2.forward(x);
+        let constant131_out1 = self.constant131.val();
+        let mul1_out1 = (constant131_out1)
+            .unsqueeze_dims(&[0isize, 1isize, 2isize])
+            .mul(conv2d2_out1);
+        let constant132_out1 = self.constant132.val();
+        let add1_out1 = mul1_out1
+            .add((constant132_out1).unsqueeze_dims(&[0isize, 1isize, 2isize]));
+        let constant236_out1 = self.constant236.val();
+        let add2_out1 = add1_out1
+            .clone()
+            .add((constant236_out1).unsqueeze_dims(&[0isize, 1isize, 2isize]));
+        let clip1_out1 = add2_out1.clamp(0f64, 6f64);
+        let mul2_out1 = add1_out1.mul(clip1_out1);
+        let constant235_out1 = self.constant235.val();
+        let div1_out1 = mul2_out1
+            .div((constant235_out1).unsqueeze_dims(&[0isize, 1isize, 2isize]));
+        let constant187_out1 = self.constant187.val();
+        let mul3_out1 = (constant187_out1)
+            .unsqueeze_dims(&[0isize, 1isize, 2isize])
+            .mul(div1_out1);
+        let constant188_out1 = self.constant188.val();
+        let add3_out1 = mul3_out1
+            .add((constant188_out1).unsqueeze_dims(&[0isize, 1isize, 2isize]));
+        let conv2d3_out1 = self.conv2d3.forward(add3_out1);
+        let constant133_out1 = self.constant133.val();
+        let mul4_out1 = (constant133_out1)
+            .unsqueeze_dims(&[0isize, 1isize, 2isize])
+            .mul(conv2d3_out1);
+        let constant9_out1 = self.constant9.val();
+        let add4_out1 = mul4_out1.add(constant9_out1.clone());
+        let other = mul4_out1.add(constant9_out1);
+        add4_out1
+    }
+";
+        let fused = super::fuse_epilogues(generated);
+        let want = "        let add3_out1 = self.conv2d2.forward_fused(x, brasa::ops::ConvEpilogue::new()\
+            .scale(self.constant131.val()).shift(self.constant132.val())\
+            .hard_swish(self.constant236.val(), 0f64, 6f64, self.constant235.val())\
+            .scale(self.constant187.val()).shift(self.constant188.val()));";
+        assert!(fused.contains(want), "{fused}");
+        // The next chain: the multiply joins; the add's constant is no `[1]` broadcast, and
+        // `mul4_out1` is read twice anyway: it stops.
+        assert!(
+            fused.contains("        let mul4_out1 = self.conv2d3.forward_fused(add3_out1, brasa::ops::ConvEpilogue::new().scale(self.constant133.val()));"),
+            "{fused}"
+        );
+        assert!(fused.contains("        let constant9_out1 = self.constant9.val();"), "{fused}");
+        assert!(fused.contains("        let other = mul4_out1.add(constant9_out1);"), "{fused}");
+        for gone in
+            ["constant131_out1", "mul1_out1", "clip1_out1", "div1_out1", "constant188_out1", "conv2d3_out1"]
+        {
+            assert!(!fused.contains(gone), "{gone} left in {fused}");
+        }
     }
 
     #[test]

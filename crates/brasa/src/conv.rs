@@ -54,6 +54,18 @@ pub enum Activation {
         /// Upper bound.
         max: f32,
     },
+    /// `y = x · min(max, max(min, x + add)) / div`, `x = conv + bias`: hard-swish as ONNX
+    /// exporters spell it out (`Add`, `Clip`, `Mul`, `Div`; 3, 0, 6, 6), in that order.
+    HardSwish {
+        /// Added before the clip.
+        add: f32,
+        /// Lower bound of the clip.
+        min: f32,
+        /// Upper bound of the clip.
+        max: f32,
+        /// Divisor of the product.
+        div: f32,
+    },
 }
 
 impl Activation {
@@ -72,10 +84,50 @@ impl Activation {
                 }
             }
             // ONNX `Clip`: max(min) first, then min(max), so `min > max` gives `max`.
-            Activation::Clip { min, max } => {
-                let v = if v < min { min } else { v };
-                if v > max { max } else { v }
-            }
+            Activation::Clip { min, max } => clip(v, min, max),
+            Activation::HardSwish { add, min, max, div } => v * clip(v + add, min, max) / div,
+        }
+    }
+}
+
+#[inline(always)]
+fn clip(v: f32, min: f32, max: f32) -> f32 {
+    let v = if v < min { min } else { v };
+    if v > max { max } else { v }
+}
+
+/// What is applied to each `x = conv + bias` as it is stored:
+/// `y = post[0] · activation(pre[0] · x + pre[1]) + post[1]`, each multiply and add rounded
+/// as the ONNX `Mul` and `Add` nodes it stands for would round it. `pre` and `post` are the
+/// per-layer affine steps of networks such as PP-LCNet (its "learnable affine blocks"); a
+/// missing one is skipped, not applied as `1 · y + 0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Epilogue {
+    /// `[scale, shift]` before the activation.
+    pub pre: Option<[f32; 2]>,
+    /// The activation.
+    pub activation: Activation,
+    /// `[scale, shift]` after it.
+    pub post: Option<[f32; 2]>,
+}
+
+impl From<Activation> for Epilogue {
+    fn from(activation: Activation) -> Self {
+        Epilogue { pre: None, activation, post: None }
+    }
+}
+
+impl Epilogue {
+    #[inline(always)]
+    fn apply(self, x: f32) -> f32 {
+        let x = match self.pre {
+            Some([scale, shift]) => scale * x + shift,
+            None => x,
+        };
+        let y = self.activation.apply(x);
+        match self.post {
+            Some([scale, shift]) => scale * y + shift,
+            None => y,
         }
     }
 }
@@ -185,7 +237,8 @@ impl PackedConv2d {
     }
 
     /// Convolve `input` (`[batch, in_channels, height, width]`, row-major) and apply
-    /// `activation`; returns `[batch, out_channels, out_h, out_w]` (see
+    /// `epilogue` (an [`Activation`] alone, or with affine steps); returns
+    /// `[batch, out_channels, out_h, out_w]` (see
     /// [`Conv2dGeometry::output_size`]). `None` when `input`'s length is not a whole batch of
     /// such images or the kernel does not fit.
     pub fn run(
@@ -193,8 +246,9 @@ impl PackedConv2d {
         input: &[f32],
         height: usize,
         width: usize,
-        activation: Activation,
+        epilogue: impl Into<Epilogue>,
     ) -> Option<Vec<f32>> {
+        let epilogue = epilogue.into();
         let g = &self.geometry;
         let [out_h, out_w] = g.output_size(height, width)?;
         let image = g.in_channels.checked_mul(height)?.checked_mul(width)?;
@@ -208,20 +262,59 @@ impl PackedConv2d {
             return Some(out);
         }
         let shape = Shape { height, width, out_h, out_w };
-        // Images in parallel (each one's own steps split further when threads are idle).
-        for_each_chunk(&mut out, out_image, |i, dst| {
-            let src = &input[i * image..][..image];
-            if g.is_depthwise() {
-                self.depthwise(src, dst, shape, activation);
-            } else {
-                self.gemm(src, dst, shape, activation);
+        // The store is compiled per common epilogue: a general one in the hot store loop cost
+        // SqueezeNet 3–5% (its branches were not hoisted out of it).
+        match epilogue {
+            Epilogue { pre: None, activation: Activation::Identity, post: None } => {
+                self.run_images(input, &mut out, shape, |v| v)
             }
-        });
+            Epilogue { pre: None, activation: Activation::Relu, post: None } => {
+                self.run_images(input, &mut out, shape, |v| Activation::Relu.apply(v))
+            }
+            Epilogue { pre: None, activation: Activation::Clip { min, max }, post: None } => {
+                self.run_images(input, &mut out, shape, move |v| clip(v, min, max))
+            }
+            // PP-LCNet's blocks: affine, hard-swish, affine; and affine alone.
+            Epilogue {
+                pre: Some([s1, t1]),
+                activation: Activation::HardSwish { add, min, max, div },
+                post: Some([s2, t2]),
+            } => self.run_images(input, &mut out, shape, move |v| {
+                let x = s1 * v + t1;
+                s2 * (x * clip(x + add, min, max) / div) + t2
+            }),
+            Epilogue { pre: Some([s1, t1]), activation: Activation::Identity, post: None } => {
+                self.run_images(input, &mut out, shape, move |v| s1 * v + t1)
+            }
+            _ => self.run_images(input, &mut out, shape, move |v| epilogue.apply(v)),
+        }
         Some(out)
     }
 
+    /// Each image of `input` into its part of `out`, `store` applied to each `conv + bias`.
+    fn run_images(
+        &self,
+        input: &[f32],
+        out: &mut [f32],
+        shape: Shape,
+        store: impl Fn(f32) -> f32 + Copy + Sync + Send,
+    ) {
+        let g = &self.geometry;
+        let image = g.in_channels * shape.height * shape.width;
+        let out_image = g.out_channels * shape.out_h * shape.out_w;
+        // Images in parallel (each one's own steps split further when threads are idle).
+        for_each_chunk(out, out_image, |i, dst| {
+            let src = &input[i * image..][..image];
+            if g.is_depthwise() {
+                self.depthwise(src, dst, shape, store);
+            } else {
+                self.gemm(src, dst, shape, store);
+            }
+        });
+    }
+
     /// One image through the packed GEMM, group by group.
-    fn gemm(&self, src: &[f32], dst: &mut [f32], shape: Shape, activation: Activation) {
+    fn gemm(&self, src: &[f32], dst: &mut [f32], shape: Shape, store: impl Fn(f32) -> f32 + Copy + Sync) {
         let g = &self.geometry;
         let groups = g.groups;
         let m = g.out_channels / groups;
@@ -280,7 +373,7 @@ impl PackedConv2d {
                                 let bias = bias[panel * MR + r];
                                 let row = &mut rows[r * n + x0..][..width];
                                 for (d, &v) in row.iter_mut().zip(acc_row) {
-                                    *d = activation.apply(v + bias);
+                                    *d = store(v + bias);
                                 }
                             }
                         }
@@ -291,7 +384,13 @@ impl PackedConv2d {
     }
 
     /// One image through the direct depthwise convolution.
-    fn depthwise(&self, src: &[f32], dst: &mut [f32], shape: Shape, activation: Activation) {
+    fn depthwise(
+        &self,
+        src: &[f32],
+        dst: &mut [f32],
+        shape: Shape,
+        store: impl Fn(f32) -> f32 + Copy + Sync,
+    ) {
         let g = &self.geometry;
         let [kh, kw] = g.kernel;
         let [sy, sx] = g.stride;
@@ -330,7 +429,7 @@ impl PackedConv2d {
                             }
                         }
                         for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
-                            *o = activation.apply(a);
+                            *o = store(a);
                         }
                     }
                     let rest = &mut out_row[full..];
@@ -346,7 +445,7 @@ impl PackedConv2d {
                         }
                     }
                     for o in rest.iter_mut() {
-                        *o = activation.apply(*o);
+                        *o = store(*o);
                     }
                 }
             });
@@ -581,23 +680,35 @@ mod tests {
         let bias = values(cout, 3);
         let expect = naive(&g, &input, h, w, &weight, &bias);
         let packed = PackedConv2d::new(g, &weight, Some(&bias)).unwrap();
-        for activation in [Activation::Identity, Activation::Relu, Activation::Clip { min: -0.5, max: 0.25 }]
-        {
-            let got = packed.run(&input, h, w, activation).unwrap();
+        let hard_swish = Activation::HardSwish { add: 3.0, min: 0.0, max: 6.0, div: 6.0 };
+        let epilogues = [
+            Epilogue::from(Activation::Identity),
+            Activation::Relu.into(),
+            Activation::Clip { min: -0.5, max: 0.25 }.into(),
+            Epilogue { pre: Some([1.5, -0.25]), activation: hard_swish, post: Some([0.75, 0.125]) },
+            Epilogue { pre: Some([-2.0, 0.5]), activation: Activation::Identity, post: None },
+        ];
+        for epilogue in epilogues {
+            let got = packed.run(&input, h, w, epilogue).unwrap();
             assert_eq!(got.len(), expect.len(), "{g:?}");
             let k_len = (cin / groups * k[0] * k[1]) as f64;
             for (i, (&y, &e)) in got.iter().zip(&expect).enumerate() {
-                let e = match activation {
+                let affine =
+                    |e: f64, step: Option<[f32; 2]>| step.map_or(e, |[a, b]| f64::from(a) * e + f64::from(b));
+                let e = affine(e, epilogue.pre);
+                let e = match epilogue.activation {
                     Activation::Identity => e,
                     Activation::Relu => e.max(0.0),
                     Activation::Clip { min, max } => e.max(f64::from(min)).min(f64::from(max)),
+                    Activation::HardSwish { add, min, max, div } => {
+                        e * (e + f64::from(add)).max(f64::from(min)).min(f64::from(max)) / f64::from(div)
+                    }
                 };
-                // f32 accumulation of k terms of magnitude < 1: a few ulps per term at most.
-                let tolerance = 4.0 * f64::from(f32::EPSILON) * (k_len + 1.0);
-                assert!(
-                    (f64::from(y) - e).abs() <= tolerance,
-                    "{g:?} {activation:?} element {i}: {y} vs {e}"
-                );
+                let e = affine(e, epilogue.post);
+                // f32 accumulation of k terms of magnitude < 1: a few ulps per term at most
+                // (scaled by at most 2 and squared by the hard-swish's range).
+                let tolerance = 16.0 * f64::from(f32::EPSILON) * (k_len + 1.0);
+                assert!((f64::from(y) - e).abs() <= tolerance, "{g:?} {epilogue:?} element {i}: {y} vs {e}");
             }
         }
     }

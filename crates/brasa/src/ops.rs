@@ -10,7 +10,7 @@ use burn::nn::PaddingConfig2d;
 use burn::tensor::{DType, Tensor, TensorData};
 
 use crate::backend::is_cpu_device;
-use crate::conv::{Activation, Conv2dGeometry, PackedConv2d};
+use crate::conv::{Activation, Conv2dGeometry, Epilogue, PackedConv2d};
 use crate::kernels::{self, Pool2d};
 
 /// burn's [`Conv2d`](burn::nn::conv::Conv2d) with brasa's CPU convolution
@@ -91,6 +91,22 @@ impl Conv2d {
         self.forward_with(x, Activation::Clip { min, max }, move |y| y.clamp(min, max))
     }
 
+    /// `conv(x) + bias` followed by `epilogue`'s element-wise steps: on the CPU applied as
+    /// each output is stored when they take the kernel's form (an affine step, an activation,
+    /// an affine step, each optional, every constant one value: PP-LCNet's blocks), else with
+    /// burn's operators after it. `brasa import-onnx` gathers such steps from the graph.
+    pub fn forward_fused(&self, x: Tensor<4>, epilogue: ConvEpilogue) -> Tensor<4> {
+        if is_cpu_device(&x.device())
+            && let Some(form) = epilogue.kernel_form()
+        {
+            return match self.forward_cpu(x, form) {
+                Ok(y) => y,
+                Err(x) => epilogue.apply(self.forward_burn(x)),
+            };
+        }
+        epilogue.apply(self.forward(x))
+    }
+
     /// brasa's kernel on the CPU, else burn's operator followed by `then` (the same
     /// activation). Generic over `then`, so a build compiles only the activations its model
     /// uses (an unused `clamp` was 20 KB of the MNIST build).
@@ -142,7 +158,8 @@ impl Conv2d {
     /// brasa's kernel, or `x` back when it does not apply. Any float dtype runs (in `f32`,
     /// the result cast back).
     #[allow(clippy::result_large_err, reason = "`Err` hands the input back: no error travels")]
-    fn forward_cpu(&self, x: Tensor<4>, activation: Activation) -> Result<Tensor<4>, Tensor<4>> {
+    fn forward_cpu(&self, x: Tensor<4>, epilogue: impl Into<Epilogue>) -> Result<Tensor<4>, Tensor<4>> {
+        let epilogue = epilogue.into();
         if !is_cpu_device(&x.device()) {
             return Err(x);
         }
@@ -171,7 +188,7 @@ impl Conv2d {
             return Err(x);
         }
         let Some(packed) = self.packed(geometry) else { return Err(x) };
-        in_f32(x, [batch, out_channels, out_h, out_w], |input| packed.run(input, height, width, activation))
+        in_f32(x, [batch, out_channels, out_h, out_w], |input| packed.run(input, height, width, epilogue))
     }
 
     /// The packed weights, packed now if these weights have not been.
@@ -196,6 +213,135 @@ impl Conv2d {
         let packed = Arc::new(PackedConv2d::new(geometry, weight.as_slice::<f32>().ok()?, bias)?);
         *slot = Some((self.weight.id, packed.clone()));
         Some(packed)
+    }
+}
+
+/// Element-wise steps after a convolution, for [`Conv2d::forward_fused`]; each constant is a
+/// tensor of one element (an ONNX initializer of shape `[1]`), broadcast as the generated
+/// code broadcasts it (`[1, 1, 1, n]`).
+#[derive(Debug, Clone, Default)]
+pub struct ConvEpilogue {
+    steps: Vec<EpilogueStep>,
+}
+
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant, reason = "a handful per convolution, made once per run")]
+enum EpilogueStep {
+    Mul(Tensor<1>),
+    Add(Tensor<1>),
+    Relu,
+    Clip(f64, f64),
+    HardSwish { add: Tensor<1>, min: f64, max: f64, div: Tensor<1> },
+}
+
+impl ConvEpilogue {
+    /// No steps.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `y · k` (ONNX `Mul` by a constant).
+    pub fn scale(mut self, k: Tensor<1>) -> Self {
+        self.steps.push(EpilogueStep::Mul(k));
+        self
+    }
+
+    /// `y + k` (ONNX `Add` of a constant).
+    pub fn shift(mut self, k: Tensor<1>) -> Self {
+        self.steps.push(EpilogueStep::Add(k));
+        self
+    }
+
+    /// `max(0, y)`.
+    pub fn relu(mut self) -> Self {
+        self.steps.push(EpilogueStep::Relu);
+        self
+    }
+
+    /// ONNX `Clip`: `min(max, max(min, y))`.
+    pub fn clip(mut self, min: f64, max: f64) -> Self {
+        self.steps.push(EpilogueStep::Clip(min, max));
+        self
+    }
+
+    /// `y · clip(y + add, min, max) / div`: hard-swish as exporters spell it out (3, 0, 6, 6).
+    pub fn hard_swish(mut self, add: Tensor<1>, min: f64, max: f64, div: Tensor<1>) -> Self {
+        self.steps.push(EpilogueStep::HardSwish { add, min, max, div });
+        self
+    }
+
+    /// The steps with burn's operators, as the graph would run them unfused.
+    fn apply(self, mut y: Tensor<4>) -> Tensor<4> {
+        let wide = |k: Tensor<1>| k.unsqueeze_dims::<4>(&[0, 1, 2]);
+        for step in self.steps {
+            y = match step {
+                EpilogueStep::Mul(k) => y.mul(wide(k)),
+                EpilogueStep::Add(k) => y.add(wide(k)),
+                EpilogueStep::Relu => burn::tensor::activation::relu(y),
+                EpilogueStep::Clip(min, max) => y.clamp(min, max),
+                EpilogueStep::HardSwish { add, min, max, div } => {
+                    let gate = y.clone().add(wide(add)).clamp(min, max);
+                    y.mul(gate).div(wide(div))
+                }
+            };
+        }
+        y
+    }
+
+    /// The kernel's form of these steps (`[scale, shift]`, an activation, `[scale, shift]`,
+    /// each optional), or `None` when they do not take it or a constant is not one `f32`.
+    fn kernel_form(&self) -> Option<Epilogue> {
+        let value = |k: &Tensor<1>| -> Option<f32> {
+            let data = k.clone().into_data().convert::<f32>();
+            match data.as_slice::<f32>().ok()? {
+                [v] => Some(*v),
+                _ => None,
+            }
+        };
+        let mut steps = self.steps.iter().peekable();
+        let affine =
+            |steps: &mut std::iter::Peekable<std::slice::Iter<EpilogueStep>>| -> Option<Option<[f32; 2]>> {
+                let scale = match steps.peek() {
+                    Some(EpilogueStep::Mul(k)) => {
+                        let v = value(k)?;
+                        steps.next();
+                        Some(v)
+                    }
+                    _ => None,
+                };
+                let shift = match steps.peek() {
+                    Some(EpilogueStep::Add(k)) => {
+                        let v = value(k)?;
+                        steps.next();
+                        Some(v)
+                    }
+                    _ => None,
+                };
+                Some(match (scale, shift) {
+                    (None, None) => None,
+                    (scale, shift) => Some([scale.unwrap_or(1.0), shift.unwrap_or(0.0)]),
+                })
+            };
+        let pre = affine(&mut steps)?;
+        let activation = match steps.peek() {
+            Some(EpilogueStep::Relu) => Activation::Relu,
+            Some(EpilogueStep::Clip(min, max)) => Activation::Clip { min: *min as f32, max: *max as f32 },
+            Some(EpilogueStep::HardSwish { add, min, max, div }) => Activation::HardSwish {
+                add: value(add)?,
+                min: *min as f32,
+                max: *max as f32,
+                div: value(div)?,
+            },
+            _ => Activation::Identity,
+        };
+        if activation != Activation::Identity {
+            steps.next();
+        }
+        let post = affine(&mut steps)?;
+        match steps.next() {
+            None => Some(Epilogue { pre, activation, post }),
+            Some(_) => None,
+        }
     }
 }
 
@@ -416,6 +562,79 @@ mod tests {
         let got = got.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
         // f16 keeps 11 bits: the input's rounding dominates.
         assert!(got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 2e-2), "{got:?} vs {want:?}");
+    }
+
+    /// The steps folded into the kernel's store give what burn's operators give after the
+    /// convolution; steps that do not fit the kernel's form (a constant of several values) run
+    /// after it, as burn's.
+    #[test]
+    fn fused_epilogues_match_the_unfused_steps() {
+        use burn::nn::conv::Conv2dConfig;
+        let device = Device::flex();
+        let values: Vec<f32> = (0..3 * 7 * 6).map(|i| ((i * 7919) % 83) as f32 / 20.0 - 2.0).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, 3, 7, 6]), &device);
+        let one = |v: f32| Tensor::<1>::from_data(TensorData::new(vec![v], [1]), &device);
+        let burns = Conv2dConfig::new([3, 4], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(&device);
+        let ours = Conv2d::from(burns.clone());
+        let y = burns.forward(x.clone());
+        let wide = |v: f32| one(v).unsqueeze_dims::<4>(&[0, 1, 2]);
+        let swish = |y: Tensor<4>| y.clone().mul(y.add(wide(3.0)).clamp(0.0, 6.0)).div(wide(6.0));
+        let cases = [
+            (
+                ConvEpilogue::new().scale(one(1.5)).shift(one(-0.5)),
+                y.clone().mul(wide(1.5)).add(wide(-0.5)),
+                true,
+            ),
+            (
+                ConvEpilogue::new()
+                    .scale(one(0.5))
+                    .shift(one(0.25))
+                    .hard_swish(one(3.0), 0.0, 6.0, one(6.0))
+                    .scale(one(2.0))
+                    .shift(one(-1.0)),
+                swish(y.clone().mul(wide(0.5)).add(wide(0.25))).mul(wide(2.0)).add(wide(-1.0)),
+                true,
+            ),
+            (
+                ConvEpilogue::new().shift(one(0.5)).relu(),
+                burn::tensor::activation::relu(y.clone().add(wide(0.5))),
+                true,
+            ),
+            (
+                ConvEpilogue::new().clip(-1.0, 1.0).scale(one(3.0)),
+                y.clone().clamp(-1.0, 1.0).mul(wide(3.0)),
+                true,
+            ),
+            // Two activations, and a constant of one value per column: not the kernel's form.
+            (ConvEpilogue::new().relu().relu(), burn::tensor::activation::relu(y.clone()), false),
+            (
+                ConvEpilogue::new().scale(Tensor::<1>::from_data(
+                    TensorData::new(vec![1.0f32, -1.0, 2.0, 0.5, -3.0, 1.0], [6]),
+                    &device,
+                )),
+                y.clone().mul(
+                    Tensor::<1>::from_data(
+                        TensorData::new(vec![1.0f32, -1.0, 2.0, 0.5, -3.0, 1.0], [6]),
+                        &device,
+                    )
+                    .unsqueeze_dims::<4>(&[0, 1, 2]),
+                ),
+                false,
+            ),
+        ];
+        for (i, (epilogue, want, fits)) in cases.into_iter().enumerate() {
+            assert_eq!(epilogue.kernel_form().is_some(), fits, "case {i}");
+            let got = ours.forward_fused(x.clone(), epilogue);
+            assert_eq!(got.dims(), want.dims(), "case {i}");
+            let (got, want) =
+                (got.into_data().try_to_vec::<f32>().unwrap(), want.into_data().try_to_vec::<f32>().unwrap());
+            assert!(
+                got.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-5),
+                "case {i}: {got:?} vs {want:?}"
+            );
+        }
     }
 
     #[test]
