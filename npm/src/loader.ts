@@ -11,6 +11,7 @@ import type { Bindings, Glue, WasmModel } from './glue.js';
 import { guardCall, registerGlue, revive, ticket, type Ticket } from './internal.js';
 import { BrasaModel } from './model.js';
 import { checkLoadOptions } from './options.js';
+import { weightsView } from './tensor.js';
 import type { Fetcher } from './registry.js';
 import { AUTO_THREADS_MAX, ThreadedWorker, threadedBindings, type ThreadSupport } from './threads.js';
 import type { AdapterInfo, Backend, BackendPreference, BuildInfo, BuildName, CpuBuildName, FallbackInfo, LoadOptions, ModelBuild, ModelPackage, TensorTypes, WasmSource, WeightsSource } from './types.js';
@@ -176,8 +177,18 @@ export function createLoader(platform: Platform): LoadModel {
     return isThreaded(choice.name) && !platform.threads?.importsThreadedGlue ? 'cpu' : choice.name;
   }
 
-  /** The compiled module of a threaded build (what its Workers instantiate). */
+  /** The compiled module of a threaded build (what its Workers instantiate): the package's,
+   * compiled once per realm, or the one `options.wasm` gives (compiled for this load alone: a
+   * wrong one must not stay behind for later loads). */
   function threadedModule(pkg: ModelPackage, name: BuildName, options: LoadOptions): Promise<WebAssembly.Module> {
+    const compile = async (source: WasmSource) => {
+      if (source instanceof WebAssembly.Module) return source;
+      const given = source as unknown;
+      const bytes = given instanceof ArrayBuffer || ArrayBuffer.isView(given) ? given : await urlBytes(source as string | URL, `the ${name} build's wasm`);
+      return WebAssembly.compile(bytes as BufferSource);
+    };
+    const given = options.wasm?.[name];
+    if (given !== undefined) return compile(given);
     let perPackage = modules.get(pkg);
     if (!perPackage) modules.set(pkg, (perPackage = new Map()));
     const cache = perPackage;
@@ -185,11 +196,7 @@ export function createLoader(platform: Platform): LoadModel {
     if (!module) {
       module = (async () => {
         const build = pkg.builds[name]!;
-        const source: WasmSource = options.wasm?.[name] ?? (await build.wasmBytes?.()) ?? build.wasm;
-        if (source instanceof WebAssembly.Module) return source;
-        const given = source as unknown;
-        const bytes = given instanceof ArrayBuffer || ArrayBuffer.isView(given) ? given : await urlBytes(source as string | URL, `the ${name} build's wasm`);
-        return WebAssembly.compile(bytes as BufferSource);
+        return compile((await build.wasmBytes?.()) ?? build.wasm);
       })().catch((err: unknown) => {
         cache.delete(name);
         throw err;
@@ -300,7 +307,7 @@ export function createLoader(platform: Platform): LoadModel {
       } else if (!support) why = platform.noThreads ?? 'this platform runs no Workers';
       else why = support.unavailable() ?? ((await hasWasmThreads()) ? null : 'the engine does not validate wasm threads (atomics)');
       if (why === null && asked === 'auto') why = support?.notByDefault?.() ?? null;
-      if (why === null && wanted < 2) why = `navigator.hardwareConcurrency is ${cores}: a pool would not help`;
+      if (why === null && wanted < 2) why = `${cores} logical core${cores === 1 ? '' : 's'} here: a pool would not help`;
       if (why === null) threads = wanted;
       else if (asked !== 'auto') throw new BrasaError('backend_unavailable', `threads: ${asked} cannot run here: ${why}`);
       else reasons.push(`single-threaded: ${why}`);
@@ -318,7 +325,13 @@ export function createLoader(platform: Platform): LoadModel {
   async function threaded(pkg: ModelPackage, choice: BuildInfo, weights: Uint8Array, options: LoadOptions): Promise<Pick<Loaded, 'inner' | 'bindings' | 'instance' | 'build'>> {
     const build = pkg.builds[choice.name]!;
     const logic = await buildBindings(pkg, logicBuild(choice), options);
-    const module = await threadedModule(pkg, choice.name, options);
+    let module: WebAssembly.Module;
+    try {
+      module = await threadedModule(pkg, choice.name, options);
+    } catch (err) {
+      if (err instanceof BrasaError) throw err;
+      throw new BrasaError('wasm_load', `could not load the ${choice.name} build of ${pkg.name}: ${message(err)}`, { cause: err });
+    }
     const glueUrl = String(new URL(build.glueUrl!, platform.baseUrl()));
     const worker = await ThreadedWorker.start(platform.threads!, glueUrl, module, choice.threads, `${pkg.name} (${choice.name})`);
     const wasm = threadedBindings(logic, worker);
@@ -350,9 +363,8 @@ export function createLoader(platform: Platform): LoadModel {
   }
 
   async function weightBytes(source: WeightsSource, signal?: AbortSignal): Promise<Uint8Array> {
-    if (source instanceof Uint8Array) return source;
-    if (source instanceof ArrayBuffer) return new Uint8Array(source);
-    if (ArrayBuffer.isView(source)) return new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
+    const view = weightsView(source);
+    if (view) return view;
     if (typeof Response !== 'undefined' && source instanceof Response) return responseBytes(source, source.url);
     if (typeof source === 'string' || source instanceof URL) return urlBytes(source, 'weights', signal);
     throw new BrasaError('invalid_weights', `weights must be a URL, ArrayBuffer, typed array or Response; got ${describe(source)}`);
@@ -403,8 +415,20 @@ export function createLoader(platform: Platform): LoadModel {
       gpuFailure = cause;
     }
     if (!CPU_BUILDS.some((b) => pkg.builds[b])) throw new BrasaError('backend_unavailable', `backend 'cpu' is unavailable: the model package ${pkg.name} has no cpu build`);
-    const choice = await chooseCpu(pkg, options);
-    if (isThreaded(choice.name)) return { ...(await threaded(pkg, choice, weights, options)), backend: 'cpu', fallbackReason, adapter, gpuFailure };
+    let choice = await chooseCpu(pkg, options);
+    if (isThreaded(choice.name)) {
+      try {
+        return { ...(await threaded(pkg, choice, weights, options)), backend: 'cpu', fallbackReason, adapter, gpuFailure };
+      } catch (err) {
+        // `threads: 'auto'` runs where the threaded build cannot start (a CSP without `blob:`
+        // Workers, Node's permission model without `--allow-worker`): single-threaded, saying why.
+        const error = BrasaError.from(err);
+        if ((options.threads ?? 'auto') !== 'auto' || error.code !== 'wasm_load') throw error;
+        const single = await chooseCpu(pkg, { ...options, threads: false });
+        const why = `single-threaded: the threaded build could not start (${error.message})`;
+        choice = { ...single, reason: single.reason ? `${single.reason}; ${why}` : why };
+      }
+    }
     const wasm = await buildBindings(pkg, choice.name, options);
     try {
       const instance = ticket(wasm);

@@ -5,7 +5,7 @@
 import { BrasaError, describe } from './errors.js';
 import type { Bindings, WasmMetrics, WasmModel, WasmTensor } from './glue.js';
 import { abortOf, bindRuntime, gpuDeviceOf, guardCall, release, runtimeOf, type GpuDevice, type Ticket } from './internal.js';
-import { fromWasm, toWasmFeeds } from './tensor.js';
+import { fromWasm, toWasmFeeds, weightsView } from './tensor.js';
 import type {
   AdapterInfo,
   Backend,
@@ -178,7 +178,7 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
    * SIMD, and why a faster CPU build of the package was passed over (`reason`).
    */
   get build(): BuildInfo {
-    return this.#build;
+    return Object.freeze({ ...this.#build });
   }
 
   /** Why it runs on CPU although WebGPU was acceptable (WebGPU unavailable, or its device
@@ -502,12 +502,12 @@ export class BrasaModel<I extends TensorTypes = TensorTypes, O extends TensorTyp
 
   /**
    * Swap in other weights for the same model. Validated completely before the swap.
-   * @throws BrasaError `invalid_weights` (corrupt, truncated, non-finite, another model's);
-   *   nothing changes then. `disposed` after {@link dispose}.
+   * @throws BrasaError `invalid_weights` (corrupt, truncated, non-finite, another model's, a
+   *   detached buffer); nothing changes then. `disposed` after {@link dispose}.
    */
   async setWeights(weights: ArrayBuffer | ArrayBufferView): Promise<void> {
     const inner = this.#live();
-    const bytes = weights instanceof ArrayBuffer ? new Uint8Array(weights) : ArrayBuffer.isView(weights) ? new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength) : null;
+    const bytes = weightsView(weights);
     if (!bytes) throw new BrasaError('invalid_weights', `weights must be an ArrayBuffer or typed array; got ${describe(weights)}`);
     try {
       // A threaded build's model answers from its Worker: a promise.

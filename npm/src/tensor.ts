@@ -143,6 +143,19 @@ function toDType(name: string, dtype: DType, data: unknown): TypedArray {
   return data as TypedArray;
 }
 
+/**
+ * The bytes of weights given as an `ArrayBuffer` or a view (no copy), or `null` for anything
+ * else.
+ * @throws BrasaError `invalid_weights` when the buffer was detached (transferred).
+ */
+export function weightsView(weights: unknown): Uint8Array | null {
+  const buffer = weights instanceof ArrayBuffer ? weights : ArrayBuffer.isView(weights) ? weights.buffer : null;
+  if (buffer === null) return null;
+  if (isDetached(buffer)) throw new BrasaError('invalid_weights', 'the weights\' ArrayBuffer is detached (transferred to a worker?); pass bytes you still own');
+  if (weights instanceof Uint8Array) return weights;
+  return weights instanceof ArrayBuffer ? new Uint8Array(weights) : new Uint8Array(buffer, (weights as ArrayBufferView).byteOffset, (weights as ArrayBufferView).byteLength);
+}
+
 /** Whether `buffer` was detached (transferred): a view on it can no longer be made. */
 function isDetached(buffer: ArrayBufferLike): boolean {
   try {

@@ -119,7 +119,9 @@ export class ThreadedWorker {
       worker.relaxedSimd = started.relaxedSimd;
     } catch (err) {
       worker.terminate();
-      throw new BrasaError('wasm_load', `could not start ${label} with ${threads} threads: ${message(err)}`, { cause: err });
+      // What blocks a page's pool most often, and what the browser's error event does not say.
+      const hint = /a thread of the pool could not start/.test(message(err)) ? " (where a Content-Security-Policy applies, its worker-src must allow blob:, from which the pool's Workers start)" : '';
+      throw new BrasaError('wasm_load', `could not start ${label} with ${threads} threads: ${message(err)}${hint}`, { cause: err });
     }
     return worker;
   }

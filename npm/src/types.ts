@@ -256,7 +256,9 @@ export interface LoadOptions {
   signal?: AbortSignal;
   /** Override where each build's wasm comes from (e.g. a bundled `WebAssembly.Module` in
    * Cloudflare Workers); default: the package's `builds[build].wasm`. When it names CPU
-   * builds, the CPU build is picked among those (a Worker bundling `cpu` runs `cpu`). */
+   * builds, the CPU build is picked among those (a Worker bundling `cpu` runs `cpu`). A
+   * single-threaded build has one instance per package in a realm: the first load's `wasm`
+   * makes it, later loads share it. A threaded build given here is compiled for that load. */
   wasm?: Partial<Record<BuildName, WasmSource>>;
   /**
    * Threads for the CPU build. `'auto'` (default): the package's threaded build with

@@ -160,6 +160,74 @@ describe('builds', () => {
     }
   });
 
+  test('a wrong or broken threaded wasm given is wasm_load, and leaves nothing behind for later loads', async () => {
+    const cpuBytes = readFileSync(join(packageDir('mnist'), 'cpu/model_bg.wasm'));
+    // The single-threaded build's module where the threaded one is expected: it compiles, but
+    // the Worker cannot instantiate it (its memory is not shared).
+    for (const [wasm, pattern] of [
+      [cpuBytes, /could not start mnist \(cpu-threads\) with 2 threads/],
+      [new Uint8Array(8), /could not load the cpu-threads build of mnist: .*magic/i],
+    ]) {
+      await assert.rejects(loadModel(mnist, { weights, threads: 2, simd: 'simd128', wasm: { 'cpu-threads': wasm } }), (e) => {
+        assert.equal(e.name, 'BrasaError', e.stack);
+        assert.equal(e.code, 'wasm_load', e.message);
+        assert.match(e.message, pattern);
+        return true;
+      });
+      const model = await loadModel(mnist, { weights, threads: 2, simd: 'simd128' });
+      assert.equal(model.build.name, 'cpu-threads');
+      assert.ok(maxDiff((await model.run(batch())).logits.data, expected()) <= TOLERANCE);
+      model.dispose();
+    }
+  });
+
+  test('detached weights are invalid_weights, at load and in setWeights', async () => {
+    // A buffer, or a view made before its buffer was transferred away.
+    const detached = (view = false) => {
+      const bytes = new Uint8Array(weights).buffer;
+      const given = view ? new Uint8Array(bytes, 8) : bytes;
+      structuredClone(bytes, { transfer: [bytes] });
+      return given;
+    };
+    for (const given of [detached(), detached(true)]) {
+      await assert.rejects(loadModel(mnist, { weights: given, threads: 2 }), (e) => e.code === 'invalid_weights' && /detached/.test(e.message));
+    }
+    const model = await loadModel(mnist, { weights, threads: 2 });
+    try {
+      await assert.rejects(model.setWeights(detached()), (e) => e.code === 'invalid_weights' && /detached/.test(e.message));
+      assert.ok(maxDiff((await model.run(batch())).logits.data, expected()) <= TOLERANCE);
+      assert.throws(() => {
+        model.build.threads = 99;
+      }, TypeError);
+    } finally {
+      model.dispose();
+    }
+  });
+
+  test("'auto' falls back to one thread where no Worker may start (Node's permission model), saying why", async () => {
+    const code = `
+      import { loadModel } from ${JSON.stringify(new URL('../../npm/dist/node.js', import.meta.url).href)};
+      import { loadPackage, weightsPath } from ${JSON.stringify(new URL('../support.mjs', import.meta.url).href)};
+      import { readFileSync } from 'node:fs';
+      const pkg = await loadPackage('mnist');
+      const model = await loadModel(pkg, { weights: readFileSync(weightsPath()) });
+      const { logits } = await model.run(new Float32Array(784));
+      const two = await loadModel(pkg, { weights: readFileSync(weightsPath()), threads: 2 }).then(() => null, (e) => e.code + ': ' + e.message);
+      console.log(JSON.stringify({ build: model.build, logits: logits.data.length, two }));`;
+    const child = spawn(process.execPath, ['--experimental-permission', '--allow-fs-read=*', '--no-warnings', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => (out += chunk));
+    const exited = await Promise.race([new Promise((resolve) => child.on('exit', resolve)), new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000))]);
+    if (exited === 'still running') child.kill();
+    assert.equal(exited, 0, out);
+    const got = JSON.parse(out.trim().split('\n').at(-1));
+    assert.equal(got.build.name, 'cpu');
+    assert.equal(got.build.threads, 1);
+    assert.match(got.build.reason, /single-threaded: the threaded build could not start \(could not start a Worker for mnist \(cpu-threads\)/);
+    assert.equal(got.logits, 10);
+    assert.match(got.two, /^wasm_load: could not start a Worker for mnist \(cpu-threads\)/);
+  });
+
   test('wasm modules given pick the CPU build among them (a Worker bundle)', async () => {
     const model = await loadModel(mnist, { weights, wasm: { cpu: readFileSync(join(packageDir('mnist'), 'cpu/model_bg.wasm')) } });
     assert.deepEqual([model.build.name, model.build.threads, model.build.reason], ['cpu', 1, null]);
