@@ -1,8 +1,9 @@
-// The wasm builds a package may carry (`brasa build --backend`): the one list the loader, the
-// option checks and the `BuildName` type read.
+// The wasm builds a package may carry (`brasa build --backend`): the list the loader, the
+// option checks and the `BuildName` type read. Defined once, in Rust (`brasa_types::BUILD_NAMES`,
+// which `brasa build` reads too), and generated into ./generated/types.ts.
+import { BUILD_NAMES } from './generated/types.js';
 
-/** Every build name, the CPU ones best last, then WebGPU. */
-export const BUILD_NAMES = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed', 'webgpu'] as const;
+export { BUILD_NAMES };
 
 /** The CPU builds a package may carry, best last. */
 export const CPU_BUILDS = BUILD_NAMES.filter((b): b is Exclude<(typeof BUILD_NAMES)[number], 'webgpu'> => b !== 'webgpu');

@@ -22,8 +22,9 @@ use sha2::{Digest, Sha256};
 /// The builds `brasa build --backend` makes, all from the same model code: the CPU build
 /// (wasm `simd128`, one thread), its relaxed-SIMD, threaded and threaded relaxed-SIMD
 /// variants, and the WebGPU build. The default is all of them; a package carries any subset
-/// and the loader picks the best one the platform runs.
-pub const BUILDS: [&str; 5] = ["cpu", "cpu-relaxed", "cpu-threads", "cpu-threads-relaxed", "webgpu"];
+/// and the loader picks the best one the platform runs. One list with the npm package's
+/// (generated from `brasa_types`).
+pub const BUILDS: [&str; 5] = brasa_types::BUILD_NAMES;
 
 /// How one build is compiled.
 struct Recipe {

@@ -10,6 +10,7 @@
 //!
 //! Plain Rust, no I/O, no burn: it compiles and tests natively in seconds.
 
+mod builds;
 mod dim;
 mod dtype;
 mod error;
@@ -20,6 +21,7 @@ pub mod typescript;
 mod validate;
 mod weights_dtype;
 
+pub use builds::BUILD_NAMES;
 pub use dim::Dim;
 pub use dtype::DType;
 pub use error::ErrorCode;

@@ -82,6 +82,11 @@ pub fn declarations() -> String {
     }
     ts.push('\n');
     ts.push_str("/** Every error code. */\n");
+    ts.push_str(
+        "/** The wasm builds a model package may carry (`brasa build --backend`), CPU ones best last. */\n",
+    );
+    let builds: Vec<String> = crate::BUILD_NAMES.iter().map(|b| format!("'{b}'")).collect();
+    let _ = writeln!(ts, "export const BUILD_NAMES = [{}] as const;\n", builds.join(", "));
     let codes: Vec<String> = ErrorCode::ALL.iter().map(|c| format!("'{c}'")).collect();
     let _ = writeln!(ts, "export const ERROR_CODES: readonly BrasaErrorCode[] = [{}];", codes.join(", "));
     ts

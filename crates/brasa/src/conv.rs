@@ -263,18 +263,25 @@ impl PackedConv2d {
         }
         let shape = Shape { height, width, out_h, out_w };
         // The store is compiled per common epilogue: a general one in the hot store loop cost
-        // SqueezeNet 3–5% (its branches were not hoisted out of it).
+        // SqueezeNet 3–5% (its branches were not hoisted out of it). Few forms, each one more
+        // copy of the GEMM and depthwise loops (about 5 KB of wasm): ReLU runs as a clip to
+        // [0, ∞) (the same result, NaN included), and rarer forms take the general store.
         match epilogue {
             Epilogue { pre: None, activation: Activation::Identity, post: None } => {
                 self.run_images(input, &mut out, shape, |v| v)
             }
-            Epilogue { pre: None, activation: Activation::Relu, post: None } => {
-                self.run_images(input, &mut out, shape, |v| Activation::Relu.apply(v))
-            }
-            Epilogue { pre: None, activation: Activation::Clip { min, max }, post: None } => {
+            Epilogue {
+                pre: None,
+                activation: activation @ (Activation::Relu | Activation::Clip { .. }),
+                post: None,
+            } => {
+                let (min, max) = match activation {
+                    Activation::Clip { min, max } => (min, max),
+                    _ => (0.0, f32::INFINITY),
+                };
                 self.run_images(input, &mut out, shape, move |v| clip(v, min, max))
             }
-            // PP-LCNet's blocks: affine, hard-swish, affine; and affine alone.
+            // PP-LCNet's blocks: affine, hard-swish, affine.
             Epilogue {
                 pre: Some([s1, t1]),
                 activation: Activation::HardSwish { add, min, max, div },
@@ -283,9 +290,6 @@ impl PackedConv2d {
                 let x = s1 * v + t1;
                 s2 * (x * clip(x + add, min, max) / div) + t2
             }),
-            Epilogue { pre: Some([s1, t1]), activation: Activation::Identity, post: None } => {
-                self.run_images(input, &mut out, shape, move |v| s1 * v + t1)
-            }
             _ => self.run_images(input, &mut out, shape, move |v| epilogue.apply(v)),
         }
         Some(out)

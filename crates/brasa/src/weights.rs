@@ -135,6 +135,17 @@ struct Q8<'a> {
 }
 
 fn decode_q8<'a>(name: &str, scheme: &QuantScheme, shape: &[usize], data: &'a [u8]) -> Result<Q8<'a>> {
+    // A file's scheme is deserialised as it stands, and a block that claims more dimensions
+    // than cubecl's `BlockSize` holds makes its `as_slice` (and so its `Debug`) panic: check
+    // the claimed length, read through serde, before anything reads the block.
+    if let Some(size) = scheme.block_size()
+        && !block_size_fits(&size)
+    {
+        return Err(BrasaError::CorruptWeights(format!(
+            "q8 tensor `{name}` of shape {shape:?}: its block has more than {} dimensions",
+            BlockSize::MAX_DIMS
+        )));
+    }
     let unsupported =
         || BrasaError::UnsupportedDtype { tensor: name.into(), dtype: format!("QFloat({scheme:?})") };
     if scheme.value != QuantValue::Q8S
@@ -388,9 +399,33 @@ fn quantize_q8(values: &[f32], shape: &[usize], trailing: &[usize]) -> (QuantSch
     (scheme, out)
 }
 
+/// Whether `size` holds no more dimensions than a `BlockSize` can (its length field, as
+/// serialised, is no more than [`BlockSize::MAX_DIMS`]).
+fn block_size_fits(size: &BlockSize) -> bool {
+    serde_json::to_value(size)
+        .ok()
+        .and_then(|v| v.get("len")?.as_u64())
+        .is_some_and(|len| usize::try_from(len).is_ok_and(|len| len <= BlockSize::MAX_DIMS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the fuzzer (`fuzz/`, target `weights`): a q8 tensor whose block claims 7
+    /// dimensions (cubecl's `BlockSize` holds 5) made decoding panic, which in wasm aborts
+    /// the instance. It is corrupt weights.
+    #[test]
+    fn q8_block_of_too_many_dimensions_is_refused() {
+        let bytes = include_bytes!("../tests/fuzz/weights-q8-block-rank.bin");
+        let err = inspect_weights(bytes).unwrap_err();
+        assert!(
+            matches!(&err, BrasaError::CorruptWeights(m) if m.contains("more than 5 dimensions")),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidWeights);
+        assert!(block_size_fits(&BlockSize::new([1, 32])));
+    }
 
     /// Found by the fuzzer (`fuzz/`, target `weights`): a bfloat16 tensor holding NaN passed
     /// as valid weights (only float32 and float16 were checked).

@@ -105,4 +105,7 @@ export type BrasaErrorCode =
   | 'internal';
 
 /** Every error code. */
+/** The wasm builds a model package may carry (`brasa build --backend`), CPU ones best last. */
+export const BUILD_NAMES = ['cpu', 'cpu-relaxed', 'cpu-threads', 'cpu-threads-relaxed', 'webgpu'] as const;
+
 export const ERROR_CODES: readonly BrasaErrorCode[] = ['invalid_input', 'invalid_weights', 'backend_unavailable', 'execution', 'unknown_model', 'network', 'invalid_spec', 'not_found', 'invalid_manifest', 'integrity', 'golden_check', 'incompatible', 'wasm_load', 'disposed', 'internal'];

@@ -27,6 +27,14 @@ function brasaErrorText(err) {
 // which any frame can post to.
 const brasaOnWindow = typeof Window === 'function' && self instanceof Window;
 if (!brasaOnWindow) brasaNextMessage(self, 'wasm_bindgen_worker_init').then(async ({ mainJS, module, memory, receiver, channel }) => {
+  // What a panic printed last (the panic hook writes to console.error), for the trap report:
+  // under Node this Worker's output travels through the blocked thread, and is lost.
+  let panicked = '';
+  const consoleError = console.error;
+  console.error = (...args) => {
+    panicked = args.map(String).join(' ');
+    consoleError.apply(console, args);
+  };
   let glue;
   try {
     glue = await import(mainJS);
@@ -42,7 +50,8 @@ if (!brasaOnWindow) brasaNextMessage(self, 'wasm_bindgen_worker_init').then(asyn
     if (!channel || typeof BroadcastChannel !== 'function') throw err;
     // Reported, not thrown on: the loader ends this pool with the Worker that started it (an
     // uncaught error in a nested Deno Worker would travel up to the process).
-    new BroadcastChannel(channel).postMessage({ type: 'brasa_pool_trap', message: brasaErrorText(err) });
+    const what = panicked.split(/\n\s*Stack:/)[0].replace(/\s+/g, ' ').trim().slice(0, 600);
+    new BroadcastChannel(channel).postMessage({ type: 'brasa_pool_trap', message: what ? `${brasaErrorText(err)} (${what})` : brasaErrorText(err) });
   }
 });
 
