@@ -298,30 +298,23 @@ impl ConvEpilogue {
                 _ => None,
             }
         };
+        type Steps<'a> = std::iter::Peekable<std::slice::Iter<'a, EpilogueStep>>;
+        // The next step's constant if `of` picks it (taken), `Some(None)` if it is another step.
+        let take = |steps: &mut Steps, of: fn(&EpilogueStep) -> Option<&Tensor<1>>| -> Option<Option<f32>> {
+            let Some(k) = steps.peek().and_then(|s| of(s)) else { return Some(None) };
+            let v = value(k)?;
+            steps.next();
+            Some(Some(v))
+        };
         let mut steps = self.steps.iter().peekable();
-        let affine =
-            |steps: &mut std::iter::Peekable<std::slice::Iter<EpilogueStep>>| -> Option<Option<[f32; 2]>> {
-                let scale = match steps.peek() {
-                    Some(EpilogueStep::Mul(k)) => {
-                        let v = value(k)?;
-                        steps.next();
-                        Some(v)
-                    }
-                    _ => None,
-                };
-                let shift = match steps.peek() {
-                    Some(EpilogueStep::Add(k)) => {
-                        let v = value(k)?;
-                        steps.next();
-                        Some(v)
-                    }
-                    _ => None,
-                };
-                Some(match (scale, shift) {
-                    (None, None) => None,
-                    (scale, shift) => Some([scale.unwrap_or(1.0), shift.unwrap_or(0.0)]),
-                })
-            };
+        let affine = |steps: &mut Steps| -> Option<Option<[f32; 2]>> {
+            let scale = take(steps, |s| if let EpilogueStep::Mul(k) = s { Some(k) } else { None })?;
+            let shift = take(steps, |s| if let EpilogueStep::Add(k) = s { Some(k) } else { None })?;
+            Some(match (scale, shift) {
+                (None, None) => None,
+                (scale, shift) => Some([scale.unwrap_or(1.0), shift.unwrap_or(0.0)]),
+            })
+        };
         let pre = affine(&mut steps)?;
         let activation = match steps.peek() {
             Some(EpilogueStep::Relu) => Activation::Relu,
