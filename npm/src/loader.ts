@@ -156,6 +156,23 @@ function specName(spec: string): string {
   return at < 0 ? spec : spec.slice(0, at);
 }
 
+/** `make()`'s promise, made once per package and build in `store`; a rejected one is
+ * forgotten, so a retry can work. */
+function memo<T>(store: WeakMap<ModelPackage, Map<BuildName, Promise<T>>>, pkg: ModelPackage, name: BuildName, make: () => Promise<T>): Promise<T> {
+  let perPackage = store.get(pkg);
+  if (!perPackage) store.set(pkg, (perPackage = new Map()));
+  const cache = perPackage;
+  let made = cache.get(name);
+  if (!made) {
+    made = make().catch((err: unknown) => {
+      cache.delete(name);
+      throw err;
+    });
+    cache.set(name, made);
+  }
+  return made;
+}
+
 /** Builds a `loadModel` for one platform. */
 export function createLoader(platform: Platform): LoadModel {
   // One glue per package and build per realm; a failed one is forgotten so a retry can work.
@@ -189,80 +206,68 @@ export function createLoader(platform: Platform): LoadModel {
     };
     const given = options.wasm?.[name];
     if (given !== undefined) return compile(given);
-    let perPackage = modules.get(pkg);
-    if (!perPackage) modules.set(pkg, (perPackage = new Map()));
-    const cache = perPackage;
-    let module = cache.get(name);
-    if (!module) {
-      module = (async () => {
-        const build = pkg.builds[name]!;
-        return compile((await build.wasmBytes?.()) ?? build.wasm);
-      })().catch((err: unknown) => {
-        cache.delete(name);
-        throw err;
-      });
-      cache.set(name, module);
-    }
-    return module;
+    return memo(modules, pkg, name, async () => {
+      const build = pkg.builds[name]!;
+      return compile((await build.wasmBytes?.()) ?? build.wasm);
+    });
   }
 
   function buildBindings(pkg: ModelPackage, backend: BuildName, options: LoadOptions): Promise<Bindings> {
-    let perPackage = instances.get(pkg);
-    if (!perPackage) instances.set(pkg, (perPackage = new Map()));
-    const cache = perPackage;
-    let instance = cache.get(backend);
-    if (!instance) {
-      instance = (async () => {
-        const build = pkg.builds[backend];
-        if (!build) throw new BrasaError('backend_unavailable', `the model package ${pkg.name} has no ${backend} build`);
-        let glue: Glue;
-        try {
-          if (build.threads) {
-            // Imported by URL (the package's index.js does not import it: Node and Workers
-            // cannot load it), instantiated from the module its Workers get too.
-            if (build.glueUrl === undefined) throw new Error('the package names no glue for it (glueUrl)');
-            if (!platform.threads) throw new Error(platform.noThreads ?? 'this platform runs no threaded builds');
-            glue = await platform.threads.importGlue(String(new URL(build.glueUrl, platform.baseUrl())));
-            await platform.instantiate(glue, build, await threadedModule(pkg, backend, options));
-          } else {
-            if (!build.glue) throw new Error('the package names no glue for it');
-            glue = (await build.glue()) as Glue;
-          }
-          if (typeof glue?.loadModel !== 'function' || typeof glue.initSync !== 'function') throw new Error('its glue module does not export loadModel and initSync');
-          if (!build.threads) await platform.instantiate(glue, build, options.wasm?.[backend]);
-        } catch (err) {
-          // A build from a registry: what its fetcher said (`network`, `integrity`) stands.
-          if (err instanceof BrasaError && (err.code === 'network' || err.code === 'integrity' || err.code === 'backend_unavailable')) throw err;
-          // A package from before `index.js` imported its glue statically, in a service worker.
-          const hint = /import\(\) is disallowed/i.test(message(err)) ? "; this package's index.js imports its glue with import(): rebuild it with this brasa's `brasa build`" : '';
-          throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}${hint}`, { cause: err });
-        }
-        registerGlue(glue, pkg.name, backend);
-        // Instantiated before (the module is one per realm) and aborted since: a new instance.
-        revive(glue);
-        let card;
-        try {
-          card = guardCall(ticket(glue), () => glue.modelCard());
-        } catch (err) {
-          throw BrasaError.from(err);
-        }
-        if (card.signatureHash !== pkg.signatureHash || card.name !== pkg.name) {
-          throw new BrasaError(
-            'incompatible',
-            `the ${backend} build serves ${card.name} with signature ${card.signatureHash}, not the package's ${pkg.name} (${pkg.signatureHash}); the package is inconsistent`,
-          );
-        }
-        return glue as Bindings;
-      })().catch((err: unknown) => {
-        cache.delete(backend);
+    const instance = memo(instances, pkg, backend, async () => {
+      try {
+        return await makeBindings(pkg, backend, options);
+      } catch (err) {
         throw BrasaError.from(err, 'wasm_load');
-      });
-      cache.set(backend, instance);
-    }
+      }
+    });
     return instance.then((glue) => {
       revive(glue);
       return glue;
     });
+  }
+
+  /** `backend`'s glue for `pkg`, instantiated and checked against the package. */
+  async function makeBindings(pkg: ModelPackage, backend: BuildName, options: LoadOptions): Promise<Bindings> {
+    const build = pkg.builds[backend];
+    if (!build) throw new BrasaError('backend_unavailable', `the model package ${pkg.name} has no ${backend} build`);
+    let glue: Glue;
+    try {
+      if (build.threads) {
+        // Imported by URL (the package's index.js does not import it: Node and Workers
+        // cannot load it), instantiated from the module its Workers get too.
+        if (build.glueUrl === undefined) throw new Error('the package names no glue for it (glueUrl)');
+        if (!platform.threads) throw new Error(platform.noThreads ?? 'this platform runs no threaded builds');
+        glue = await platform.threads.importGlue(String(new URL(build.glueUrl, platform.baseUrl())));
+        await platform.instantiate(glue, build, await threadedModule(pkg, backend, options));
+      } else {
+        if (!build.glue) throw new Error('the package names no glue for it');
+        glue = (await build.glue()) as Glue;
+      }
+      if (typeof glue?.loadModel !== 'function' || typeof glue.initSync !== 'function') throw new Error('its glue module does not export loadModel and initSync');
+      if (!build.threads) await platform.instantiate(glue, build, options.wasm?.[backend]);
+    } catch (err) {
+      // A build from a registry: what its fetcher said (`network`, `integrity`) stands.
+      if (err instanceof BrasaError && (err.code === 'network' || err.code === 'integrity' || err.code === 'backend_unavailable')) throw err;
+      // A package from before `index.js` imported its glue statically, in a service worker.
+      const hint = /import\(\) is disallowed/i.test(message(err)) ? "; this package's index.js imports its glue with import(): rebuild it with this brasa's `brasa build`" : '';
+      throw new BrasaError('wasm_load', `could not load the ${backend} build of ${pkg.name}: ${message(err)}${hint}`, { cause: err });
+    }
+    registerGlue(glue, pkg.name, backend);
+    // Instantiated before (the module is one per realm) and aborted since: a new instance.
+    revive(glue);
+    let card;
+    try {
+      card = guardCall(ticket(glue), () => glue.modelCard());
+    } catch (err) {
+      throw BrasaError.from(err);
+    }
+    if (card.signatureHash !== pkg.signatureHash || card.name !== pkg.name) {
+      throw new BrasaError(
+        'incompatible',
+        `the ${backend} build serves ${card.name} with signature ${card.signatureHash}, not the package's ${pkg.name} (${pkg.signatureHash}); the package is inconsistent`,
+      );
+    }
+    return glue as Bindings;
   }
 
   function forget(pkg: ModelPackage, backend: BuildName): void {
