@@ -1,34 +1,55 @@
-//! Native timing of brasa's fused CPU kernels at MNIST's shapes, batch 32:
-//! `cargo run --release -p brasa --example kernel_bench`.
+//! Native timing of brasa's convolution at layer shapes of the benchmark models (one image
+//! each; median of the runs), to compare algorithms and changes between builds:
+//! `cargo run --release -p brasa --example kernel_bench`. The wasm figures that count come
+//! from `cargo xtask bench`.
 use std::time::Instant;
 
-use brasa::kernels::{conv3x3_relu_maxpool2, relu_maxpool2};
+use brasa::conv::{Activation, Conv2dGeometry, PackedConv2d};
+
+/// `(name, in, out, kernel, stride, padding, groups, side)`.
+type Layer = (&'static str, usize, usize, usize, usize, usize, usize, usize);
+
+const LAYERS: [Layer; 6] = [
+    ("MNIST conv1 (GEMM, K = 9)", 1, 32, 3, 1, 1, 1, 28),
+    ("MNIST conv2 (Winograd)", 32, 64, 3, 1, 1, 1, 14),
+    ("SqueezeNet fire4 expand 3×3 (Winograd)", 32, 128, 3, 1, 1, 1, 54),
+    ("PP-OCRv4 det neck 3×3 (Winograd)", 96, 24, 3, 1, 1, 1, 80),
+    ("PP-OCRv4 det pointwise (GEMM in place)", 48, 96, 1, 1, 0, 1, 80),
+    ("PP-OCRv4 det depthwise 5×5", 192, 192, 5, 1, 2, 192, 20),
+];
 
 fn main() {
-    let batch = 32;
-    let input: Vec<f32> = (0..batch * 784).map(|i| (i % 255) as f32 / 255.0).collect();
-    let weight: Vec<f32> = (0..288).map(|i| ((i * 37) % 17) as f32 / 17.0 - 0.5).collect();
-    let bias = vec![0.01f32; 32];
-    let conv2_out: Vec<f32> = (0..batch * 64 * 196).map(|i| ((i * 13) % 29) as f32 - 14.0).collect();
-    let runs = 200;
-    let time = |f: &mut dyn FnMut() -> usize| {
-        let mut sink = 0;
-        for _ in 0..20 {
-            sink += f();
-        }
-        let t = Instant::now();
-        for _ in 0..runs {
-            sink += f();
-        }
-        (t.elapsed().as_secs_f64() / runs as f64 * 1e3, sink)
-    };
-    let (conv, _) = time(&mut || {
-        conv3x3_relu_maxpool2(&input, 28, &weight, &bias, 0.1307, 0.3081).map_or(0, |v| v.len())
-    });
-    let (pool, _) = time(&mut || relu_maxpool2(&conv2_out, 14).map_or(0, |v| v.len()));
-    let macs = (batch * 32 * 784 * 9) as f64;
-    println!(
-        "conv1+relu+pool, batch 32: {conv:.3} ms ({:.1} GMAC/s); relu+pool2: {pool:.3} ms",
-        macs / conv / 1e6
-    );
+    for (name, cin, cout, k, stride, pad, groups, side) in LAYERS {
+        let geometry = Conv2dGeometry {
+            in_channels: cin,
+            out_channels: cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            dilation: [1, 1],
+            padding: [pad; 4],
+            groups,
+        };
+        let values = |len: usize, step: usize| -> Vec<f32> {
+            (0..len).map(|i| ((i * step) % 97) as f32 / 97.0 - 0.5).collect()
+        };
+        let input = values(cin * side * side, 31);
+        let weight = values(cout * cin / groups * k * k, 17);
+        let packed = PackedConv2d::new(geometry, &weight, None).expect("a valid geometry");
+        let [oh, ow] = geometry.output_size(side, side).expect("the kernel fits");
+        let macs = (cout * oh * ow * cin / groups * k * k) as f64;
+        let mut times: Vec<f64> = (0..60)
+            .map(|_| {
+                let t = Instant::now();
+                let out = packed.run(&input, side, side, Activation::Relu).expect("a whole image");
+                std::hint::black_box(out);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "{name}: {median:.3} ms, {:.1} G multiply-adds/s of the direct definition",
+            macs / median / 1e6
+        );
+    }
 }

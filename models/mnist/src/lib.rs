@@ -6,7 +6,6 @@
 //! `[0, 1]` (1 = ink); the model applies MNIST's normalisation (mean 0.1307, std 0.3081) itself
 //! so callers never need to know it.
 
-use brasa::kernels;
 use brasa::{DType, Dim, HostTensor, Inputs, Model, Outputs, Signature, TensorSpec, Values};
 use burn::module::Module;
 use burn::nn::conv::Conv2dConfig;
@@ -49,46 +48,9 @@ impl MnistNet {
         }
     }
 
-    /// `[batch, 784]` intensities in `[0, 1]` → `[batch, 10]` logits.
+    /// `[batch, 784]` intensities in `[0, 1]` → `[batch, 10]` logits. brasa's ops: on the CPU
+    /// its kernels (conv2 by Winograd's F(2×2, 3×3)), burn's operators elsewhere.
     pub fn logits(&self, pixels: Tensor<2>) -> Tensor<2> {
-        if brasa::is_cpu_device(&pixels.device())
-            && let Some(logits) = self.forward_cpu(pixels.clone())
-        {
-            return logits;
-        }
-        self.forward_generic(pixels)
-    }
-
-    /// The CPU (burn-flex) path. burn-flex spent most of a pass on the first convolution
-    /// (one input channel: its im2col + GEMM does little work per byte moved) and on the
-    /// max-pools: conv1 runs as brasa's fused kernel (normalise + conv + bias + ReLU + pool),
-    /// conv2 as brasa's packed convolution with the ReLU fused, then brasa's max-pool; the
-    /// linear layers stay burn's.
-    /// `None` (never expected) falls back to the generic path.
-    fn forward_cpu(&self, pixels: Tensor<2>) -> Option<Tensor<2>> {
-        let device = pixels.device();
-        let [batch, _] = pixels.dims();
-        let input = pixels.try_into_data().ok()?;
-        let weight = self.conv1.weight.val().try_into_data().ok()?;
-        let bias = self.conv1.bias.as_ref()?.val().try_into_data().ok()?;
-        let x = kernels::conv3x3_relu_maxpool2(
-            input.as_slice::<f32>().ok()?,
-            IMAGE_SIDE,
-            weight.as_slice::<f32>().ok()?,
-            bias.as_slice::<f32>().ok()?,
-            PIXEL_MEAN,
-            PIXEL_STD,
-        )?;
-        let half = IMAGE_SIDE / 2;
-        let x = Tensor::<4>::from_data(TensorData::new(x, [batch, 32, half, half]), &device);
-        let x = brasa::ops::max_pool2d(self.conv2.forward_relu(x), [2, 2], [2, 2], [0; 4]);
-        let x = x.reshape([batch, 64 * 7 * 7]);
-        let x = self.relu.forward(self.fc1.forward(x));
-        Some(self.fc2.forward(x))
-    }
-
-    /// Any backend (the WebGPU path): brasa's ops, which are burn's operators there.
-    fn forward_generic(&self, pixels: Tensor<2>) -> Tensor<2> {
         let [batch, _] = pixels.dims();
         let x = pixels.reshape([batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         let x = (x - PIXEL_MEAN) / PIXEL_STD;
