@@ -30,7 +30,7 @@
 
 use std::cell::RefCell;
 
-use crate::parallel::{for_each_chunk, parallelism};
+use crate::parallel::{for_each_chunk_if, parallelism};
 
 /// Output channels per micro-kernel tile (rows of the packed weights).
 pub const MR: usize = 4;
@@ -175,6 +175,10 @@ impl Conv2dGeometry {
     }
 }
 
+/// Fewest multiply-adds a task of a split layer gets. About 20 µs of work in wasm, the
+/// order of what waking a pool thread and joining it costs.
+const MIN_TASK_WORK: usize = 1 << 18;
+
 /// Fewest input and output channels for which a 3×3 convolution takes Winograd's algorithm:
 /// its transforms cost per channel what the GEMM saves per pair of channels.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
@@ -300,7 +304,21 @@ impl PackedConv2d {
         if out_image == 0 {
             return Some(out);
         }
-        let shape = Shape { height, width, out_h, out_w };
+        // Images split across the pool first; each image's steps split further only when the
+        // batch is too small to keep the threads busy on its own, and into no more tasks than
+        // the work pays for: waking a pool thread in wasm costs more than a squeeze-excite
+        // block's 1×1 convolutions take.
+        let work = out_image.saturating_mul(g.in_channels / g.groups * g.kernel[0] * g.kernel[1]);
+        let tasks =
+            if batch < 2 * parallelism() { (work / MIN_TASK_WORK).clamp(1, parallelism()) } else { 1 };
+        let shape = Shape {
+            height,
+            width,
+            out_h,
+            out_w,
+            tasks,
+            split_images: work.saturating_mul(batch) >= 2 * MIN_TASK_WORK,
+        };
         // The store is compiled per common epilogue: a general one in the hot store loop cost
         // SqueezeNet 3–5% (its branches were not hoisted out of it). Few forms, each one more
         // copy of the GEMM and depthwise loops (about 5 KB of wasm): ReLU runs as a clip to
@@ -346,7 +364,7 @@ impl PackedConv2d {
         let image = g.in_channels * shape.height * shape.width;
         let out_image = g.out_channels * shape.out_h * shape.out_w;
         // Images in parallel (each one's own steps split further when threads are idle).
-        for_each_chunk(out, out_image, |i, dst| {
+        for_each_chunk_if(shape.split_images, out, out_image, |i, dst| {
             let src = &input[i * image..][..image];
             match self.algorithm {
                 Algorithm::Depthwise => self.depthwise(src, dst, shape, store),
@@ -375,7 +393,7 @@ impl PackedConv2d {
         let pointwise = g.kernel == [1, 1] && g.stride == [1, 1] && g.padding == [0; 4];
         // Weight panels per task: one task per thread (one fork-join per layer: in wasm, waking
         // a worker costs tens of µs, more than many layers' whole work per panel).
-        let per_task = a_panels.div_ceil(parallelism());
+        let per_task = a_panels.div_ceil(shape.tasks);
         // The image's im2col, made afresh: a buffer kept per thread would still be borrowed
         // when rayon, waiting on this image's tasks, runs another image's on the same thread.
         let mut cols = vec![0.0f32; if pointwise { k * NR } else { panels * NR * k }];
@@ -401,7 +419,7 @@ impl PackedConv2d {
                 }
             };
             // Each task owns whole panels of MR output channels: contiguous rows of `out`.
-            for_each_chunk(out, per_task * MR * n, |task, rows| {
+            for_each_chunk_if(shape.tasks > 1, out, per_task * MR * n, |task, rows| {
                 for first in (0..panels).step_by(block) {
                     for (i, rows) in rows.chunks_mut(MR * n).enumerate() {
                         let panel = task * per_task + i;
@@ -449,7 +467,7 @@ impl PackedConv2d {
         let tap_start: Vec<usize> = (0..kw).map(|kx| phase_start[kx * dx % sx] + kx * dx / sx).collect();
         let plane_in = shape.height * shape.width;
         let plane_out = shape.out_h * shape.out_w;
-        for_each_chunk(dst, plane_out, |c, out| {
+        for_each_chunk_if(shape.tasks > 1, dst, plane_out, |c, out| {
             PLANE.with(|padded| {
                 let mut padded = padded.borrow_mut();
                 padded.clear();
@@ -460,76 +478,143 @@ impl PackedConv2d {
                     if sx == 1 {
                         line[left..][..shape.width].copy_from_slice(row);
                     } else {
-                        for (x, &v) in row.iter().enumerate() {
-                            let column = x + left;
-                            line[phase_start[column % sx] + column / sx] = v;
+                        // Phase `p` holds padded columns `p, p + sx, …`: input columns from
+                        // `first` on, every `sx`-th, one after another (no division per value).
+                        for (p, &start) in phase_start.iter().enumerate() {
+                            let first = (p + sx - left % sx) % sx;
+                            let dst = &mut line[start + (first + left) / sx..];
+                            for (d, &v) in dst.iter_mut().zip(row.iter().skip(first).step_by(sx)) {
+                                *d = v;
+                            }
                         }
                     }
                 }
                 let taps = &self.weights[c * kh * kw..][..kh * kw];
                 let bias = self.bias[c];
-                for (oy, out_row) in out.chunks_exact_mut(shape.out_w).enumerate() {
-                    let line = |ky: usize| &padded[(oy * sy + ky * dy) * pw..][..pw];
-                    // Eight outputs at a time kept in registers across all taps (one pass over
-                    // the row instead of one per tap). A row's last block ends at its end and
-                    // may overlap the one before (those outputs are stored twice, the same):
-                    // PP-LCNet's 10- and 20-wide rows had a scalar tail of a fifth of them.
-                    let block = |x0: usize, out_row: &mut [f32]| {
-                        if shape.out_w >= 8 {
-                            let acc = depthwise_block::<8>(line, taps, &tap_start, kh, x0, bias);
-                            for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
-                                *o = store(a);
-                            }
-                        } else {
-                            let acc = depthwise_block::<4>(line, taps, &tap_start, kh, x0, bias);
-                            for (o, a) in out_row[x0..x0 + 4].iter_mut().zip(acc) {
-                                *o = store(a);
-                            }
-                        }
-                    };
-                    let width = if shape.out_w >= 8 { 8 } else { 4 };
-                    if shape.out_w < width {
-                        for (x0, o) in out_row.iter_mut().enumerate() {
-                            let [acc] = depthwise_block::<1>(line, taps, &tap_start, kh, x0, bias);
-                            *o = store(acc);
-                        }
-                        continue;
-                    }
-                    for x0 in (0..shape.out_w - width).step_by(width) {
-                        block(x0, out_row);
-                    }
-                    block(shape.out_w - width, out_row);
+                let rows = Rows { padded: &padded, pw, sy, dy, out_w: shape.out_w, bias };
+                // The common kernels with their sizes known at compile time: the taps then stay
+                // in registers and the loops unroll (PP-LCNet's 3×3 and 5×5: PP-OCRv4 det −7%).
+                match (kh, kw) {
+                    (3, 3) => rows.run(&FixedTaps::<3, 3>::new(taps, &tap_start), out, store),
+                    (5, 5) => rows.run(&FixedTaps::<5, 5>::new(taps, &tap_start), out, store),
+                    _ => rows.run(&AnyTaps { taps, tap_start: &tap_start, kh }, out, store),
                 }
             });
         });
     }
 }
 
-/// `N` neighbouring outputs of one depthwise row: `bias + Σ taps · inputs`, tap `(ky, kx)`
-/// reading `line(ky)[tap_start[kx] + x0..][..N]` (the stored row's phase for that tap).
-#[inline(always)]
-fn depthwise_block<'a, const N: usize>(
-    line: impl Fn(usize) -> &'a [f32],
-    taps: &[f32],
-    tap_start: &[usize],
-    kh: usize,
-    x0: usize,
+/// One depthwise channel's stored input plane (padded, each row split by stride phase) and
+/// what its output rows need.
+struct Rows<'a> {
+    padded: &'a [f32],
+    pw: usize,
+    sy: usize,
+    dy: usize,
+    out_w: usize,
     bias: f32,
-) -> [f32; N] {
-    let kw = tap_start.len();
-    let mut acc = [bias; N];
-    for ky in 0..kh {
-        let line = line(ky);
-        for (kx, &start) in tap_start.iter().enumerate() {
-            let tap = taps[ky * kw + kx];
-            if let Some(src) = line[start + x0..].first_chunk::<N>() {
-                for (a, &v) in acc.iter_mut().zip(src) {
-                    *a += tap * v;
+}
+
+impl Rows<'_> {
+    /// Every output row of the channel into `out`, `store` applied.
+    #[inline(always)]
+    fn run(&self, taps: &impl DepthwiseTaps, out: &mut [f32], store: impl Fn(f32) -> f32) {
+        let out_w = self.out_w;
+        for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+            let line = |ky: usize| &self.padded[(oy * self.sy + ky * self.dy) * self.pw..][..self.pw];
+            // Eight outputs at a time kept in registers across all taps (one pass over the row
+            // instead of one per tap). A row's last block ends at its end and may overlap the
+            // one before (those outputs are stored twice, the same): PP-LCNet's 10- and
+            // 20-wide rows had a scalar tail of a fifth of them.
+            if out_w >= 8 {
+                for x0 in (0..out_w - 8).step_by(8).chain([out_w - 8]) {
+                    let acc: [f32; 8] = taps.block(line, x0, self.bias);
+                    for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
+                        *o = store(a);
+                    }
+                }
+            } else if out_w >= 4 {
+                for x0 in [0, out_w - 4] {
+                    let acc: [f32; 4] = taps.block(line, x0, self.bias);
+                    for (o, a) in out_row[x0..x0 + 4].iter_mut().zip(acc) {
+                        *o = store(a);
+                    }
+                }
+            } else {
+                for (x0, o) in out_row.iter_mut().enumerate() {
+                    let [acc]: [f32; 1] = taps.block(line, x0, self.bias);
+                    *o = store(acc);
                 }
             }
         }
     }
-    acc
+}
+
+/// A depthwise channel's taps: how `N` neighbouring outputs of a row are summed.
+trait DepthwiseTaps {
+    /// `bias + Σ taps · inputs` for outputs `x0..x0 + N` of the row whose input rows
+    /// `line(ky)` gives; tap `(ky, kx)` reads `line(ky)[start(kx) + x0..][..N]`.
+    fn block<'a, const N: usize>(&self, line: impl Fn(usize) -> &'a [f32], x0: usize, bias: f32) -> [f32; N];
+}
+
+/// Taps of a `KH × KW` kernel known at compile time.
+struct FixedTaps<const KH: usize, const KW: usize> {
+    taps: [[f32; KW]; KH],
+    start: [usize; KW],
+}
+
+impl<const KH: usize, const KW: usize> FixedTaps<KH, KW> {
+    fn new(taps: &[f32], tap_start: &[usize]) -> Self {
+        FixedTaps {
+            taps: std::array::from_fn(|ky| std::array::from_fn(|kx| taps[ky * KW + kx])),
+            start: std::array::from_fn(|kx| tap_start[kx]),
+        }
+    }
+}
+
+impl<const KH: usize, const KW: usize> DepthwiseTaps for FixedTaps<KH, KW> {
+    #[inline(always)]
+    fn block<'a, const N: usize>(&self, line: impl Fn(usize) -> &'a [f32], x0: usize, bias: f32) -> [f32; N] {
+        let mut acc = [bias; N];
+        for (ky, taps) in self.taps.iter().enumerate() {
+            let line = line(ky);
+            for (&tap, &start) in taps.iter().zip(&self.start) {
+                if let Some(src) = line[start + x0..].first_chunk::<N>() {
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a += tap * v;
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Taps of any kernel size.
+struct AnyTaps<'t> {
+    taps: &'t [f32],
+    tap_start: &'t [usize],
+    kh: usize,
+}
+
+impl DepthwiseTaps for AnyTaps<'_> {
+    #[inline(always)]
+    fn block<'a, const N: usize>(&self, line: impl Fn(usize) -> &'a [f32], x0: usize, bias: f32) -> [f32; N] {
+        let kw = self.tap_start.len();
+        let mut acc = [bias; N];
+        for ky in 0..self.kh {
+            let line = line(ky);
+            for (kx, &start) in self.tap_start.iter().enumerate() {
+                let tap = self.taps[ky * kw + kx];
+                if let Some(src) = line[start + x0..].first_chunk::<N>() {
+                    for (a, &v) in acc.iter_mut().zip(src) {
+                        *a += tap * v;
+                    }
+                }
+            }
+        }
+        acc
+    }
 }
 
 impl PackedConv2d {
@@ -551,14 +636,14 @@ impl PackedConv2d {
         // splits by channel; the GEMM for one `ξ` reads rows `16 · width` apart.
         let mut v = vec![0.0f32; cin * 16 * width];
         let plane = shape.height * shape.width;
-        for_each_chunk(&mut v, 16 * width, |ci, rows| {
+        for_each_chunk_if(shape.tasks > 1, &mut v, 16 * width, |ci, rows| {
             winograd::transform_input(&src[ci * plane..][..plane], shape, g.padding, tiles, width, rows);
         });
         let v: &[f32] = &v;
         let block = (L2_BLOCK_BYTES / (16 * cin * NR * 4)).clamp(1, panels);
-        let per_task = a_panels.div_ceil(parallelism());
+        let per_task = a_panels.div_ceil(shape.tasks);
         let n = out_h * out_w;
-        for_each_chunk(dst, per_task * MR * n, |task, rows| {
+        for_each_chunk_if(shape.tasks > 1, dst, per_task * MR * n, |task, rows| {
             for first in (0..panels).step_by(block) {
                 for (i, rows) in rows.chunks_mut(MR * n).enumerate() {
                     let panel = task * per_task + i;
@@ -692,16 +777,17 @@ mod winograd {
                 let d: [&[f32]; 4] = std::array::from_fn(|i| &padded[(2 * ty + i) * pw..][..pw]);
                 let row = ty * tiles.cols;
                 // Four tiles at a time where the SIMD path exists (each reads 10 columns of the
-                // padded rows: inside, since `pw = 2 · cols + 2`), the rest one by one.
-                let simd = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
-                    tiles.cols / 4 * 4
-                } else {
-                    0
-                };
-                for tx in (0..simd).step_by(4) {
-                    transform_four(d, 2 * tx, rows, width_v, row + tx);
+                // padded rows: inside, since `pw = 2 · cols + 2`); a last block ends at the row's
+                // end, overlapping the one before (MNIST's rows are 7 tiles). Rows of fewer
+                // tiles, and targets without SIMD, one tile at a time.
+                let simd = cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && tiles.cols >= 4;
+                if simd {
+                    for tx in (0..tiles.cols - 4).step_by(4).chain([tiles.cols - 4]) {
+                        transform_four(d, 2 * tx, rows, width_v, row + tx);
+                    }
+                    continue;
                 }
-                for tx in simd..tiles.cols {
+                for tx in 0..tiles.cols {
                     let x = 2 * tx;
                     // Bᵀ·d, column by column, then ·B along each row.
                     let t: [[f32; 4]; 4] = {
@@ -793,6 +879,11 @@ struct Shape {
     width: usize,
     out_h: usize,
     out_w: usize,
+    /// Tasks one image's steps split into: the pool's threads, or fewer when the batch's
+    /// images already keep every thread busy or the work is small.
+    tasks: usize,
+    /// Whether the batch's images are split across the pool.
+    split_images: bool,
 }
 
 thread_local! {
@@ -825,7 +916,7 @@ fn pack_columns(plane: &[f32], cin: usize, g: &Conv2dGeometry, shape: Shape, fir
         return;
     }
     // One task per row of `cols`: a tap of one input channel.
-    for_each_chunk(cols, block, |kk, row| {
+    for_each_chunk_if(shape.tasks > 1, cols, block, |kk, row| {
         row.fill(0.0);
         let (ci, tap) = (kk / (kh * kw), kk % (kh * kw));
         let (ky, kx) = (tap / kw, tap % kw);
