@@ -59,10 +59,58 @@ pub(crate) fn for_each_chunk(data: &mut [f32], chunk: usize, f: impl Fn(usize, &
     #[cfg(feature = "threads")]
     {
         use rayon::prelude::*;
+        keep_awake();
         data.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
     }
     #[cfg(not(feature = "threads"))]
     for (i, c) in data.chunks_mut(chunk).enumerate() {
         f(i, c);
+    }
+}
+
+/// Pool threads spinning in [`keep_awake`] now, or about to.
+#[cfg(feature = "threads")]
+static SPINNING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Rounds without work after which a spinning thread goes back to rayon's sleep: a few
+/// hundred microseconds, longer than most of a forward pass's serial steps between layers.
+#[cfg(feature = "threads")]
+const SPIN_ROUNDS: u32 = 4096;
+
+/// Keeps the pool's other threads awake, looking for work, while a forward pass splits its
+/// layers: rayon puts an idle thread to sleep within microseconds, and waking one in wasm
+/// (`memory.atomic.notify` to a Worker) took so long that the thread that split a layer had
+/// often done the other half itself by then. PP-OCRv4 det at 2 threads had one thread asleep
+/// a third of the pass, mostly while the other ran convolutions. XNNPACK's pthreadpool spins
+/// its threads the same way.
+///
+/// Each spinner is a rayon job that runs the pool's jobs as they come ([`rayon::yield_now`])
+/// and ends after [`SPIN_ROUNDS`] rounds without one, so it can never wait on anything for
+/// good, wherever rayon runs it (even inside a join that waits for a job it holds up).
+#[cfg(feature = "threads")]
+fn keep_awake() {
+    use std::sync::atomic::Ordering::{AcqRel, Relaxed};
+    let others = rayon::current_num_threads().saturating_sub(1);
+    let owner = rayon::current_thread_index();
+    if owner.is_none() {
+        return;
+    }
+    while SPINNING.load(Relaxed) < others {
+        SPINNING.fetch_add(1, AcqRel);
+        rayon::spawn(move || {
+            // The thread that asked runs the layer itself: it must not spin here.
+            if rayon::current_thread_index() != owner {
+                let mut idle = 0;
+                while idle < SPIN_ROUNDS {
+                    if rayon::yield_now() == Some(rayon::Yield::Executed) {
+                        idle = 0;
+                    } else {
+                        idle += 1;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            SPINNING.fetch_sub(1, AcqRel);
+        });
     }
 }
