@@ -183,6 +183,9 @@ const MIN_TASK_WORK: usize = 1 << 18;
 /// its transforms cost per channel what the GEMM saves per pair of channels.
 const WINOGRAD_MIN_CHANNELS: usize = 8;
 
+/// Smallest output side for which a 3×3 convolution takes F(4×4, 3×3) rather than F(2×2, 3×3).
+const WINOGRAD4_MIN_SIDE: usize = 16;
+
 /// How a layer is computed, fixed when its weights are packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Algorithm {
@@ -192,11 +195,16 @@ enum Algorithm {
     Depthwise,
     /// Winograd's F(2×2, 3×3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
     /// Networks", 2016): 16 multiplies per 2×2 outputs and channel pair instead of 36.
-    Winograd,
+    Winograd2,
+    /// Winograd's F(4×4, 3×3): 36 multiplies per 4×4 outputs instead of 144, for outputs of
+    /// at least [`WINOGRAD4_MIN_SIDE`] a side (on smaller ones the last row and column of
+    /// tiles are mostly padding). Its transforms have larger constants, so its rounding error
+    /// is a few times F(2×2, 3×3)'s; both stay far inside the model tests' 1e-4.
+    Winograd4,
 }
 
 impl Algorithm {
-    fn for_geometry(g: &Conv2dGeometry) -> Self {
+    fn for_geometry(g: &Conv2dGeometry, output: Option<[usize; 2]>) -> Self {
         if g.is_depthwise() {
             Algorithm::Depthwise
         } else if g.groups == 1
@@ -206,7 +214,10 @@ impl Algorithm {
             && g.in_channels >= WINOGRAD_MIN_CHANNELS
             && g.out_channels >= WINOGRAD_MIN_CHANNELS
         {
-            Algorithm::Winograd
+            match output {
+                Some([h, w]) if h >= WINOGRAD4_MIN_SIDE && w >= WINOGRAD4_MIN_SIDE => Algorithm::Winograd4,
+                _ => Algorithm::Winograd2,
+            }
         } else {
             Algorithm::Gemm
         }
@@ -230,6 +241,18 @@ impl PackedConv2d {
     /// (`[out_channels]`, zeros when absent) for `geometry`. `None` when the lengths do not
     /// match the geometry or the channels do not divide into the groups.
     pub fn new(geometry: Conv2dGeometry, weight: &[f32], bias: Option<&[f32]>) -> Option<Self> {
+        Self::for_output(geometry, weight, bias, None)
+    }
+
+    /// [`PackedConv2d::new`], the algorithm chosen for outputs of `output` (`[height, width]`,
+    /// the first input's; any size still runs): a 3×3 convolution with large outputs takes
+    /// F(4×4, 3×3).
+    pub fn for_output(
+        geometry: Conv2dGeometry,
+        weight: &[f32],
+        bias: Option<&[f32]>,
+        output: Option<[usize; 2]>,
+    ) -> Option<Self> {
         let Conv2dGeometry { in_channels, out_channels, kernel, groups, .. } = geometry;
         if groups == 0
             || !in_channels.is_multiple_of(groups)
@@ -250,11 +273,13 @@ impl PackedConv2d {
             Some(_) => return None,
             None => vec![0.0; out_channels],
         };
-        let algorithm = Algorithm::for_geometry(&geometry);
+        let algorithm = Algorithm::for_geometry(&geometry, output);
         let weights = if algorithm == Algorithm::Depthwise {
             weight.to_vec()
-        } else if algorithm == Algorithm::Winograd {
-            winograd::pack_weights(weight, out_channels, in_channels)
+        } else if algorithm == Algorithm::Winograd2 {
+            winograd::pack_weights(weight, out_channels, in_channels, winograd::kernel2)
+        } else if algorithm == Algorithm::Winograd4 {
+            winograd::pack_weights(weight, out_channels, in_channels, winograd::kernel4)
         } else {
             let panels = m.div_ceil(MR);
             let mut packed = vec![0.0f32; groups * panels * k * MR];
@@ -368,7 +393,22 @@ impl PackedConv2d {
             let src = &input[i * image..][..image];
             match self.algorithm {
                 Algorithm::Depthwise => self.depthwise(src, dst, shape, store),
-                Algorithm::Winograd => self.winograd(src, dst, shape, store),
+                Algorithm::Winograd2 => self.winograd::<16, 4, 2>(
+                    src,
+                    dst,
+                    shape,
+                    store,
+                    winograd::transform_input2,
+                    winograd::transform_output2,
+                ),
+                Algorithm::Winograd4 => self.winograd::<36, 16, 4>(
+                    src,
+                    dst,
+                    shape,
+                    store,
+                    winograd::transform_input4,
+                    winograd::transform_output4,
+                ),
                 Algorithm::Gemm => self.gemm(src, dst, shape, store),
             }
         });
@@ -618,29 +658,39 @@ impl DepthwiseTaps for AnyTaps<'_> {
 }
 
 impl PackedConv2d {
-    /// One image through Winograd's F(2×2, 3×3) as 16 GEMMs, one per point `ξ` of the 4×4
-    /// transform: `M[ξ] = U[ξ] · V[ξ]`, `U` the transformed weights (`[out, in]`), `V` the
-    /// transformed input tiles (`[in, tiles]`), then `Y = Aᵀ·M·A` per tile. The tiles cover the
-    /// output in 2×2 steps; the 16 products of one weight panel and one panel of [`NR`] tiles
-    /// are taken together so the output transform and the store follow at once, from registers
-    /// and a 2 KiB scratch rather than a `16 × out × tiles` buffer.
-    fn winograd(&self, src: &[f32], dst: &mut [f32], shape: Shape, store: impl Fn(f32) -> f32 + Copy + Sync) {
+    /// One image through Winograd's F(S×S, 3×3) as `P = (S + 2)²` GEMMs, one per point `ξ`
+    /// of the transform: `M[ξ] = U[ξ] · V[ξ]`, `U` the transformed weights (`[out, in]`), `V`
+    /// the transformed input tiles (`[in, tiles]`), then `Y = Aᵀ·M·A` per tile (`K = S²`
+    /// outputs). The tiles cover the output in S×S steps; the `P` products of one weight panel
+    /// and one panel of [`NR`] tiles are taken together so the output transform and the store
+    /// follow at once, from registers and a few KiB of scratch rather than a
+    /// `P × out × tiles` buffer.
+    #[allow(clippy::too_many_arguments)]
+    fn winograd<const P: usize, const K: usize, const S: usize>(
+        &self,
+        src: &[f32],
+        dst: &mut [f32],
+        shape: Shape,
+        store: impl Fn(f32) -> f32 + Copy + Sync,
+        transform_input: impl Fn(&[f32], Shape, [usize; 4], winograd::Tiles, usize, &mut [f32]) + Sync,
+        transform_output: impl Fn(&[[[f32; NR]; MR]; P], usize) -> [[f32; NR]; K] + Sync,
+    ) {
         let g = &self.geometry;
         let (cin, m) = (g.in_channels, g.out_channels);
         let (out_h, out_w) = (shape.out_h, shape.out_w);
-        let tiles = winograd::Tiles::new(out_h, out_w);
+        let tiles = winograd::Tiles::new(S, out_h, out_w);
         let panels = tiles.count.div_ceil(NR);
         let width = panels * NR;
         let a_panels = m.div_ceil(MR);
-        // `V`, `[in][ξ][width]`: each input channel's 16 rows together, so the transform
-        // splits by channel; the GEMM for one `ξ` reads rows `16 · width` apart.
-        let mut v = vec![0.0f32; cin * 16 * width];
+        // `V`, `[in][ξ][width]`: each input channel's `P` rows together, so the transform
+        // splits by channel; the GEMM for one `ξ` reads rows `P · width` apart.
+        let mut v = vec![0.0f32; cin * P * width];
         let plane = shape.height * shape.width;
-        for_each_chunk_if(shape.tasks > 1, &mut v, 16 * width, |ci, rows| {
-            winograd::transform_input(&src[ci * plane..][..plane], shape, g.padding, tiles, width, rows);
+        for_each_chunk_if(shape.tasks > 1, &mut v, P * width, |ci, rows| {
+            transform_input(&src[ci * plane..][..plane], shape, g.padding, tiles, width, rows);
         });
         let v: &[f32] = &v;
-        let block = (L2_BLOCK_BYTES / (16 * cin * NR * 4)).clamp(1, panels);
+        let block = (L2_BLOCK_BYTES / (P * cin * NR * 4)).clamp(1, panels);
         let per_task = a_panels.div_ceil(shape.tasks);
         let n = out_h * out_w;
         for_each_chunk_if(shape.tasks > 1, dst, per_task * MR * n, |task, rows| {
@@ -649,15 +699,15 @@ impl PackedConv2d {
                     let panel = task * per_task + i;
                     let channels = rows.len() / n;
                     for p in first..(first + block).min(panels) {
-                        let mut products = [[[0.0f32; NR]; MR]; 16];
+                        let mut products = [[[0.0f32; NR]; MR]; P];
                         for (xi, product) in products.iter_mut().enumerate() {
                             let a = &self.weights[(xi * a_panels + panel) * cin * MR..][..cin * MR];
-                            *product = micro_kernel(a, &v[xi * width + p * NR..], 16 * width);
+                            *product = micro_kernel(a, &v[xi * width + p * NR..], P * width);
                         }
                         for r in 0..channels {
                             let bias = self.bias[panel * MR + r];
-                            let y = winograd::transform_output(&products, r);
-                            tiles.store(p * NR, &y, &mut rows[r * n..][..n], |v| store(v + bias));
+                            let y = transform_output(&products, r);
+                            tiles.store::<S, K>(p * NR, &y, &mut rows[r * n..][..n], |v| store(v + bias));
                         }
                     }
                 }
@@ -666,13 +716,18 @@ impl PackedConv2d {
     }
 }
 
-/// Winograd's F(2×2, 3×3): the transforms of Lavin & Gray (2016), eq. 7–8:
-/// `Bᵀ = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`, `G = [[1,0,0],[½,½,½],[½,-½,½],[0,0,1]]`,
-/// `Aᵀ = [[1,1,1,0],[0,1,-1,-1]]`.
+/// Winograd's F(2×2, 3×3) and F(4×4, 3×3): the transforms of Lavin & Gray (2016), eq. 7–8
+/// and section 4.2 (interpolation points 0, ±1, ±2, ∞):
+/// - F(2×2, 3×3): `Bᵀ = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]]`,
+///   `G = [[1,0,0],[½,½,½],[½,-½,½],[0,0,1]]`, `Aᵀ = [[1,1,1,0],[0,1,-1,-1]]`;
+/// - F(4×4, 3×3): `Bᵀ = [[4,0,-5,0,1,0],[0,-4,-4,1,1,0],[0,4,-4,-1,1,0],[0,-2,-1,2,1,0],
+///   [0,2,-1,-2,1,0],[0,4,0,-5,0,1]]`, `G = [[¼,0,0],[-⅙,-⅙,-⅙],[-⅙,⅙,-⅙],[1/24,1/12,⅙],
+///   [1/24,-1/12,⅙],[0,0,1]]`, `Aᵀ = [[1,1,1,1,1,0],[0,1,-1,2,-2,0],[0,1,1,4,4,0],
+///   [0,1,-1,8,-8,1]]`.
 mod winograd {
     use super::{MR, NR, PLANE, Shape};
 
-    /// The output's 2×2 tiles, row-major: `rows × cols` of them, `count` in all.
+    /// The output's `side × side` tiles, row-major: `rows × cols` of them, `count` in all.
     #[derive(Clone, Copy)]
     pub(super) struct Tiles {
         pub rows: usize,
@@ -683,38 +738,40 @@ mod winograd {
     }
 
     impl Tiles {
-        pub fn new(out_h: usize, out_w: usize) -> Self {
-            let (rows, cols) = (out_h.div_ceil(2), out_w.div_ceil(2));
+        pub fn new(side: usize, out_h: usize, out_w: usize) -> Self {
+            let (rows, cols) = (out_h.div_ceil(side), out_w.div_ceil(side));
             Tiles { rows, cols, count: rows * cols, out_h, out_w }
         }
 
-        /// Tiles `first..first + NR` (those that exist) of `y` (`[y00, y01, y10, y11]`, one lane
-        /// per tile) into `out` (one output channel's plane), `store` applied; a tile's row or
-        /// column past the output's edge is dropped.
-        #[allow(clippy::needless_range_loop)] // see `transform_output`
+        /// Tiles `first..first + NR` (those that exist) of `y` (`K = S²` outputs, row-major,
+        /// one lane per tile) into `out` (one output channel's plane), `store` applied; a
+        /// tile's rows or columns past the output's edge are dropped.
+        #[allow(clippy::needless_range_loop)] // see `transform_output2`
         #[inline(always)]
-        pub fn store(&self, first: usize, y: &[[f32; NR]; 4], out: &mut [f32], store: impl Fn(f32) -> f32) {
-            // The epilogue over all 32 values first (vectorised), then two pairs per tile.
-            let z: [[f32; NR]; 4] = std::array::from_fn(|q| std::array::from_fn(|j| store(y[q][j])));
+        pub fn store<const S: usize, const K: usize>(
+            &self,
+            first: usize,
+            y: &[[f32; NR]; K],
+            out: &mut [f32],
+            store: impl Fn(f32) -> f32,
+        ) {
+            // The epilogue over all values first (vectorised), then a tile's rows.
+            let z: [[f32; NR]; K] = std::array::from_fn(|q| std::array::from_fn(|j| store(y[q][j])));
             let (mut ty, mut tx) = (first / self.cols, first % self.cols);
-            let whole = self.out_w.is_multiple_of(2) && self.out_h.is_multiple_of(2);
+            let whole = self.out_w.is_multiple_of(S) && self.out_h.is_multiple_of(S);
             let w = self.out_w;
             for j in 0..NR.min(self.count.saturating_sub(first)) {
-                let at = 2 * ty * w + 2 * tx;
-                let [z0, z1, z2, z3] = [z[0][j], z[1][j], z[2][j], z[3][j]];
+                let at = S * ty * w + S * tx;
                 if whole {
-                    out[at..at + 2].copy_from_slice(&[z0, z1]);
-                    out[at + w..at + w + 2].copy_from_slice(&[z2, z3]);
-                } else {
-                    let right = 2 * tx + 1 < w;
-                    out[at] = z0;
-                    if right {
-                        out[at + 1] = z1;
+                    for a in 0..S {
+                        let row: [f32; S] = std::array::from_fn(|b| z[a * S + b][j]);
+                        out[at + a * w..][..S].copy_from_slice(&row);
                     }
-                    if 2 * ty + 1 < self.out_h {
-                        out[at + w] = z2;
-                        if right {
-                            out[at + w + 1] = z3;
+                } else {
+                    let (height, width) = (S.min(self.out_h - S * ty), S.min(w - S * tx));
+                    for a in 0..height {
+                        for b in 0..width {
+                            out[at + a * w + b] = z[a * S + b][j];
                         }
                     }
                 }
@@ -726,23 +783,43 @@ mod winograd {
         }
     }
 
-    /// `U = G·g·Gᵀ` of every `3×3` kernel `g` of `weight` (`[out, in, 3, 3]`), packed as
-    /// `[ξ][ceil(out / MR) panels][in][MR]` (zeros past `out`), computed in f64.
-    pub(super) fn pack_weights(weight: &[f32], out: usize, cin: usize) -> Vec<f32> {
+    /// `G·g` along one line of a kernel, F(2×2, 3×3).
+    pub(super) fn kernel2(g: [f64; 3]) -> [f64; 4] {
+        [g[0], (g[0] + g[1] + g[2]) / 2.0, (g[0] - g[1] + g[2]) / 2.0, g[2]]
+    }
+
+    /// `G·g` along one line of a kernel, F(4×4, 3×3).
+    pub(super) fn kernel4(g: [f64; 3]) -> [f64; 6] {
+        [
+            g[0] / 4.0,
+            -(g[0] + g[1] + g[2]) / 6.0,
+            -(g[0] - g[1] + g[2]) / 6.0,
+            g[0] / 24.0 + g[1] / 12.0 + g[2] / 6.0,
+            g[0] / 24.0 - g[1] / 12.0 + g[2] / 6.0,
+            g[2],
+        ]
+    }
+
+    /// `U = G·g·Gᵀ` of every `3×3` kernel `g` of `weight` (`[out, in, 3, 3]`), `line` being
+    /// `G` applied to three values; packed as `[ξ][ceil(out / MR) panels][in][MR]` (zeros past
+    /// `out`), `ξ = i·A + j`, computed in f64.
+    pub(super) fn pack_weights<const A: usize>(
+        weight: &[f32],
+        out: usize,
+        cin: usize,
+        line: fn([f64; 3]) -> [f64; A],
+    ) -> Vec<f32> {
         let panels = out.div_ceil(MR);
-        let mut packed = vec![0.0f32; 16 * panels * cin * MR];
-        let transform = |g: [f64; 3]| [g[0], (g[0] + g[1] + g[2]) / 2.0, (g[0] - g[1] + g[2]) / 2.0, g[2]];
+        let mut packed = vec![0.0f32; A * A * panels * cin * MR];
         for co in 0..out {
             for ci in 0..cin {
                 let g: [f64; 9] = std::array::from_fn(|i| f64::from(weight[(co * cin + ci) * 9 + i]));
-                // G·g (4×3), then (G·g)·Gᵀ (4×4).
-                let rows: [[f64; 3]; 4] = {
-                    let cols: [[f64; 4]; 3] = std::array::from_fn(|x| transform([g[x], g[3 + x], g[6 + x]]));
-                    std::array::from_fn(|i| [cols[0][i], cols[1][i], cols[2][i]])
-                };
-                for (i, row) in rows.iter().enumerate() {
-                    for (j, u) in transform(*row).into_iter().enumerate() {
-                        let xi = i * 4 + j;
+                // G·g (A×3), then (G·g)·Gᵀ (A×A).
+                let cols: [[f64; A]; 3] = std::array::from_fn(|x| line([g[x], g[3 + x], g[6 + x]]));
+                let rows: [[f64; 3]; A] = std::array::from_fn(|i| [cols[0][i], cols[1][i], cols[2][i]]);
+                for (i, &row) in rows.iter().enumerate() {
+                    for (j, u) in line(row).into_iter().enumerate() {
+                        let xi = i * A + j;
                         packed[((xi * panels + co / MR) * cin + ci) * MR + co % MR] = u as f32;
                     }
                 }
@@ -751,20 +828,18 @@ mod winograd {
         packed
     }
 
-    /// `V = Bᵀ·d·B` of every 4×4 input tile `d` of one channel (`plane`, `height × width`,
-    /// zero-padded by `padding`), into `rows`: 16 rows of `width_v` (one per `ξ`), a tile per
-    /// column.
-    pub(super) fn transform_input(
+    /// `f(padded)` with one channel (`plane`, `height × width`) zero-padded by `padding` into
+    /// a `ph × pw` plane (per thread; no parallel work starts while it is borrowed): every
+    /// tile then reads inside it, with no bounds to check.
+    fn with_padded(
         plane: &[f32],
         shape: Shape,
         padding: [usize; 4],
-        tiles: Tiles,
-        width_v: usize,
-        rows: &mut [f32],
+        ph: usize,
+        pw: usize,
+        f: impl FnOnce(&[f32]),
     ) {
         let [top, left, ..] = padding;
-        // The padded channel: every tile reads inside it, with no bounds to check.
-        let (ph, pw) = (2 * tiles.rows + 2, 2 * tiles.cols + 2);
         PLANE.with(|padded| {
             let mut padded = padded.borrow_mut();
             padded.clear();
@@ -773,6 +848,23 @@ mod winograd {
                 let len = shape.width.min(pw.saturating_sub(left));
                 padded[(y + top) * pw + left..][..len].copy_from_slice(&row[..len]);
             }
+            f(&padded);
+        });
+    }
+
+    /// `V = Bᵀ·d·B` of every 4×4 input tile `d` of one channel (`plane`, `height × width`,
+    /// zero-padded by `padding`), into `rows`: 16 rows of `width_v` (one per `ξ`), a tile per
+    /// column.
+    pub(super) fn transform_input2(
+        plane: &[f32],
+        shape: Shape,
+        padding: [usize; 4],
+        tiles: Tiles,
+        width_v: usize,
+        rows: &mut [f32],
+    ) {
+        let (ph, pw) = (2 * tiles.rows + 2, 2 * tiles.cols + 2);
+        with_padded(plane, shape, padding, ph, pw, |padded| {
             for ty in 0..tiles.rows {
                 let d: [&[f32]; 4] = std::array::from_fn(|i| &padded[(2 * ty + i) * pw..][..pw]);
                 let row = ty * tiles.cols;
@@ -855,7 +947,7 @@ mod winograd {
     // transposed store) were 10–15% slower on MNIST in V8.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    pub(super) fn transform_output(m: &[[[f32; NR]; MR]; 16], r: usize) -> [[f32; NR]; 4] {
+    pub(super) fn transform_output2(m: &[[[f32; NR]; MR]; 16], r: usize) -> [[f32; NR]; 4] {
         let at = |xi: usize, j: usize| m[xi][r][j];
         let mut y = [[0.0f32; NR]; 4];
         for j in 0..NR {
@@ -867,6 +959,189 @@ mod winograd {
             for (a, s) in s.iter().enumerate() {
                 y[2 * a][j] = s[0] + s[1] + s[2];
                 y[2 * a + 1][j] = s[1] - s[2] - s[3];
+            }
+        }
+        y
+    }
+
+    /// Element-wise arithmetic the F(4×4, 3×3) transforms need, on one value or one `f32x4`
+    /// (four tiles).
+    trait Lane: Copy {
+        fn add(self, other: Self) -> Self;
+        fn sub(self, other: Self) -> Self;
+        fn scale(self, c: f32) -> Self;
+    }
+
+    impl Lane for f32 {
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            self + other
+        }
+        #[inline(always)]
+        fn sub(self, other: Self) -> Self {
+            self - other
+        }
+        #[inline(always)]
+        fn scale(self, c: f32) -> Self {
+            self * c
+        }
+    }
+
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    impl Lane for core::arch::wasm32::v128 {
+        #[inline(always)]
+        fn add(self, other: Self) -> Self {
+            core::arch::wasm32::f32x4_add(self, other)
+        }
+        #[inline(always)]
+        fn sub(self, other: Self) -> Self {
+            core::arch::wasm32::f32x4_sub(self, other)
+        }
+        #[inline(always)]
+        fn scale(self, c: f32) -> Self {
+            core::arch::wasm32::f32x4_mul(self, core::arch::wasm32::f32x4_splat(c))
+        }
+    }
+
+    /// `Bᵀ·d` of six values, F(4×4, 3×3), with the rows' common terms shared.
+    #[inline(always)]
+    fn input_line<L: Lane>(d: [L; 6]) -> [L; 6] {
+        let (a, b) = (d[1].add(d[2]), d[3].add(d[4]));
+        let (c, e) = (d[1].sub(d[2]), d[4].sub(d[3]));
+        let (f, h) = (d[4].sub(d[2]), d[1].sub(d[3]).scale(2.0));
+        [
+            d[0].scale(4.0).sub(d[2].scale(5.0)).add(d[4]),
+            b.sub(a.scale(4.0)),
+            e.add(c.scale(4.0)),
+            f.sub(h),
+            f.add(h),
+            d[1].scale(4.0).sub(d[3].scale(5.0)).add(d[5]),
+        ]
+    }
+
+    /// `Bᵀ·d·B` of one 6×6 tile `d` (rows), `ξ = i·6 + j`; plain loops (see
+    /// [`transform_output4`]).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    fn input_tile<L: Lane>(d: [[L; 6]; 6]) -> [[L; 6]; 6] {
+        let mut t = d;
+        for j in 0..6 {
+            let col = input_line([d[0][j], d[1][j], d[2][j], d[3][j], d[4][j], d[5][j]]);
+            for i in 0..6 {
+                t[i][j] = col[i];
+            }
+        }
+        for row in t.iter_mut() {
+            *row = input_line(*row);
+        }
+        t
+    }
+
+    /// `V = Bᵀ·d·B` of every 6×6 input tile `d` of one channel (tiles 4 apart), into `rows`:
+    /// 36 rows of `width_v` (one per `ξ`), a tile per column.
+    pub(super) fn transform_input4(
+        plane: &[f32],
+        shape: Shape,
+        padding: [usize; 4],
+        tiles: Tiles,
+        width_v: usize,
+        rows: &mut [f32],
+    ) {
+        let (ph, pw) = (4 * tiles.rows + 2, 4 * tiles.cols + 2);
+        with_padded(plane, shape, padding, ph, pw, |padded| {
+            for ty in 0..tiles.rows {
+                let d: [&[f32]; 6] = std::array::from_fn(|i| &padded[(4 * ty + i) * pw..][..pw]);
+                let row = ty * tiles.cols;
+                // Four tiles at a time where the SIMD path exists (a last block overlapping
+                // the one before), else one by one.
+                if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && tiles.cols >= 4 {
+                    for tx in (0..tiles.cols - 4).step_by(4).chain([tiles.cols - 4]) {
+                        transform_four4(d, 4 * tx, rows, width_v, row + tx);
+                    }
+                    continue;
+                }
+                for tx in 0..tiles.cols {
+                    let v = input_tile(std::array::from_fn(|i| std::array::from_fn(|j| d[i][4 * tx + j])));
+                    for (i, v) in v.iter().enumerate() {
+                        for (j, &v) in v.iter().enumerate() {
+                            rows[(i * 6 + j) * width_v + row + tx] = v;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// [`transform_input4`] of four neighbouring tiles, a tile per lane: columns `x..x + 18`
+    /// of the six padded rows (inside, since `pw = 4 · cols + 2`). Lane `q` of column `j`
+    /// is `line[x + 4q + j]`: a 4×4 transpose of four loads gives columns 0–3, and one more
+    /// load (ending at `x + 18`) columns 4–5.
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    #[inline(always)]
+    fn transform_four4(d: [&[f32]; 6], x: usize, rows: &mut [f32], width_v: usize, tile: usize) {
+        use core::arch::wasm32::{f32x4, i32x4_shuffle, v128};
+        #[inline(always)]
+        fn cols(line: &[f32], x: usize) -> [v128; 6] {
+            let load = |s: &[f32]| -> v128 { f32x4(s[0], s[1], s[2], s[3]) };
+            let line = &line[x..x + 18];
+            let (l0, l1, l2, l3, l4) =
+                (load(line), load(&line[4..]), load(&line[8..]), load(&line[12..]), load(&line[14..]));
+            let (t0, t1) = (i32x4_shuffle::<0, 4, 1, 5>(l0, l1), i32x4_shuffle::<0, 4, 1, 5>(l2, l3));
+            let (t2, t3) = (i32x4_shuffle::<2, 6, 3, 7>(l0, l1), i32x4_shuffle::<2, 6, 3, 7>(l2, l3));
+            // Columns 4 and 5: line[4 + 4q] and line[5 + 4q]; the last lanes are l4's 2 and 3.
+            let (u, w) = (i32x4_shuffle::<0, 4, 1, 5>(l1, l2), i32x4_shuffle::<0, 6, 1, 7>(l3, l4));
+            [
+                i32x4_shuffle::<0, 1, 4, 5>(t0, t1),
+                i32x4_shuffle::<2, 3, 6, 7>(t0, t1),
+                i32x4_shuffle::<0, 1, 4, 5>(t2, t3),
+                i32x4_shuffle::<2, 3, 6, 7>(t2, t3),
+                i32x4_shuffle::<0, 1, 4, 5>(u, w),
+                i32x4_shuffle::<2, 3, 6, 7>(u, w),
+            ]
+        }
+        let v = input_tile(std::array::from_fn(|i| cols(d[i], x)));
+        for (i, v) in v.iter().enumerate() {
+            for (j, &v) in v.iter().enumerate() {
+                rows[(i * 6 + j) * width_v + tile..][..4].copy_from_slice(&super::lanes_of(v));
+            }
+        }
+    }
+
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    fn transform_four4(_: [&[f32]; 6], _: usize, _: &mut [f32], _: usize, _: usize) {
+        unreachable!("only called where simd128 is compiled in")
+    }
+
+    /// `Aᵀ·m` of six values, F(4×4, 3×3).
+    #[inline(always)]
+    fn output_line<L: Lane>(m: [L; 6]) -> [L; 4] {
+        let (s, d) = (m[1].add(m[2]), m[1].sub(m[2]));
+        let (p, q) = (m[3].add(m[4]), m[3].sub(m[4]));
+        [m[0].add(s).add(p), d.add(q.scale(2.0)), s.add(p.scale(4.0)), d.add(q.scale(8.0)).add(m[5])]
+    }
+
+    /// `Y = Aᵀ·M·A` for output channel `r` of a panel's 36 products (`m[ξ][r]`, one lane per
+    /// tile): the 4×4 outputs, row-major. Lane by lane with plain loops, as
+    /// [`transform_output2`]: nested `array::from_fn`s were left as calls (6% of SqueezeNet).
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    pub(super) fn transform_output4(m: &[[[f32; NR]; MR]; 36], r: usize) -> [[f32; NR]; 16] {
+        let mut y = [[0.0f32; NR]; 16];
+        for j in 0..NR {
+            let at = |xi: usize| m[xi][r][j];
+            // Aᵀ·M: four rows of six, column by column; then ·A along each row.
+            let mut t = [[0.0f32; 6]; 4];
+            for c in 0..6 {
+                let col = output_line([at(c), at(6 + c), at(12 + c), at(18 + c), at(24 + c), at(30 + c)]);
+                for a in 0..4 {
+                    t[a][c] = col[a];
+                }
+            }
+            for a in 0..4 {
+                let row = output_line(t[a]);
+                for b in 0..4 {
+                    y[a * 4 + b][j] = row[b];
+                }
             }
         }
         y
@@ -1007,7 +1282,7 @@ fn micro_kernel(a: &[f32], b: &[f32], stride: usize) -> [[f32; NR]; MR] {
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 #[inline(always)]
-fn lanes_of(v: core::arch::wasm32::v128) -> [f32; 4] {
+pub(crate) fn lanes_of(v: core::arch::wasm32::v128) -> [f32; 4] {
     use core::arch::wasm32::f32x4_extract_lane;
     [
         f32x4_extract_lane::<0>(v),
@@ -1104,7 +1379,25 @@ mod tests {
         let weight = values(cout * cin / groups * k[0] * k[1], 2);
         let bias = values(cout, 3);
         let expect = naive(&g, &input, h, w, &weight, &bias);
-        let packed = PackedConv2d::new(g, &weight, Some(&bias)).unwrap();
+        // Packed for unknown sizes, and for this output (3×3 layers with large outputs then
+        // take F(4×4, 3×3)).
+        let packings = [
+            PackedConv2d::new(g, &weight, Some(&bias)).unwrap(),
+            PackedConv2d::for_output(g, &weight, Some(&bias), g.output_size(h, w)).unwrap(),
+        ];
+        for packed in &packings {
+            check_packed(packed, &input, [h, w], &expect, [cin, groups, k[0] * k[1]]);
+        }
+    }
+
+    fn check_packed(
+        packed: &PackedConv2d,
+        input: &[f32],
+        [h, w]: [usize; 2],
+        expect: &[f64],
+        [cin, groups, taps]: [usize; 3],
+    ) {
+        let g = packed.geometry();
         let hard_swish = Activation::HardSwish { add: 3.0, min: 0.0, max: 6.0, div: 6.0 };
         let epilogues = [
             Epilogue::from(Activation::Identity),
@@ -1114,10 +1407,10 @@ mod tests {
             Epilogue { pre: Some([-2.0, 0.5]), activation: Activation::Identity, post: None },
         ];
         for epilogue in epilogues {
-            let got = packed.run(&input, h, w, epilogue).unwrap();
+            let got = packed.run(input, h, w, epilogue).unwrap();
             assert_eq!(got.len(), expect.len(), "{g:?}");
-            let k_len = (cin / groups * k[0] * k[1]) as f64;
-            for (i, (&y, &e)) in got.iter().zip(&expect).enumerate() {
+            let k_len = (cin / groups * taps) as f64;
+            for (i, (&y, &e)) in got.iter().zip(expect).enumerate() {
                 let affine =
                     |e: f64, step: Option<[f32; 2]>| step.map_or(e, |[a, b]| f64::from(a) * e + f64::from(b));
                 let e = affine(e, epilogue.pre);
@@ -1133,7 +1426,11 @@ mod tests {
                 // f32 accumulation of k terms of magnitude < 1: a few ulps per term at most
                 // (scaled by at most 2 and squared by the hard-swish's range).
                 let tolerance = 16.0 * f64::from(f32::EPSILON) * (k_len + 1.0);
-                assert!((f64::from(y) - e).abs() <= tolerance, "{g:?} {epilogue:?} element {i}: {y} vs {e}");
+                assert!(
+                    (f64::from(y) - e).abs() <= tolerance,
+                    "{g:?} {:?} {epilogue:?} element {i}: {y} vs {e}",
+                    packed.algorithm
+                );
             }
         }
     }
@@ -1175,7 +1472,9 @@ mod tests {
                 padding: [1; 4],
                 groups: 1,
             };
-            Algorithm::for_geometry(&g) == Algorithm::Winograd
+            Algorithm::for_geometry(&g, None) == Algorithm::Winograd2
+                && Algorithm::for_geometry(&g, Some([16, 20])) == Algorithm::Winograd4
+                && Algorithm::for_geometry(&g, Some([15, 20])) == Algorithm::Winograd2
         };
         assert!(winograd(8, 8) && winograd(32, 64) && !winograd(4, 8) && !winograd(64, 5));
         // Even and odd output sides (a last tile half outside), no padding, asymmetric padding,
@@ -1186,6 +1485,11 @@ mod tests {
         check(12, 10, [3, 3], [1, 1], [1, 1], [2, 0, 1, 3], 1, [7, 8], 1);
         check(32, 64, [3, 3], [1, 1], [1, 1], [1; 4], 1, [14, 14], 3);
         check(96, 24, [3, 3], [1, 1], [1, 1], [1; 4], 1, [40, 37], 1);
+        // F(4×4, 3×3): outputs of 16 a side and more, whole tiles or not, rows of tiles that are
+        // no multiple of four, padding on one side.
+        check(8, 9, [3, 3], [1, 1], [1, 1], [1; 4], 1, [16, 16], 2);
+        check(12, 16, [3, 3], [1, 1], [1, 1], [0, 1, 2, 0], 1, [19, 23], 1);
+        check(32, 12, [3, 3], [1, 1], [1, 1], [1; 4], 1, [54, 54], 1);
         check(16, 8, [3, 3], [1, 1], [1, 1], [0; 4], 1, [3, 3], 2);
     }
 

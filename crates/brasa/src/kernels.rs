@@ -83,7 +83,8 @@ pub fn max_pool2d(input: &[f32], height: usize, width: usize, pool: Pool2d) -> O
                 // padding, windows inside the row) in one pass the compiler can keep branch-free.
                 if sx == 2 && left == 0 && (kw == 2 || kw == 3) && (out_w - 1) * 2 + kw <= width {
                     let cols = &rows_max[..(out_w - 1) * 2 + kw];
-                    for (ox, d) in dst_row.iter_mut().enumerate() {
+                    let done = pool_pairs_simd(cols, dst_row, kw == 3);
+                    for (ox, d) in dst_row.iter_mut().enumerate().skip(done) {
                         let pair = larger(cols[2 * ox], cols[2 * ox + 1]);
                         *d = if kw == 3 { larger(pair, cols[2 * ox + 2]) } else { pair };
                     }
@@ -108,6 +109,37 @@ pub fn max_pool2d(input: &[f32], height: usize, width: usize, pool: Pool2d) -> O
         }
     });
     Some(out)
+}
+
+/// The stride-2 column step of [`max_pool2d`] four outputs at a time in wasm SIMD: output
+/// `ox` is the larger of `cols[2·ox]`, `cols[2·ox + 1]` (and `cols[2·ox + 2]` when `three`),
+/// an even/odd shuffle of two loads instead of a scalar gather (MNIST's two pools took 13% of
+/// its time with the scalar loop). `f32x4.pmax` is [`larger`] lane by lane, NaN included.
+/// Returns how many outputs it wrote; the caller does the rest.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn pool_pairs_simd(cols: &[f32], dst: &mut [f32], three: bool) -> usize {
+    use core::arch::wasm32::{f32x4, f32x4_pmax, f32x4_replace_lane, i32x4_shuffle};
+    let load = |s: &[f32]| f32x4(s[0], s[1], s[2], s[3]);
+    let mut ox = 0;
+    // Reads `cols[2·ox .. 2·ox + 8]`, and `cols[2·ox + 8]` for a window of three.
+    while ox + 4 <= dst.len() && 2 * ox + 8 + usize::from(three) <= cols.len() {
+        let (a, b) = (load(&cols[2 * ox..]), load(&cols[2 * ox + 4..]));
+        let even = i32x4_shuffle::<0, 2, 4, 6>(a, b);
+        let mut m = f32x4_pmax(even, i32x4_shuffle::<1, 3, 5, 7>(a, b));
+        if three {
+            let next = f32x4_replace_lane::<3>(i32x4_shuffle::<1, 2, 3, 3>(even, even), cols[2 * ox + 8]);
+            m = f32x4_pmax(m, next);
+        }
+        dst[ox..ox + 4].copy_from_slice(&crate::conv::lanes_of(m));
+        ox += 4;
+    }
+    ox
+}
+
+/// Elsewhere the scalar loop does every output.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn pool_pairs_simd(_: &[f32], _: &mut [f32], _: bool) -> usize {
+    0
 }
 
 #[cfg(test)]

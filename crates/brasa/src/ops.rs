@@ -187,12 +187,13 @@ impl Conv2d {
         if channels != geometry.in_channels {
             return Err(x);
         }
-        let Some(packed) = self.packed(geometry) else { return Err(x) };
+        let Some(packed) = self.packed(geometry, [out_h, out_w]) else { return Err(x) };
         in_f32(x, [batch, out_channels, out_h, out_w], |input| packed.run(input, height, width, epilogue))
     }
 
-    /// The packed weights, packed now if these weights have not been.
-    fn packed(&self, geometry: Conv2dGeometry) -> Option<Arc<PackedConv2d>> {
+    /// The packed weights, packed now (for outputs of `output`, the first input's) if these
+    /// weights have not been.
+    fn packed(&self, geometry: Conv2dGeometry, output: [usize; 2]) -> Option<Arc<PackedConv2d>> {
         let mut slot = self.packed.0.lock().ok()?;
         if let Some((id, packed)) = slot.as_ref()
             && *id == self.weight.id
@@ -210,7 +211,8 @@ impl Conv2d {
             Some(b) => Some(b.as_slice::<f32>().ok()?),
             None => None,
         };
-        let packed = Arc::new(PackedConv2d::new(geometry, weight.as_slice::<f32>().ok()?, bias)?);
+        let packed =
+            Arc::new(PackedConv2d::for_output(geometry, weight.as_slice::<f32>().ok()?, bias, Some(output))?);
         *slot = Some((self.weight.id, packed.clone()));
         Some(packed)
     }
