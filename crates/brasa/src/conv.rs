@@ -344,73 +344,93 @@ impl PackedConv2d {
             tasks,
             split_images: work.saturating_mul(batch) >= 2 * MIN_TASK_WORK,
         };
-        // The store is compiled per common epilogue: a general one in the hot store loop cost
-        // SqueezeNet 3–5% (its branches were not hoisted out of it). Few forms, each one more
-        // copy of the GEMM and depthwise loops (about 5 KB of wasm): ReLU runs as a clip to
-        // [0, ∞) (the same result, NaN included), and rarer forms take the general store.
-        match epilogue {
+        // The store is compiled per common epilogue (a general one in the hot store loop cost
+        // SqueezeNet 3–5%: its branches were not hoisted out of it), and each form is one more
+        // copy of an algorithm's loops (kilobytes of wasm), so there are few: identity, ReLU and
+        // clips run as a clip (to [-∞, ∞] or [0, ∞]: the same results, NaN included), and the
+        // GEMM has PP-LCNet's affine, hard-swish, affine (its pointwise convolutions) too.
+        // Any other epilogue runs after the convolution as a pass of its own
+        // (`apply_epilogue`), over an image's output or a depthwise plane still in cache.
+        let clip_bounds = match epilogue {
             Epilogue { pre: None, activation: Activation::Identity, post: None } => {
-                self.run_images(input, &mut out, shape, |v| v)
+                Some((f32::NEG_INFINITY, f32::INFINITY))
             }
-            Epilogue {
-                pre: None,
-                activation: activation @ (Activation::Relu | Activation::Clip { .. }),
-                post: None,
-            } => {
-                let (min, max) = match activation {
-                    Activation::Clip { min, max } => (min, max),
-                    _ => (0.0, f32::INFINITY),
-                };
-                self.run_images(input, &mut out, shape, move |v| clip(v, min, max))
-            }
-            // PP-LCNet's blocks: affine, hard-swish, affine.
+            Epilogue { pre: None, activation: Activation::Relu, post: None } => Some((0.0, f32::INFINITY)),
+            Epilogue { pre: None, activation: Activation::Clip { min, max }, post: None } => Some((min, max)),
+            _ => None,
+        };
+        let lcnet = match epilogue {
             Epilogue {
                 pre: Some([s1, t1]),
                 activation: Activation::HardSwish { add, min, max, div },
                 post: Some([s2, t2]),
-            } => self.run_images(input, &mut out, shape, move |v| {
+            } => Some(move |v: f32| {
                 let x = s1 * v + t1;
                 s2 * (x * clip(x + add, min, max) / div) + t2
             }),
-            _ => self.run_images(input, &mut out, shape, move |v| epilogue.apply(v)),
+            _ => None,
+        };
+        let (min, max) = clip_bounds.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let clip_only = move |v: f32| clip(v, min, max);
+        let rest = if clip_bounds.is_some() { None } else { Some(epilogue) };
+        let after = |dst: &mut [f32]| {
+            if let Some(epilogue) = rest {
+                apply_epilogue(dst, epilogue);
+            }
+        };
+        match self.algorithm {
+            Algorithm::Gemm => match lcnet {
+                Some(store) => {
+                    self.run_images(input, &mut out, shape, |src, dst| self.gemm(src, dst, shape, store))
+                }
+                _ => self.run_images(input, &mut out, shape, |src, dst| {
+                    self.gemm(src, dst, shape, clip_only);
+                    after(dst);
+                }),
+            },
+            Algorithm::Depthwise => self.run_images(input, &mut out, shape, |src, dst| {
+                self.depthwise(src, dst, shape, clip_only, rest)
+            }),
+            Algorithm::Winograd2 => self.run_images(input, &mut out, shape, |src, dst| {
+                self.winograd::<16, 4, 2>(
+                    src,
+                    dst,
+                    shape,
+                    clip_only,
+                    winograd::transform_input2,
+                    winograd::transform_output2,
+                );
+                after(dst);
+            }),
+            Algorithm::Winograd4 => self.run_images(input, &mut out, shape, |src, dst| {
+                self.winograd::<36, 16, 4>(
+                    src,
+                    dst,
+                    shape,
+                    clip_only,
+                    winograd::transform_input4,
+                    winograd::transform_output4,
+                );
+                after(dst);
+            }),
         }
         Some(out)
     }
 
-    /// Each image of `input` into its part of `out`, `store` applied to each `conv + bias`.
+    /// Each image of `input` into its part of `out` by `image(src, dst)`.
     fn run_images(
         &self,
         input: &[f32],
         out: &mut [f32],
         shape: Shape,
-        store: impl Fn(f32) -> f32 + Copy + Sync + Send,
+        image: impl Fn(&[f32], &mut [f32]) + Sync + Send,
     ) {
         let g = &self.geometry;
-        let image = g.in_channels * shape.height * shape.width;
+        let size = g.in_channels * shape.height * shape.width;
         let out_image = g.out_channels * shape.out_h * shape.out_w;
         // Images in parallel (each one's own steps split further when threads are idle).
         for_each_chunk_if(shape.split_images, out, out_image, |i, dst| {
-            let src = &input[i * image..][..image];
-            match self.algorithm {
-                Algorithm::Depthwise => self.depthwise(src, dst, shape, store),
-                Algorithm::Winograd2 => self.winograd::<16, 4, 2>(
-                    src,
-                    dst,
-                    shape,
-                    store,
-                    winograd::transform_input2,
-                    winograd::transform_output2,
-                ),
-                Algorithm::Winograd4 => self.winograd::<36, 16, 4>(
-                    src,
-                    dst,
-                    shape,
-                    store,
-                    winograd::transform_input4,
-                    winograd::transform_output4,
-                ),
-                Algorithm::Gemm => self.gemm(src, dst, shape, store),
-            }
+            image(&input[i * size..][..size], dst)
         });
     }
 
@@ -494,6 +514,7 @@ impl PackedConv2d {
         dst: &mut [f32],
         shape: Shape,
         store: impl Fn(f32) -> f32 + Copy + Sync,
+        rest: Option<Epilogue>,
     ) {
         let g = &self.geometry;
         let [kh, kw] = g.kernel;
@@ -534,13 +555,42 @@ impl PackedConv2d {
                 let rows = Rows { padded: &padded, pw, sy, dy, out_w: shape.out_w, bias };
                 // The common kernels with their sizes known at compile time: the taps then stay
                 // in registers and the loops unroll (PP-LCNet's 3×3 and 5×5: PP-OCRv4 det −7%).
+                // Rows narrower than a block (rare) take the general taps only: each copy of
+                // the unrolled loops is kilobytes of wasm.
+                let any = AnyTaps { taps, tap_start: &tap_start, kh };
                 match (kh, kw) {
+                    _ if shape.out_w < 8 => rows.run_narrow(&any, out, store),
                     (3, 3) => rows.run(&FixedTaps::<3, 3>::new(taps, &tap_start), out, store),
                     (5, 5) => rows.run(&FixedTaps::<5, 5>::new(taps, &tap_start), out, store),
-                    _ => rows.run(&AnyTaps { taps, tap_start: &tap_start, kh }, out, store),
+                    _ => rows.run(&any, out, store),
+                }
+                // Other epilogues over the channel's plane while it is in cache.
+                if let Some(epilogue) = rest {
+                    apply_epilogue(out, epilogue);
                 }
             });
         });
+    }
+}
+
+/// `epilogue` over `values` in place, one plain loop per form (the branches outside it).
+fn apply_epilogue(values: &mut [f32], epilogue: Epilogue) {
+    match epilogue {
+        Epilogue {
+            pre: Some([s1, t1]),
+            activation: Activation::HardSwish { add, min, max, div },
+            post: Some([s2, t2]),
+        } => {
+            for v in values {
+                let x = s1 * *v + t1;
+                *v = s2 * (x * clip(x + add, min, max) / div) + t2;
+            }
+        }
+        _ => {
+            for v in values {
+                *v = epilogue.apply(*v);
+            }
+        }
     }
 }
 
@@ -556,7 +606,7 @@ struct Rows<'a> {
 }
 
 impl Rows<'_> {
-    /// Every output row of the channel into `out`, `store` applied.
+    /// Every output row of the channel into `out`, `store` applied; rows of at least 8.
     #[inline(always)]
     fn run(&self, taps: &impl DepthwiseTaps, out: &mut [f32], store: impl Fn(f32) -> f32) {
         let out_w = self.out_w;
@@ -566,14 +616,21 @@ impl Rows<'_> {
             // instead of one per tap). A row's last block ends at its end and may overlap the
             // one before (those outputs are stored twice, the same): PP-LCNet's 10- and
             // 20-wide rows had a scalar tail of a fifth of them.
-            if out_w >= 8 {
-                for x0 in (0..out_w - 8).step_by(8).chain([out_w - 8]) {
-                    let acc: [f32; 8] = taps.block(line, x0, self.bias);
-                    for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
-                        *o = store(a);
-                    }
+            for x0 in (0..out_w - 8).step_by(8).chain([out_w - 8]) {
+                let acc: [f32; 8] = taps.block(line, x0, self.bias);
+                for (o, a) in out_row[x0..x0 + 8].iter_mut().zip(acc) {
+                    *o = store(a);
                 }
-            } else if out_w >= 4 {
+            }
+        }
+    }
+
+    /// [`Rows::run`] for rows of fewer than 8 outputs: four at a time (overlapping), or one.
+    fn run_narrow(&self, taps: &AnyTaps, out: &mut [f32], store: impl Fn(f32) -> f32) {
+        let out_w = self.out_w;
+        for (oy, out_row) in out.chunks_exact_mut(out_w).enumerate() {
+            let line = |ky: usize| &self.padded[(oy * self.sy + ky * self.dy) * self.pw..][..self.pw];
+            if out_w >= 4 {
                 for x0 in [0, out_w - 4] {
                     let acc: [f32; 4] = taps.block(line, x0, self.bias);
                     for (o, a) in out_row[x0..x0 + 4].iter_mut().zip(acc) {
