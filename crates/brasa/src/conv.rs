@@ -909,9 +909,50 @@ mod winograd {
         });
     }
 
-    /// `V = Bᵀ·d·B` of every 4×4 input tile `d` of one channel (`plane`, `height × width`,
-    /// zero-padded by `padding`), into `rows`: 16 rows of `width_v` (one per `ξ`), a tile per
-    /// column.
+    /// `V = Bᵀ·d·B` of every `A × A` input tile `d` of one channel (`plane`, `height ×
+    /// width`, zero-padded by `padding`; tiles `A - 2` apart), into `rows`: `A²` rows of
+    /// `width_v` (one per `ξ = i·A + j`), a tile per column. `four(d, x, rows, width_v, tile)`
+    /// transforms four neighbouring tiles in SIMD, `one(d, x)` one tile; `d` are the `A`
+    /// padded rows of a row of tiles, `x` the first tile's column.
+    #[allow(clippy::too_many_arguments)]
+    fn transform_input<const A: usize>(
+        plane: &[f32],
+        shape: Shape,
+        padding: [usize; 4],
+        tiles: Tiles,
+        width_v: usize,
+        rows: &mut [f32],
+        four: impl Fn([&[f32]; A], usize, &mut [f32], usize, usize),
+        one: impl Fn([&[f32]; A], usize) -> [[f32; A]; A],
+    ) {
+        let step = A - 2;
+        let (ph, pw) = (step * tiles.rows + 2, step * tiles.cols + 2);
+        with_padded(plane, shape, padding, ph, pw, |padded| {
+            for ty in 0..tiles.rows {
+                let d: [&[f32]; A] = std::array::from_fn(|i| &padded[(step * ty + i) * pw..][..pw]);
+                let row = ty * tiles.cols;
+                // Four tiles at a time where the SIMD path exists (they read inside the padded
+                // rows, since `pw = step · cols + 2`); a last block ends at the row's end,
+                // overlapping the one before (MNIST's rows are 7 tiles). Rows of fewer tiles,
+                // and targets without SIMD, one tile at a time.
+                if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && tiles.cols >= 4 {
+                    for tx in (0..tiles.cols - 4).step_by(4).chain([tiles.cols - 4]) {
+                        four(d, step * tx, rows, width_v, row + tx);
+                    }
+                    continue;
+                }
+                for tx in 0..tiles.cols {
+                    for (i, v) in one(d, step * tx).iter().enumerate() {
+                        for (j, &v) in v.iter().enumerate() {
+                            rows[(i * A + j) * width_v + row + tx] = v;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// [`transform_input`] for F(2×2, 3×3): 4×4 tiles, 2 apart.
     pub(super) fn transform_input2(
         plane: &[f32],
         shape: Shape,
@@ -920,41 +961,18 @@ mod winograd {
         width_v: usize,
         rows: &mut [f32],
     ) {
-        let (ph, pw) = (2 * tiles.rows + 2, 2 * tiles.cols + 2);
-        with_padded(plane, shape, padding, ph, pw, |padded| {
-            for ty in 0..tiles.rows {
-                let d: [&[f32]; 4] = std::array::from_fn(|i| &padded[(2 * ty + i) * pw..][..pw]);
-                let row = ty * tiles.cols;
-                // Four tiles at a time where the SIMD path exists (each reads 10 columns of the
-                // padded rows: inside, since `pw = 2 · cols + 2`); a last block ends at the row's
-                // end, overlapping the one before (MNIST's rows are 7 tiles). Rows of fewer
-                // tiles, and targets without SIMD, one tile at a time.
-                let simd = cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && tiles.cols >= 4;
-                if simd {
-                    for tx in (0..tiles.cols - 4).step_by(4).chain([tiles.cols - 4]) {
-                        transform_four(d, 2 * tx, rows, width_v, row + tx);
-                    }
-                    continue;
-                }
-                for tx in 0..tiles.cols {
-                    let x = 2 * tx;
-                    // Bᵀ·d, column by column, then ·B along each row.
-                    let t: [[f32; 4]; 4] = {
-                        let c: [[f32; 4]; 4] = std::array::from_fn(|j| {
-                            let (d0, d1, d2, d3) = (d[0][x + j], d[1][x + j], d[2][x + j], d[3][x + j]);
-                            [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
-                        });
-                        std::array::from_fn(|i| [c[0][i], c[1][i], c[2][i], c[3][i]])
-                    };
-                    for (i, r) in t.iter().enumerate() {
-                        let v = [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]];
-                        for (j, v) in v.into_iter().enumerate() {
-                            rows[(i * 4 + j) * width_v + row + tx] = v;
-                        }
-                    }
-                }
-            }
-        });
+        // Bᵀ·d, column by column, then ·B along each row.
+        let one = |d: [&[f32]; 4], x: usize| -> [[f32; 4]; 4] {
+            let c: [[f32; 4]; 4] = std::array::from_fn(|j| {
+                let (d0, d1, d2, d3) = (d[0][x + j], d[1][x + j], d[2][x + j], d[3][x + j]);
+                [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+            });
+            std::array::from_fn(|i| {
+                let r = [c[0][i], c[1][i], c[2][i], c[3][i]];
+                [r[0] - r[2], r[1] + r[2], r[2] - r[1], r[1] - r[3]]
+            })
+        };
+        transform_input(plane, shape, padding, tiles, width_v, rows, transform_four, one);
     }
 
     /// The input transform of four neighbouring tiles in one row of tiles, a tile per lane:
@@ -1094,8 +1112,7 @@ mod winograd {
         t
     }
 
-    /// `V = Bᵀ·d·B` of every 6×6 input tile `d` of one channel (tiles 4 apart), into `rows`:
-    /// 36 rows of `width_v` (one per `ξ`), a tile per column.
+    /// [`transform_input`] for F(4×4, 3×3): 6×6 tiles, 4 apart.
     pub(super) fn transform_input4(
         plane: &[f32],
         shape: Shape,
@@ -1104,29 +1121,10 @@ mod winograd {
         width_v: usize,
         rows: &mut [f32],
     ) {
-        let (ph, pw) = (4 * tiles.rows + 2, 4 * tiles.cols + 2);
-        with_padded(plane, shape, padding, ph, pw, |padded| {
-            for ty in 0..tiles.rows {
-                let d: [&[f32]; 6] = std::array::from_fn(|i| &padded[(4 * ty + i) * pw..][..pw]);
-                let row = ty * tiles.cols;
-                // Four tiles at a time where the SIMD path exists (a last block overlapping
-                // the one before), else one by one.
-                if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) && tiles.cols >= 4 {
-                    for tx in (0..tiles.cols - 4).step_by(4).chain([tiles.cols - 4]) {
-                        transform_four4(d, 4 * tx, rows, width_v, row + tx);
-                    }
-                    continue;
-                }
-                for tx in 0..tiles.cols {
-                    let v = input_tile(std::array::from_fn(|i| std::array::from_fn(|j| d[i][4 * tx + j])));
-                    for (i, v) in v.iter().enumerate() {
-                        for (j, &v) in v.iter().enumerate() {
-                            rows[(i * 6 + j) * width_v + row + tx] = v;
-                        }
-                    }
-                }
-            }
-        });
+        let one = |d: [&[f32]; 6], x: usize| {
+            input_tile(std::array::from_fn(|i| std::array::from_fn(|j| d[i][x + j])))
+        };
+        transform_input(plane, shape, padding, tiles, width_v, rows, transform_four4, one);
     }
 
     /// [`transform_input4`] of four neighbouring tiles, a tile per lane: columns `x..x + 18`
