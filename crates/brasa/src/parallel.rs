@@ -95,8 +95,13 @@ fn keep_awake() {
     if owner.is_none() {
         return;
     }
+    // Reserve a spinner slot before spawning, so two threads splitting at once cannot start
+    // more spinners than there are other threads.
     while SPINNING.load(Relaxed) < others {
-        SPINNING.fetch_add(1, AcqRel);
+        if SPINNING.fetch_add(1, AcqRel) >= others {
+            SPINNING.fetch_sub(1, AcqRel);
+            break;
+        }
         rayon::spawn(move || {
             // The thread that asked runs the layer itself: it must not spin here.
             if rayon::current_thread_index() != owner {
